@@ -1,0 +1,28 @@
+"""gumbel-softmax: the Gumbel-Softmax / Concrete relaxation and gradient estimators for discrete
+random variables, in PyTorch.
+
+The library depends on torch alone; the research side lives in :mod:`gumbel_softmax.lab`.
+"""
+
+from .functional import (
+    gumbel,
+    gumbel_like,
+    gumbel_softmax,
+    relaxed_bernoulli,
+    sample_categorical,
+    sample_without_replacement,
+    straight_through,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "gumbel",
+    "gumbel_like",
+    "gumbel_softmax",
+    "relaxed_bernoulli",
+    "sample_categorical",
+    "sample_without_replacement",
+    "straight_through",
+]

@@ -1,0 +1,4 @@
+"""The research side: datasets, models, experiments, CLI and plots.
+
+It imports only the public API of :mod:`gumbel_softmax`; the library never imports it.
+"""
