@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     arrays = build(args.data_dir)
     out = ASSET.with_suffix(".npz.new") if args.check else ASSET
-    write_npz_deterministic(out, arrays)
+    write_npz_deterministic(out, arrays, compresslevel=9)
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     if args.check:
         same = out.read_bytes() == ASSET.read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -256,9 +257,11 @@ def test_fetch_all_mirrors_fail_leaves_nothing_partial(server, tmp_path):
 
 
 def test_fetch_unreachable_host_and_bad_arguments(tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago refuses connections
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     with pytest.raises(data.DownloadError, match="URLError"):
-        # Port 9 (discard) on localhost refuses connections on any ordinary machine.
-        data.fetch_file(["http://127.0.0.1:9/f.bin"], tmp_path / "f.bin", {"0" * 64}, backoff=0)
+        data.fetch_file([f"http://127.0.0.1:{port}/f"], tmp_path / "f", {"0" * 64}, backoff=0)
     assert list(tmp_path.iterdir()) == []
     for kwargs, message in [
         ({"retries": 0}, "retries must be at least 1, got 0"),

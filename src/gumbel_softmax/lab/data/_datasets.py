@@ -117,7 +117,7 @@ CHECKSUMS: dict[str, dict[str, tuple[str, ...]]] = {
 """Accepted sha256 values of every file, per data set."""
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(frozen=True, repr=False, eq=False)
 class Splits:
     """A data set's train / validation / test images, flattened, as float32 in [0, 1].
 
@@ -128,6 +128,8 @@ class Splits:
             (or clothing) class 0..9, or None where the data carries none.
         name: the data set's name, one of :data:`DATASETS`.
         binarized: whether the pixels are already 0/1 (else see :func:`dynamic_binarize`).
+
+    Equality is identity (comparing tensors elementwise has no single truth value).
 
     Raises:
         ValueError, TypeError: on construction, a field of the wrong type, dtype or shape.

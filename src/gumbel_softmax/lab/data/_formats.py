@@ -185,17 +185,21 @@ def read_npz(source: str | os.PathLike[str] | bytes) -> dict[str, np.ndarray]:
         raise ValueError(f"{name}: corrupt or unreadable npz file ({err})") from err
 
 
-def write_npz_deterministic(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` as a compressed npz whose bytes depend only on the arrays.
+def write_npz_deterministic(
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], *, compresslevel: int = 6
+) -> None:
+    """Write ``arrays`` as a deflated npz whose bytes depend only on the arrays (and zlib).
 
     ``np.savez_compressed`` stamps each zip member with the current time, so two runs give
     different files (and sha256s); here every member gets the zip epoch 1980-01-01 instead.
+    Level 9 is ~10x slower than 6 on binary images for ~13% less size: worth it only for the
+    small shipped asset.
     """
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key, value in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            zf.writestr(info, buf.getvalue(), compresslevel=9)
+            zf.writestr(info, buf.getvalue(), compresslevel=compresslevel)
