@@ -84,9 +84,7 @@ def chi_square_test(counts: Tensor, probs: Tensor, *, min_expected: float = 5.0)
     return TestResult(stat, chi2_sf(stat, dof) if dof > 0 else 1.0, dof)
 
 
-def assert_categorical(
-    samples: Tensor, probs: Tensor, *, false_alarm: float = 1e-3
-) -> TestResult:
+def assert_categorical(samples: Tensor, probs: Tensor, *, false_alarm: float = 1e-3) -> TestResult:
     """Assert that integer ``samples`` (any shape) are draws from ``probs`` (chi-square test)."""
     counts = torch.bincount(samples.flatten().long(), minlength=probs.numel())
     result = chi_square_test(counts, probs)
@@ -102,7 +100,10 @@ def _kolmogorov_sf(x: float) -> float:
     r""":math:`P(K > x)` for the Kolmogorov distribution, :math:`2\sum_{j\ge1}(-1)^{j-1}e^{-2j^2x^2}`."""
     if x < 0.2:
         return 1.0
-    return max(0.0, min(1.0, 2 * sum((-1) ** (j - 1) * math.exp(-2 * j * j * x * x) for j in range(1, 101))))
+    return max(
+        0.0,
+        min(1.0, 2 * sum((-1) ** (j - 1) * math.exp(-2 * j * j * x * x) for j in range(1, 101))),
+    )
 
 
 def ks_test(samples: Tensor, cdf: Callable[[Tensor], Tensor]) -> TestResult:

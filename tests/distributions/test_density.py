@@ -3,6 +3,7 @@ of the seed, and log-convexity below tau = 1/(K-1) (issue items 4 and 5)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -69,7 +70,7 @@ def _bin_masses(log_density_w, edges: torch.Tensor, cut: float) -> torch.Tensor:
     t, wt = (torch.tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(64))
     lw = torch.logit(edges.double()).clamp(-cut, cut)
     masses = []
-    for a, b in zip(lw[:-1], lw[1:], strict=True):
+    for a, b in itertools.pairwise(lw):
         w = a + (b - a) * (t + 1) / 2
         masses.append(float((log_density_w(w).exp() * wt).sum() * (b - a) / 2))
     return torch.tensor(masses, dtype=torch.float64)
@@ -102,8 +103,9 @@ def test_binary_density_matches_sample_histogram(gen):
     x = d.sample((100_000,), generator=gen)
     counts = torch.histc(x, bins=20, min=0, max=1)
     ls = torch.nn.functional.logsigmoid
-    probs = _bin_masses(lambda w: d.log_prob(torch.sigmoid(w)) + ls(w) + ls(-w),
-                        torch.linspace(0, 1, 21), 36.0)
+    probs = _bin_masses(
+        lambda w: d.log_prob(torch.sigmoid(w)) + ls(w) + ls(-w), torch.linspace(0, 1, 21), 36.0
+    )
     assert abs(float(probs.sum()) - 1) < 1e-7
     assert chi_square_test(counts, probs).p_value > 1e-3  # false-alarm rate 1e-3
 
@@ -112,8 +114,9 @@ def test_binary_density_matches_sample_histogram(gen):
 def test_density_equals_torch_and_the_seed_formula(gen, tau):
     logits = torch.randn(5, 4, dtype=torch.float64, generator=gen)
     ours = Concrete(tau, logits=logits)
-    theirs = torch.distributions.RelaxedOneHotCategorical(torch.tensor(tau, dtype=torch.float64),
-                                                         logits=logits)
+    theirs = torch.distributions.RelaxedOneHotCategorical(
+        torch.tensor(tau, dtype=torch.float64), logits=logits
+    )
     x = ours.sample((200,), generator=gen)
     mine, ref = ours.log_prob(x), theirs.log_prob(x)
     finite = torch.isfinite(ref)
@@ -130,12 +133,16 @@ def test_binary_density_equals_torch_and_the_closed_form(gen):
     logits = torch.randn(6, dtype=torch.float64, generator=gen)
     tau = 0.6
     ours = BinaryConcrete(tau, logits=logits)
-    theirs = torch.distributions.RelaxedBernoulli(torch.tensor(tau, dtype=torch.float64), logits=logits)
+    theirs = torch.distributions.RelaxedBernoulli(
+        torch.tensor(tau, dtype=torch.float64), logits=logits
+    )
     x = ours.sample((100,), generator=gen)
     torch.testing.assert_close(ours.log_prob(x), theirs.log_prob(x), rtol=1e-9, atol=1e-9)
     a = logits.exp()
     closed = (
-        math.log(tau) + a.log() + (-tau - 1) * (x.log() + torch.log1p(-x))
+        math.log(tau)
+        + a.log()
+        + (-tau - 1) * (x.log() + torch.log1p(-x))
         - 2 * torch.log(a * x ** (-tau) + (1 - x) ** (-tau))
     )
     torch.testing.assert_close(ours.log_prob(x), closed, rtol=1e-9, atol=1e-9)

@@ -7,10 +7,10 @@ import inspect
 
 import pytest
 import torch
+from tests.conftest import DTYPES, TEMPERATURES
 from torch.distributions import Distribution
 
 import gumbel_softmax.distributions as D
-from tests.conftest import DTYPES, TEMPERATURES
 
 CATEGORICAL = [D.ExpConcrete, D.Concrete, D.StraightThroughConcrete]
 BINARY = [D.LogitBinaryConcrete, D.BinaryConcrete, D.StraightThroughBinaryConcrete]
@@ -29,8 +29,9 @@ def example_logits(cls, batch=(2, 3), k=4, dtype=torch.float64):
 
 def test_every_public_distribution_has_an_example():
     public = {
-        obj for name in D.__all__ if inspect.isclass(obj := getattr(D, name))
-        and issubclass(obj, Distribution)
+        obj
+        for name in D.__all__
+        if inspect.isclass(obj := getattr(D, name)) and issubclass(obj, Distribution)
     }
     assert public == set(EXAMPLES), public ^ set(EXAMPLES)
 
@@ -100,7 +101,9 @@ def _extreme(cls, dtype, scale, masked):
 
 
 # Masks (-inf logits) are a categorical notion; binary logits are tested unmasked.
-MASK_CASES = [(cls, m) for cls in EXAMPLES for m in ([False, True] if cls in CATEGORICAL else [False])]
+MASK_CASES = [
+    (cls, m) for cls in EXAMPLES for m in ([False, True] if cls in CATEGORICAL else [False])
+]
 
 
 @pytest.mark.parametrize(("cls", "masked"), MASK_CASES)
@@ -143,7 +146,7 @@ def test_bad_input(cls):
     with pytest.raises(ValueError, match="logits"):
         cls(1.0, logits=nan, validate_args=True)
     if cls in CATEGORICAL:
-        with pytest.raises(ValueError, match="probs .* must lie on the simplex"):
+        with pytest.raises(ValueError, match=r"probs .* must lie on the simplex"):
             cls(1.0, probs=torch.tensor([0.5, 0.6]), validate_args=True)
         with pytest.raises(ValueError, match="all masked"):
             cls(1.0, logits=torch.full((2, 3), -torch.inf))

@@ -83,5 +83,5 @@ def test_integer_and_nan_logits_are_errors():
         gs.sample_categorical(torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match="contains NaN"):
         gs.sample_categorical(torch.tensor([0.0, torch.nan]))
-    with pytest.raises(TypeError, match="logits must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"logits must be a torch\.Tensor"):
         gs.sample_categorical([0.0, 1.0])  # type: ignore[arg-type]

@@ -83,7 +83,9 @@ class LogitBinaryConcrete(Distribution):
         self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
     ) -> Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
-        n = logistic_noise(shape, dtype=self._logits.dtype, device=self._logits.device, generator=generator)
+        n = logistic_noise(
+            shape, dtype=self._logits.dtype, device=self._logits.device, generator=generator
+        )
         # Infinite log-odds (certain outcomes) bypass the division, whose gradient would be NaN.
         finite = torch.isfinite(self._logits)
         y = (self._logits.masked_fill(~finite, 0.0) + n) / self._tau

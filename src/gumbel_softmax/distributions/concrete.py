@@ -183,7 +183,9 @@ class ExpConcrete(Distribution):
         self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
     ) -> Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
-        g = gumbel_noise(shape, dtype=self._logits.dtype, device=self._logits.device, generator=generator)
+        g = gumbel_noise(
+            shape, dtype=self._logits.dtype, device=self._logits.device, generator=generator
+        )
         # Masked classes enter as -inf after the division: (-inf)/tau would give NaN in tau's
         # gradient (0 * inf), whereas torch.where sends them no gradient at all.
         mask = self.mask
