@@ -45,8 +45,9 @@ def test_two_forms_agree_draw_for_draw(cls) -> None:
     problem = BINARY[3]
     alpha = problem.logits[..., 1] - problem.logits[..., 0]
     g2 = draw(cls(), problem.logits, problem.f, 64, seed=33)
-    g1 = draw(cls(log_odds=True), alpha, lambda b: problem.f(torch.stack([1 - b, b], -1)), 64,
-              seed=33)
+    g1 = draw(
+        cls(log_odds=True), alpha, lambda b: problem.f(torch.stack([1 - b, b], -1)), 64, seed=33
+    )
     assert torch.allclose(g2[..., 1], g1, rtol=1e-12, atol=1e-12)
     assert torch.allclose(g2[..., 0], -g1, rtol=1e-12, atol=1e-12)
 
@@ -98,8 +99,11 @@ def test_binary_only_errors_name_the_shape(name: str) -> None:
 def test_saturated_and_masked_log_odds_give_finite_gradients(name: str) -> None:
     logits = torch.tensor([[[0.0, 1e4], [1e4, 0.0], [0.0, -torch.inf], [-torch.inf, 0.0]]])
     x = logits.clone().requires_grad_(True)
-    r = get(name)(x, lambda z: (z[..., 1] * torch.arange(4.0)).sum(-1),
-                  generator=torch.Generator().manual_seed(0))
+    r = get(name)(
+        x,
+        lambda z: (z[..., 1] * torch.arange(4.0)).sum(-1),
+        generator=torch.Generator().manual_seed(0),
+    )
     (g,) = torch.autograd.grad(r.surrogate.sum(), x)
     assert torch.isfinite(g).all() and torch.isfinite(r.value).all()
     assert torch.equal(r.sample[0, 0, :, 1], torch.tensor([1.0, 0.0, 0.0, 1.0]))

@@ -16,7 +16,7 @@ from _sf_bench import (
 )
 
 from gumbel_softmax.diagnostics import exact_expectation
-from gumbel_softmax.estimators import DARN, RELAX, REBAR, MuProp
+from gumbel_softmax.estimators import DARN, REBAR, RELAX, MuProp
 
 N_DRAWS = 20_000
 IDS = [p.name for p in CATEGORICAL]
@@ -147,7 +147,8 @@ def test_estimator_parameters_receive_only_the_variance_gradient() -> None:
     x = problem.logits.expand(32, *problem.logits.shape).clone().requires_grad_(True)
     r = est(x, problem.f, generator=torch.Generator().manual_seed(22))
     grads = torch.autograd.grad(r.surrogate.sum(), [est.eta, est.log_temperature])
-    # Recompute d/d(eta, log lambda) sum ||g_hat||^2 by finite differences on eta.
+
+    # d/d eta of sum_batch ||g_hat||^2 by central differences on eta, with the same samples.
     def sq_norm(eta: float) -> float:
         e = REBAR(temperature=est.temperature, eta=eta).eval()
         xx = problem.logits.expand(32, *problem.logits.shape).clone().requires_grad_(True)

@@ -14,7 +14,7 @@ from ._base import (
     register,
 )
 from .binary import ARM, DisARM
-from .control_variates import DARN, RELAX, REBAR, MuProp
+from .control_variates import DARN, REBAR, RELAX, MuProp
 from .relaxed import GumbelSoftmax, StraightThroughGumbelSoftmax
 from .score_function import NVIL, EMABaseline, LeaveOneOut, ScoreFunction
 

@@ -17,12 +17,14 @@ from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import skip_init
 
 from .._numerics import check_logits, validation_enabled
 from ..functional import sample_categorical
 from ._base import LossFn
 
 __all__ = [
+    "ZeroStartMLP",
     "call_f",
     "check_categorical",
     "check_positive_int",
@@ -126,8 +128,41 @@ def variance_term(
     loss = grad.pow(2).sum()
     grads = torch.autograd.grad(loss, trainable, retain_graph=True, allow_unused=True)
     total = grad.new_zeros(())
-    for p, g in zip(trainable, grads):
+    for p, g in zip(trainable, grads, strict=True):
         if g is not None:
             total = total + ((p - p.detach()) * g.detach()).sum()
     count = max(1, batch_shape.numel())
     return (total / count).expand(batch_shape)
+
+
+class ZeroStartMLP(nn.Module):
+    """``in_features -> hidden (tanh) -> 1``, the default learned baseline / surrogate network.
+
+    Its output layer starts at zero, so a fresh NVIL baseline is 0 and a fresh RELAX starts as
+    REBAR. The hidden layer is drawn from a private generator seeded with 0: building it (also
+    lazily, inside a call) never touches the global RNG. With ``flatten=True`` the input
+    ``(*s, N, K)`` is flattened to ``(*s, N*K)``. Returns ``(*s)``.
+    """
+
+    def __init__(
+        self, in_features: int, hidden: int, *, flatten: bool = False, dtype=None, device=None
+    ) -> None:
+        super().__init__()
+        self.flatten = flatten
+        if device is None:  # skip_init needs a concrete device (None would leave "meta")
+            device = torch.empty(()).device
+        self.hidden = skip_init(nn.Linear, in_features, hidden, dtype=dtype, device=device)
+        self.out = skip_init(nn.Linear, hidden, 1, dtype=dtype, device=device)
+        g = torch.Generator(device="cpu").manual_seed(0)
+        bound = 1.0 / in_features**0.5  # nn.Linear's default scale
+        with torch.no_grad():
+            w = torch.rand(self.hidden.weight.shape, generator=g, dtype=torch.float64)
+            self.hidden.weight.copy_((2 * w - 1) * bound)
+            self.hidden.bias.zero_()
+            self.out.weight.zero_()
+            self.out.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.flatten:
+            x = x.flatten(-2)
+        return self.out(torch.tanh(self.hidden(x))).squeeze(-1)

@@ -21,6 +21,7 @@ from .._numerics import compute_dtype, gumbel_noise, uniform_open
 from ..functional import _TemperedSoftmax
 from ._base import Estimator, EstimatorResult, LossFn, register
 from ._score import (
+    ZeroStartMLP,
     call_f,
     check_categorical,
     check_positive_int,
@@ -30,7 +31,7 @@ from ._score import (
     variance_term,
 )
 
-__all__ = ["DARN", "RELAX", "REBAR", "MuProp"]
+__all__ = ["DARN", "REBAR", "RELAX", "MuProp"]
 
 _NEEDS_GRAD = (
     "{name} differentiates f with respect to its input z; f returned a loss with no gradient "
@@ -38,9 +39,7 @@ _NEEDS_GRAD = (
 )
 
 
-def _taylor(
-    f: LossFn, z: Tensor, point: Tensor, name: str
-) -> tuple[Tensor, Tensor, Tensor]:
+def _taylor(f: LossFn, z: Tensor, point: Tensor, name: str) -> tuple[Tensor, Tensor, Tensor]:
     r"""``f(z)``, ``f(point)`` and :math:`f'(\text{point})`, with ``f`` called once on
     ``stack([z, point])``. ``point`` is ``(*batch, N, K)`` and detached."""
     p = point.detach().requires_grad_(True)
@@ -148,7 +147,8 @@ class _ConditionalRelaxation(Estimator):
     computed as :math:`-\mathrm{logaddexp}(\log(-\log v_i) - \log\theta_i,\ \log(-\log v_b))`.
     The estimate for the logits is
 
-    .. math:: \hat g = \big(f(b) - c(\tilde z)\big)\nabla\log q(b) + \nabla c(z) - \nabla c(\tilde z),
+    .. math:: \hat g = \big(f(b) - c(\tilde z)\big)\nabla\log q(b)
+              + \nabla c(z) - \nabla c(\tilde z),
 
     unbiased for any control variate :math:`c` because :math:`z` and :math:`\tilde z` have the
     same distribution. :math:`\hat g` is computed with autograd on a detached copy of the logits
@@ -270,29 +270,6 @@ class REBAR(_ConditionalRelaxation):
         return self.eta.to(f_relaxed.dtype) * f_relaxed
 
 
-class _SurrogateMLP(nn.Module):
-    """``r(s)``: flattens ``(*, N, K)`` relaxed samples, ``N*K -> hidden (tanh) -> 1``.
-
-    Built from a private seeded generator; the output layer starts at zero, so RELAX starts
-    as REBAR.
-    """
-
-    def __init__(self, in_features: int, hidden: int, *, dtype=None, device=None) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(in_features, hidden, dtype=dtype, device=device)
-        self.out = nn.Linear(hidden, 1, dtype=dtype, device=device)
-        g = torch.Generator(device="cpu").manual_seed(0)
-        with torch.no_grad():
-            w = torch.rand(self.hidden.weight.shape, generator=g, dtype=torch.float64)
-            self.hidden.weight.copy_((2 * w - 1) / in_features**0.5)
-            self.hidden.bias.zero_()
-            self.out.weight.zero_()
-            self.out.bias.zero_()
-
-    def forward(self, s: Tensor) -> Tensor:
-        return self.out(torch.tanh(self.hidden(s.flatten(-2)))).squeeze(-1)
-
-
 @register("relax")
 class RELAX(_ConditionalRelaxation):
     r"""RELAX (Grathwohl, Choi, Wu, Roeder & Duvenaud 2018, arXiv:1711.00123).
@@ -338,13 +315,14 @@ class RELAX(_ConditionalRelaxation):
         self.hidden = check_positive_int(hidden, "hidden")
         self.network: nn.Module | None = network
         if network is None and in_features is not None:
-            self.network = _SurrogateMLP(check_positive_int(in_features, "in_features"), hidden)
+            d = check_positive_int(in_features, "in_features")
+            self.network = ZeroStartMLP(d, hidden, flatten=True)
 
     def control_variate(self, f_relaxed: Tensor, relaxed: Tensor) -> Tensor:
         if self.network is None:
             n, k = relaxed.shape[-2:]
-            self.network = _SurrogateMLP(
-                n * k, self.hidden, dtype=relaxed.dtype, device=relaxed.device
+            self.network = ZeroStartMLP(
+                n * k, self.hidden, flatten=True, dtype=relaxed.dtype, device=relaxed.device
             )
         param = next(self.network.parameters(), None)
         inp = relaxed if param is None else relaxed.to(param.dtype)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ._base import Estimator, EstimatorResult, LossFn, register
 from ._score import (
+    ZeroStartMLP,
     call_f,
     check_categorical,
     check_positive_int,
@@ -33,9 +34,7 @@ from ._score import (
 __all__ = ["NVIL", "EMABaseline", "LeaveOneOut", "ScoreFunction"]
 
 
-def _reinforce(
-    logits: Tensor, z: Tensor, loss: Tensor, signal: Tensor
-) -> Tensor:
+def _reinforce(logits: Tensor, z: Tensor, loss: Tensor, signal: Tensor) -> Tensor:
     r"""``loss + sg(signal) * log q(z)``: gradient :math:`\nabla_\phi f + \text{signal}\,
     \nabla_\theta \log q(z)`."""
     return loss + signal.detach() * log_prob(logits, z)
@@ -163,27 +162,6 @@ class LeaveOneOut(Estimator):
         return EstimatorResult(surrogate, loss.detach(), z)
 
 
-class _BaselineMLP(nn.Module):
-    """``in_features -> hidden (tanh) -> 1``; the output layer starts at zero (baseline 0)."""
-
-    def __init__(self, in_features: int, hidden: int, *, dtype=None, device=None) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(in_features, hidden, dtype=dtype, device=device)
-        self.out = nn.Linear(hidden, 1, dtype=dtype, device=device)
-        # A private generator: building the network never touches the global RNG.
-        g = torch.Generator(device="cpu").manual_seed(0)
-        bound = 1.0 / math.sqrt(in_features)
-        with torch.no_grad():
-            w = torch.rand(self.hidden.weight.shape, generator=g, dtype=torch.float64)
-            self.hidden.weight.copy_((2 * w - 1) * bound)
-            self.hidden.bias.zero_()
-            self.out.weight.zero_()
-            self.out.bias.zero_()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.out(torch.tanh(self.hidden(x))).squeeze(-1)
-
-
 def _apply(module: nn.Module, inp: Tensor) -> Tensor:
     """``module(inp)`` with ``inp`` cast to the module's parameter dtype (if it has any)."""
     param = next(module.parameters(), None)
@@ -256,7 +234,7 @@ class NVIL(Estimator):
         self.baseline: nn.Module | None = baseline
         if baseline is None and in_features is not None:
             d = check_positive_int(in_features, "in_features")
-            self.baseline = _BaselineMLP(d, self.hidden)
+            self.baseline = ZeroStartMLP(d, self.hidden)
         self.register_buffer("signal_mean", torch.zeros((), dtype=torch.float64))
         self.register_buffer("signal_var", torch.zeros((), dtype=torch.float64))
 
@@ -301,8 +279,7 @@ class NVIL(Estimator):
         x = check_categorical(logits, f)
         inp = self._baseline_input(x, context)
         if self.baseline is None:
-            self.baseline = _BaselineMLP(inp.shape[-1], self.hidden, dtype=x.dtype,
-                                         device=x.device)
+            self.baseline = ZeroStartMLP(inp.shape[-1], self.hidden, dtype=x.dtype, device=x.device)
         z = one_hot_sample(x, generator)
         loss = call_f(f, z, x.shape[:-2])
         b = _apply(self.baseline, inp).to(x.dtype)
