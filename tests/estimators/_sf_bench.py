@@ -76,6 +76,23 @@ def draw(estimator: Estimator, logits: Tensor, f: LossFn, num: int, seed: int) -
     return grad.detach()
 
 
+def train_steps(
+    estimator: Estimator, problem: Problem, steps: int, lr: float = 0.0, batch: int = 64
+) -> None:
+    """Training-mode calls on ``problem``; with ``lr > 0`` also Adam steps on the estimator's
+    own parameters (from the terms its surrogate carries for them). Leaves it in train mode."""
+    opt = torch.optim.Adam(estimator.parameters(), lr=lr) if lr > 0 else None
+    g = torch.Generator().manual_seed(99)
+    estimator.train()
+    for _ in range(steps):
+        x = problem.logits.expand(batch, *problem.logits.shape).clone().requires_grad_(True)
+        surrogate = estimator(x, problem.f, generator=g).surrogate.sum()
+        if opt is not None:
+            opt.zero_grad()
+            surrogate.backward()
+            opt.step()
+
+
 def z_two_sided(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - alpha / 2.0)
 
@@ -144,6 +161,7 @@ __all__ = [
     "problems",
     "spread",
     "total_variance",
+    "train_steps",
     "z_scores",
     "z_two_sided",
 ]

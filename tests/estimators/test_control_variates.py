@@ -12,6 +12,7 @@ from _sf_bench import (
     bonferroni_bound,
     draw,
     exact_gradient,
+    train_steps,
     z_scores,
 )
 
@@ -20,19 +21,6 @@ from gumbel_softmax.estimators import DARN, REBAR, RELAX, MuProp
 
 N_DRAWS = 20_000
 IDS = [p.name for p in CATEGORICAL]
-
-
-def _train(estimator, problem: Problem, steps: int, lr: float, batch: int = 64) -> None:
-    """Adam on the estimator's own parameters, from the variance term in the surrogate."""
-    opt = torch.optim.Adam(estimator.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(123)
-    estimator.train()
-    for _ in range(steps):
-        x = problem.logits.expand(batch, *problem.logits.shape).clone().requires_grad_(True)
-        opt.zero_grad()
-        estimator(x, problem.f, generator=g).surrogate.sum().backward()
-        opt.step()
-    estimator.eval()
 
 
 @pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
@@ -106,7 +94,8 @@ def test_rebar_training_reduces_variance() -> None:
     problem = CATEGORICAL[1]  # non-linear, N=2, K=3
     est = REBAR(temperature=2.0, eta=0.0).eval()  # eta = 0 starts as plain REINFORCE
     before = draw(est, problem.logits, problem.f, N_DRAWS, seed=17)
-    _train(est, problem, steps=100, lr=0.05)
+    train_steps(est, problem, steps=100, lr=0.05)
+    est.eval()
     assert float(est.eta.detach()) > 0.1  # it learned to use its control variate
     after = draw(est, problem.logits, problem.f, N_DRAWS, seed=18)
     assert_variance_reduced(before, after)  # one-sided, false alarm 1e-3
@@ -117,7 +106,8 @@ def test_relax_training_its_network_reduces_variance() -> None:
     est = RELAX(in_features=12, hidden=16, eta=0.0).eval()
     est.eta.requires_grad_(False)  # only the network (and the temperature) can help
     before = draw(est, problem.logits, problem.f, N_DRAWS, seed=19)
-    _train(est, problem, steps=150, lr=0.02)
+    train_steps(est, problem, steps=150, lr=0.02)
+    est.eval()
     after = draw(est, problem.logits, problem.f, N_DRAWS, seed=20)
     assert_variance_reduced(before, after)  # one-sided, false alarm 1e-3
 

@@ -13,26 +13,13 @@ from _sf_bench import (
     assert_variance_reduced,
     draw,
     exact_gradient,
+    train_steps,
 )
 
 from gumbel_softmax.estimators import NVIL, EMABaseline, LeaveOneOut, ScoreFunction, get
 
 N_DRAWS = 20_000
 IDS = [p.name for p in CATEGORICAL]
-
-
-def _warm(estimator, problem: Problem, steps: int, batch: int = 64, lr: float = 0.0) -> None:
-    """Training-mode calls (and optimiser steps when ``lr > 0``) to move the estimator's state."""
-    opt = torch.optim.Adam(estimator.parameters(), lr=lr) if lr > 0 else None
-    g = torch.Generator().manual_seed(99)
-    estimator.train()
-    for _ in range(steps):
-        x = problem.logits.expand(batch, *problem.logits.shape).clone().requires_grad_(True)
-        surrogate = estimator(x, problem.f, generator=g).surrogate.sum()
-        if opt is not None:
-            opt.zero_grad()
-            surrogate.backward()
-            opt.step()
 
 
 @pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
@@ -50,7 +37,7 @@ def test_rloo_unbiased(problem: Problem) -> None:
 @pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
 def test_sf_ema_unbiased_with_a_warm_baseline(problem: Problem) -> None:
     est = EMABaseline(decay=0.8)
-    _warm(est, problem, steps=10)
+    train_steps(est, problem, steps=10)
     assert est.baseline != 0.0
     # Training mode: the baseline read before this call's samples is a constant for the call.
     draws = draw(est, problem.logits, problem.f, N_DRAWS, seed=3)
@@ -60,7 +47,7 @@ def test_sf_ema_unbiased_with_a_warm_baseline(problem: Problem) -> None:
 @pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
 def test_nvil_unbiased_with_a_trained_baseline(problem: Problem) -> None:
     est = NVIL(hidden=16, in_features=problem.logits.numel())
-    _warm(est, problem, steps=20, lr=0.02)  # a non-trivial b_psi, c and v
+    train_steps(est, problem, steps=20, lr=0.02)  # a non-trivial b_psi, c and v
     est.eval()
     draws = draw(est, problem.logits, problem.f, N_DRAWS, seed=4)
     # normalize=True: unbiased for the gradient times 1 / max(1, sqrt(v)).
@@ -70,7 +57,7 @@ def test_nvil_unbiased_with_a_trained_baseline(problem: Problem) -> None:
 def test_nvil_without_normalisation_is_unbiased() -> None:
     problem = CATEGORICAL[3]
     est = NVIL(hidden=16, in_features=problem.logits.numel(), normalize=False)
-    _warm(est, problem, steps=20, lr=0.02)
+    train_steps(est, problem, steps=20, lr=0.02)
     est.eval()
     assert est.scale == 1.0
     draws = draw(est, problem.logits, problem.f, N_DRAWS, seed=5)
@@ -94,7 +81,7 @@ def test_sf_ema_state_moves_in_training_mode_only() -> None:
 def test_sf_ema_baseline_tracks_the_mean_of_f() -> None:
     problem = CATEGORICAL[1]
     est = EMABaseline(decay=0.9)
-    _warm(est, problem, steps=200, batch=256)
+    train_steps(est, problem, steps=200, batch=256)
     from gumbel_softmax.diagnostics import exact_expectation
 
     mean = float(exact_expectation(problem.f, problem.logits))
@@ -112,7 +99,7 @@ def test_nvil_training_the_baseline_reduces_variance() -> None:
     x0 = shifted.logits.expand(2, *shifted.logits.shape)
     est(x0, shifted.f)  # builds the default network, so the optimiser sees its parameters
     before = draw(est, shifted.logits, shifted.f, N_DRAWS, seed=6)
-    _warm(est, shifted, steps=150, lr=0.03)
+    train_steps(est, shifted, steps=150, lr=0.03)
     est.eval()
     after = draw(est, shifted.logits, shifted.f, N_DRAWS, seed=7)
     assert_variance_reduced(before, after)  # one-sided, false alarm 1e-3
@@ -121,7 +108,7 @@ def test_nvil_training_the_baseline_reduces_variance() -> None:
 def test_nvil_regression_term_has_no_gradient_for_the_logits() -> None:
     problem = CATEGORICAL[0]
     est = NVIL(hidden=8, in_features=problem.logits.numel())
-    _warm(est, problem, steps=5, lr=0.05)
+    train_steps(est, problem, steps=5, lr=0.05)
     state = {k: v.clone() for k, v in est.state_dict().items()}
     x = problem.logits.expand(16, *problem.logits.shape).clone().requires_grad_(True)
     est.train()  # adds the regression term (then updates c, v after the estimate)

@@ -53,8 +53,33 @@ def _taylor(f: LossFn, z: Tensor, point: Tensor, name: str) -> tuple[Tensor, Ten
     return out[0], out[1].detach(), slope
 
 
+class _TaylorBaseline(Estimator):
+    r"""Score function with the baseline :math:`b(z) = f(\bar z) + f'(\bar z)^\top(z - \bar z)`
+    around :meth:`expansion_point`; with ``correct`` the term
+    :math:`f'(\bar z)^\top \nabla_\theta \bar z` is added back (MuProp), else dropped (DARN)."""
+
+    correct: bool
+
+    def expansion_point(self, logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(  # type: ignore[override]
+        self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
+    ) -> EstimatorResult:
+        x = check_categorical(logits, f)
+        z = one_hot_sample(x, generator)
+        point = self.expansion_point(x)
+        name = str(getattr(self, "registry_name", type(self).__name__))
+        loss, f_bar, slope = _taylor(f, z, point, name)
+        baseline = f_bar + (slope * (z - point.detach())).sum((-1, -2))
+        surrogate = loss + (loss - baseline).detach() * log_prob(x, z)
+        if self.correct:
+            surrogate = surrogate + inject_gradient(point, slope, (-1, -2))
+        return EstimatorResult(surrogate, loss.detach(), z)
+
+
 @register("darn")
-class DARN(Estimator):
+class DARN(_TaylorBaseline):
     r"""DARN's estimator as Jang, Gu & Poole (2017, arXiv:1611.01144, section 3.2) describe it:
     the score function with a first-order Taylor baseline around a fixed point and *no*
     correction term (Gregor et al. 2014, *Deep AutoRegressive Networks*, arXiv:1310.8499).
@@ -83,22 +108,14 @@ class DARN(Estimator):
     """
 
     unbiased = False
+    correct = False
 
-    def forward(  # type: ignore[override]
-        self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
-    ) -> EstimatorResult:
-        x = check_categorical(logits, f)
-        z = one_hot_sample(x, generator)
-        z_bar = torch.full_like(z, 1.0 / z.shape[-1])
-        loss, f_bar, slope = _taylor(f, z, z_bar, "darn")
-        baseline = f_bar + (slope * (z - z_bar)).sum((-1, -2))
-        signal = (loss - baseline).detach()
-        surrogate = loss + signal * log_prob(x, z)
-        return EstimatorResult(surrogate, loss.detach(), z)
+    def expansion_point(self, logits: Tensor) -> Tensor:
+        return torch.full_like(logits, 1.0 / logits.shape[-1])
 
 
 @register("muprop")
-class MuProp(Estimator):
+class MuProp(_TaylorBaseline):
     r"""MuProp (Gu, Levine, Sutskever & Mnih 2016, arXiv:1511.05176): the first-order Taylor
     expansion of ``f`` around the mean-field point as a control variate.
 
@@ -119,18 +136,10 @@ class MuProp(Estimator):
     """
 
     unbiased = True
+    correct = True
 
-    def forward(  # type: ignore[override]
-        self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
-    ) -> EstimatorResult:
-        x = check_categorical(logits, f)
-        z = one_hot_sample(x, generator)
-        mean = torch.softmax(x, -1)
-        loss, f_bar, slope = _taylor(f, z, mean, "muprop")
-        baseline = f_bar + (slope * (z - mean.detach())).sum((-1, -2))
-        signal = (loss - baseline).detach()
-        surrogate = loss + signal * log_prob(x, z) + inject_gradient(mean, slope, (-1, -2))
-        return EstimatorResult(surrogate, loss.detach(), z)
+    def expansion_point(self, logits: Tensor) -> Tensor:
+        return torch.softmax(logits, -1)
 
 
 class _ConditionalRelaxation(Estimator):
