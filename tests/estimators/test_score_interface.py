@@ -74,6 +74,9 @@ def test_bad_input_raises_clear_errors(name: str) -> None:
         est(torch.zeros(3), _f)
     with pytest.raises(ValueError, match="NaN"):
         est(torch.tensor([[0.0, float("nan")]]), _f)
+    if not est.binary_only:
+        with pytest.raises(ValueError, match="all masked"):
+            est(torch.tensor([[0.0, 0.0, 0.0], [-torch.inf] * 3]), _f)
     with pytest.raises(ValueError, match=r"f must map samples of shape .* to losses of shape"):
         est(torch.zeros(4, 2, 2), lambda z: z.sum(-1))
 

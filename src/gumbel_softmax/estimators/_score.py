@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from .._numerics import check_logits, validation_enabled
+from .._numerics import check_all_masked, check_logits, validation_enabled
 from ..functional import sample_categorical
 from ._base import LossFn
 
@@ -40,12 +40,15 @@ def check_categorical(logits: object, f: object) -> Tensor:
     """Logits of a factorised categorical ``(*batch, N, K)`` and a callable ``f``."""
     if not callable(f):
         raise TypeError(f"f must be callable (z -> per-example loss), got {type(f).__name__}")
-    x = check_logits(logits, validate=validation_enabled(None))
+    validate = validation_enabled(None)
+    x = check_logits(logits, validate=validate)
     if x.dim() < 2:
         raise ValueError(
             f"logits must have shape (*batch, N, K) (N variables of K classes), "
             f"got shape {tuple(x.shape)}"
         )
+    if validate:
+        check_all_masked(x, -1)
     return x
 
 
