@@ -13,16 +13,27 @@ from ._base import (
     get,
     register,
 )
+from .gapped import GappedStraightThrough, gapped_logits
+from .rao import GumbelRao, conditional_gumbel
+from .reinmax import ReinMax
 from .relaxed import GumbelSoftmax, StraightThroughGumbelSoftmax
+from .straight_through import SlopeAnnealedStraightThrough, StraightThrough
 
 __all__ = [
     "Estimator",
     "EstimatorResult",
+    "GappedStraightThrough",
+    "GumbelRao",
     "GumbelSoftmax",
     "LossFn",
     "PathwiseEstimator",
+    "ReinMax",
+    "SlopeAnnealedStraightThrough",
+    "StraightThrough",
     "StraightThroughGumbelSoftmax",
     "available",
+    "conditional_gumbel",
+    "gapped_logits",
     "get",
     "register",
 ]
