@@ -1,4 +1,4 @@
-"""Gumbel-Softmax estimators: the relaxed sample and its straight-through form (arXiv:1611.01144)."""
+"""Gumbel-Softmax estimators: the relaxed sample and its straight-through form, arXiv:1611.01144."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ class GumbelSoftmax(PathwiseEstimator):
         return gumbel_softmax(check_estimator_logits(logits), self.temperature, generator=generator)
 
     def extra_repr(self) -> str:
-        t = float(self.temperature)
+        t = self._temperature
+        if self.learn_temperature:
+            t = float(self.log_temperature.detach().exp())
         return f"temperature={t:.4g}, learn_temperature={self.learn_temperature}"
 
 
