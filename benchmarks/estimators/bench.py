@@ -34,6 +34,7 @@ from gumbel_softmax.estimators import Estimator, available, get
 
 HERE = Path(__file__).resolve().parent
 TEMPERATURES = (0.1, 0.5, 1.0, 2.0)
+SUMMARY_TEMPERATURE = 1.0
 
 
 @dataclass
@@ -114,7 +115,10 @@ def machine() -> str:
                              text=True, cwd=HERE, check=False).stdout.strip()
     except OSError:
         rev = "unknown"
-    return (f"{cpu}; torch {torch.__version__}, {torch.get_num_threads()} thread(s) "
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{cpu}, {os.cpu_count()} cores shared (load average {load} at the end of the run, "
+            "so timings are noisy); "
+            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) "
             f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); "
             f"Python {platform.python_version()}; git {rev}")
 
@@ -145,20 +149,20 @@ def write_markdown(rows: list[Row], problems: dict[str, ToyProblem], num_samples
     ]
     for p in problems.values():
         lines.append(f"| {p.name} | {tuple(p.logits.shape)} | {p.description} |")
-    lines += ["", "## Best temperature per estimator (lowest relative MSE)", ""]
     names = list(dict.fromkeys(r.estimator for r in rows))
-    lines += ["| problem | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += ["", f"## Summary at τ = {SUMMARY_TEMPERATURE:g}", "",
+              "Cells: bias / variance / microseconds per estimate, at τ = "
+              f"{SUMMARY_TEMPERATURE:g} (estimators without a temperature: their defaults).", "",
+              "| problem | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for pname in problems:
         cells = []
         for name in names:
-            cand = [r for r in rows if r.problem == pname and r.estimator == name]
-            best = min(cand, key=lambda r: r.rel_mse)
-            t = "" if best.temperature is None else f" (τ={best.temperature:g})"
-            cells.append(f"{_fmt(best.rel_mse)}{t}")
+            r = next((r for r in rows if r.problem == pname and r.estimator == name
+                      and r.temperature in (None, SUMMARY_TEMPERATURE)), None)
+            cells.append("n/a" if r is None else
+                         f"{_fmt(r.bias)} / {_fmt(r.variance)} / {r.micros:.0f}")
         lines.append(f"| {pname} | " + " | ".join(cells) + " |")
-    lines += ["", "Cells: relative MSE of one estimate, MSE / ||exact||^2, at the estimator's best "
-              "grid temperature (the cosine columns below show whether the direction is right).",
-              ""]
+    lines.append("")
     lines += ["## All measurements", ""]
     lines += ["| problem | estimator | τ | bias ± | variance | MSE | rel | cos | cos1 | us | "
               "x torch |", "|---" * 11 + "|"]
