@@ -24,7 +24,11 @@ SHAPES = [(100, 20, 10), (1024, 1024), (256, 32768), (64, 50257), (2048, 8192)]
 
 
 def ours(x: torch.Tensor, hard: bool) -> torch.Tensor:
-    kw = {"backend": "reference"} if "backend" in inspect.signature(gs.gumbel_softmax).parameters else {}
+    kw = (
+        {"backend": "reference"}
+        if "backend" in inspect.signature(gs.gumbel_softmax).parameters
+        else {}
+    )
     return gs.gumbel_softmax(x, 0.5, hard=hard, validate_args=False, **kw)
 
 
@@ -79,8 +83,10 @@ def main() -> None:
                     t_torch.append(timed(theirs, x, hard, backward))
                 mo, mt = statistics.median(t_ours), statistics.median(t_torch)
                 rows.append((shape, hard, backward, mt * 1e3, mo * 1e3, mt / mo))
-                print(f"{shape!s:>16} hard={hard!s:5} bwd={backward!s:5} torch {mt * 1e3:9.3f} ms  "
-                      f"ours {mo * 1e3:9.3f} ms  speed-up {mt / mo:5.2f}x")
+                print(
+                    f"{shape!s:>16} hard={hard!s:5} bwd={backward!s:5} torch {mt * 1e3:9.3f} ms  "
+                    f"ours {mo * 1e3:9.3f} ms  speed-up {mt / mo:5.2f}x"
+                )
     lines = [
         "# Core benchmark: `gumbel_softmax` (reference path) vs `F.gumbel_softmax`",
         "",
@@ -94,7 +100,9 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for shape, hard, backward, mt, mo, r in rows:
-        lines.append(f"| {shape} | {hard} | {'fwd+bwd' if backward else 'fwd'} | {mt:.3f} | {mo:.3f} | {r:.2f}x |")
+        lines.append(
+            f"| {shape} | {hard} | {'fwd+bwd' if backward else 'fwd'} | {mt:.3f} | {mo:.3f} | {r:.2f}x |"
+        )
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -85,17 +85,35 @@ def measure(num_samples: int, names: list[str], problems: dict[str, ToyProblem])
         for name in names:
             for t, est in builds(name):
                 s = gradient_stats(
-                    est, problem.f, problem.logits, num_samples=num_samples,
-                    generator=torch.Generator().manual_seed(0), exact=problem.exact,
+                    est,
+                    problem.f,
+                    problem.logits,
+                    num_samples=num_samples,
+                    generator=torch.Generator().manual_seed(0),
+                    exact=problem.exact,
                 )
                 micros = 1e6 * s.seconds_per_estimate
-                rows.append(Row(
-                    pname, name, t, s.bias_norm, float(s.stderr.norm()), s.total_variance, s.mse,
-                    s.mse / float(problem.exact.pow(2).sum()), s.cosine, s.mean_cosine, micros,
-                    s.seconds_per_estimate / baseline,
-                ))
-                print(f"{pname:16s} {name:12s} {t!s:5s} bias {s.bias_norm:.3e} "
-                      f"var {s.total_variance:.3e} {micros:.0f}us", flush=True)
+                rows.append(
+                    Row(
+                        pname,
+                        name,
+                        t,
+                        s.bias_norm,
+                        float(s.stderr.norm()),
+                        s.total_variance,
+                        s.mse,
+                        s.mse / float(problem.exact.pow(2).sum()),
+                        s.cosine,
+                        s.mean_cosine,
+                        micros,
+                        s.seconds_per_estimate / baseline,
+                    )
+                )
+                print(
+                    f"{pname:16s} {name:12s} {t!s:5s} bias {s.bias_norm:.3e} "
+                    f"var {s.total_variance:.3e} {micros:.0f}us",
+                    flush=True,
+                )
     return rows
 
 
@@ -111,20 +129,28 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=HERE, check=False).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+            check=False,
+        ).stdout.strip()
     except OSError:
         rev = "unknown"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} cores shared (load average {load} at the end of the run, "
-            "so timings are noisy); "
-            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) "
-            f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); "
-            f"Python {platform.python_version()}; git {rev}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores shared (load average {load} at the end of the run, "
+        "so timings are noisy); "
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) "
+        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); "
+        f"Python {platform.python_version()}; git {rev}"
+    )
 
 
-def write_markdown(rows: list[Row], problems: dict[str, ToyProblem], num_samples: int,
-                   seconds: float, path: Path) -> None:
+def write_markdown(
+    rows: list[Row], problems: dict[str, ToyProblem], num_samples: int, seconds: float, path: Path
+) -> None:
     lines = [
         "# Gradient estimators on toy problems: bias, variance, time",
         "",
@@ -150,22 +176,39 @@ def write_markdown(rows: list[Row], problems: dict[str, ToyProblem], num_samples
     for p in problems.values():
         lines.append(f"| {p.name} | {tuple(p.logits.shape)} | {p.description} |")
     names = list(dict.fromkeys(r.estimator for r in rows))
-    lines += ["", f"## Summary at τ = {SUMMARY_TEMPERATURE:g}", "",
-              "Cells: bias / variance / microseconds per estimate, at τ = "
-              f"{SUMMARY_TEMPERATURE:g} (estimators without a temperature: their defaults).", "",
-              "| problem | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [
+        "",
+        f"## Summary at τ = {SUMMARY_TEMPERATURE:g}",
+        "",
+        "Cells: bias / variance / microseconds per estimate, at τ = "
+        f"{SUMMARY_TEMPERATURE:g} (estimators without a temperature: their defaults).",
+        "",
+        "| problem | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
     for pname in problems:
         cells = []
         for name in names:
-            r = next((r for r in rows if r.problem == pname and r.estimator == name
-                      and r.temperature in (None, SUMMARY_TEMPERATURE)), None)
-            cells.append("n/a" if r is None else
-                         f"{_fmt(r.bias)} / {_fmt(r.variance)} / {r.micros:.0f}")
+            r = next(
+                (
+                    r
+                    for r in rows
+                    if r.problem == pname
+                    and r.estimator == name
+                    and r.temperature in (None, SUMMARY_TEMPERATURE)
+                ),
+                None,
+            )
+            cells.append(
+                "n/a" if r is None else f"{_fmt(r.bias)} / {_fmt(r.variance)} / {r.micros:.0f}"
+            )
         lines.append(f"| {pname} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += ["## All measurements", ""]
-    lines += ["| problem | estimator | τ | bias ± | variance | MSE | rel | cos | cos1 | us | "
-              "x torch |", "|---" * 11 + "|"]
+    lines += [
+        "| problem | estimator | τ | bias ± | variance | MSE | rel | cos | cos1 | us | x torch |",
+        "|---" * 11 + "|",
+    ]
     for r in rows:
         t = "-" if r.temperature is None else f"{r.temperature:g}"
         lines.append(

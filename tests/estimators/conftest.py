@@ -38,9 +38,7 @@ def z_one_sided(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - alpha)
 
 
-def draw_gradients(
-    estimator: Estimator, problem: ToyProblem, num: int, seed: int
-) -> Tensor:
+def draw_gradients(estimator: Estimator, problem: ToyProblem, num: int, seed: int) -> Tensor:
     """``num`` independent estimates of the gradient at ``problem.logits``: ``(num, N, K)``.
 
     The logits are stacked ``num`` times along a new batch dim and differentiated in one call;

@@ -18,8 +18,14 @@ from gumbel_softmax.estimators import get
 def test_toy_problems_are_deterministic_and_exact() -> None:
     a, b = toy_problems(), toy_problems()
     assert set(a) == {
-        "quadratic-small", "quadratic-large", "nonlinear-small", "nonlinear-large",
-        "simplex-qp", "poly-1.5", "poly-2", "poly-3",
+        "quadratic-small",
+        "quadratic-large",
+        "nonlinear-small",
+        "nonlinear-large",
+        "simplex-qp",
+        "poly-1.5",
+        "poly-2",
+        "poly-3",
     }
     for name, p in a.items():
         assert p.name == name and p.exact.shape == p.logits.shape
@@ -65,10 +71,17 @@ def test_poly_exact_gradient_in_closed_form() -> None:
 def test_gradient_stats_loop_and_vectorized_agree_and_validate(z_two_sided) -> None:
     p = toy_problems(names=["quadratic-small"])["quadratic-small"]
     est = get("st")
-    loop = gradient_stats(est, p.f, p.logits, num_samples=400,
-                          generator=torch.Generator().manual_seed(0))
-    vec = gradient_stats(est, p.f, p.logits, num_samples=400, vectorize=True,
-                         generator=torch.Generator().manual_seed(1))
+    loop = gradient_stats(
+        est, p.f, p.logits, num_samples=400, generator=torch.Generator().manual_seed(0)
+    )
+    vec = gradient_stats(
+        est,
+        p.f,
+        p.logits,
+        num_samples=400,
+        vectorize=True,
+        generator=torch.Generator().manual_seed(1),
+    )
     torch.testing.assert_close(loop.exact, p.exact)
     se = (loop.variance / 400 + vec.variance / 400).sqrt()
     # two independent estimates of the same mean: false-alarm rate 1e-4, Bonferroni

@@ -54,8 +54,15 @@ def test_gumbel_softmax_bias_falls_and_variance_grows_with_temperature(
 
 @pytest.mark.parametrize(
     ("name", "kwargs"),
-    [("gs", {}), ("st-gs", {}), ("st", {}), ("st-annealed", {}), ("gumbel-rao", {}),
-     ("gst", {}), ("reinmax", {})],
+    [
+        ("gs", {}),
+        ("st-gs", {}),
+        ("st", {}),
+        ("st-annealed", {}),
+        ("gumbel-rao", {}),
+        ("gst", {}),
+        ("reinmax", {}),
+    ],
 )
 def test_biased_estimators_report_a_detectable_bias(name, kwargs, gradient_draws, z_two_sided):
     # on the non-linear problem every pathwise estimator is biased; gradient_stats reports it,
@@ -64,8 +71,13 @@ def test_biased_estimators_report_a_detectable_bias(name, kwargs, gradient_draws
     est = get(name, **kwargs)
     assert not est.unbiased
     s = gradient_stats(
-        est, problem.f, problem.logits, num_samples=20000, exact=problem.exact,
-        generator=torch.Generator().manual_seed(0), vectorize=True,
+        est,
+        problem.f,
+        problem.logits,
+        num_samples=20000,
+        exact=problem.exact,
+        generator=torch.Generator().manual_seed(0),
+        vectorize=True,
     )
     torch.testing.assert_close(s.bias, s.mean - problem.exact)
     z = z_two_sided(1e-4 / s.bias.numel())

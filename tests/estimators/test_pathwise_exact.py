@@ -133,8 +133,10 @@ def test_straight_through_is_unbiased_for_linear_losses(z_two_sided) -> None:
     x = logits.expand(num, *logits.shape).clone().requires_grad_(True)
     result = StraightThrough()(x, f, generator=torch.Generator().manual_seed(0))
     (grad,) = torch.autograd.grad(result.surrogate.sum(), x)
-    exact = torch.softmax(logits, -1) * (a.reshape(logits.shape) - (
-        torch.softmax(logits, -1) * a.reshape(logits.shape)).sum(-1, keepdim=True))
+    exact = torch.softmax(logits, -1) * (
+        a.reshape(logits.shape)
+        - (torch.softmax(logits, -1) * a.reshape(logits.shape)).sum(-1, keepdim=True)
+    )
     # the ST gradient of a linear f is J(pi) a for every draw: deterministic, equal to the exact
     torch.testing.assert_close(grad, exact.expand_as(grad))
 

@@ -27,8 +27,12 @@ def _exact_distance_k2(delta: float, tau: float) -> float:
     t, w = (torch.tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(400))
     total = 0.0
     # Split at the kink -delta and cut the logistic tails at +-60 (mass beyond: e^-60).
-    for a, b in [(-60.0, -delta - 30 * tau), (-delta - 30 * tau, -delta), (-delta, -delta + 30 * tau),
-                 (-delta + 30 * tau, 60.0)]:
+    for a, b in [
+        (-60.0, -delta - 30 * tau),
+        (-delta - 30 * tau, -delta),
+        (-delta, -delta + 30 * tau),
+        (-delta + 30 * tau, 60.0),
+    ]:
         x = a + (b - a) * (t + 1) / 2
         pdf = torch.sigmoid(x) * torch.sigmoid(-x)
         total += float((torch.sigmoid(-(x + delta).abs() / tau) * pdf * w).sum() * (b - a) / 2)

@@ -54,8 +54,7 @@ def conditional_gumbel(
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
     if sample.shape != logits.shape:
         raise ValueError(
-            f"sample must have the shape of logits {tuple(logits.shape)}, "
-            f"got {tuple(sample.shape)}"
+            f"sample must have the shape of logits {tuple(logits.shape)}, got {tuple(sample.shape)}"
         )
     theta = logits.detach()
     u = uniform_open(
