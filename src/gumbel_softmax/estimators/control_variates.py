@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._numerics import compute_dtype, gumbel_noise, uniform_open
+from .._numerics import compute_dtype, gumbel_noise
 from ..functional import _TemperedSoftmax
 from ._base import Estimator, EstimatorResult, LossFn, register
 from ._score import (
@@ -30,6 +30,7 @@ from ._score import (
     one_hot_sample,
     variance_term,
 )
+from .rao import conditional_gumbel
 
 __all__ = ["DARN", "REBAR", "RELAX", "MuProp"]
 
@@ -198,17 +199,11 @@ class _ConditionalRelaxation(Estimator):
         with torch.enable_grad():
             xl = x.detach().to(dt).requires_grad_(True)
             log_theta = torch.log_softmax(xl, -1)
-            finite = torch.isfinite(log_theta)
-            safe = torch.where(finite, log_theta, 0.0)
             noise = gumbel_noise(x.shape, dtype=dt, device=x.device, generator=generator)
             z = log_theta + noise
             index = z.detach().argmax(-1, keepdim=True)
             b = torch.zeros_like(z).scatter_(-1, index, 1.0)
-            v = uniform_open(x.shape, dtype=dt, device=x.device, generator=generator)
-            e = v.log().neg().log()  # log(-log v)
-            e_b = e.gather(-1, index)
-            z_other = -torch.logaddexp(e - safe, e_b)
-            z_tilde = torch.where(b > 0, -e_b, torch.where(finite, z_other, -torch.inf))
+            z_tilde = conditional_gumbel(log_theta, b, 1, generator=generator)[0]
             tau = self.log_temperature.exp().to(dt)
             relaxed = _TemperedSoftmax.apply(torch.stack([z, z_tilde]), tau, -1)
             out = call_f(

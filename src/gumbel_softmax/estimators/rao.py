@@ -39,13 +39,15 @@ def conditional_gumbel(
     finite and ``-inf`` (masked) logits give ``X = -inf``.
 
     Args:
-        logits: ``(*batch, K)`` logits :math:`\theta` (detached; classes along the last dim).
+        logits: ``(*batch, K)`` logits :math:`\theta` (classes along the last dim); the draw is
+            differentiable in them (REBAR and RELAX need that), and ``-inf`` entries get no
+            gradient.
         sample: ``(*batch, K)`` one-hot argmax.
         num_samples: how many independent draws M.
         generator: the random source.
 
     Returns:
-        ``(M, *batch, K)`` perturbed logits, in ``logits``' dtype, without gradient.
+        ``(M, *batch, K)`` perturbed logits, in ``logits``' dtype.
 
     Raises:
         ValueError: ``num_samples < 1`` or ``sample`` of another shape than ``logits``.
@@ -56,18 +58,20 @@ def conditional_gumbel(
         raise ValueError(
             f"sample must have the shape of logits {tuple(logits.shape)}, got {tuple(sample.shape)}"
         )
-    theta = logits.detach()
+    theta = logits
     u = uniform_open(
         (num_samples, *theta.shape), dtype=theta.dtype, device=theta.device, generator=generator
     )
     log_e = torch.log(-torch.log(u)).to(theta.dtype)  # log of Exp(1) draws
     log_z = torch.logsumexp(theta, -1, keepdim=True)
     chosen = sample.bool()
-    log_e_i = (log_e * sample).sum(-1, keepdim=True) - log_z  # log(E_i / Z)
+    log_e_i = torch.where(chosen, log_e, 0.0).sum(-1, keepdim=True) - log_z  # log(E_i / Z)
     top = -log_e_i  # the maximum, log Z - log E_i
-    # -log(E_j e^{-theta_j} + E_i/Z); at theta_j = -inf the first term is +inf and X_j = -inf
-    rest = -torch.logaddexp(log_e - theta, log_e_i)
-    return torch.where(chosen, top, rest)
+    # -log(E_j e^{-theta_j} + E_i/Z). Masked classes (theta_j = -inf) are set to -inf by where(),
+    # after computing with theta_j = 0 there, so that no inf - inf reaches the gradient.
+    finite = torch.isfinite(theta)
+    rest = -torch.logaddexp(log_e - torch.where(finite, theta, 0.0), log_e_i)
+    return torch.where(chosen, top, torch.where(finite, rest, -torch.inf))
 
 
 @register("gumbel-rao", "grmc", "gr-mc")
@@ -112,7 +116,7 @@ class GumbelRao(PathwiseEstimator):
     def sample(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = to_compute(check_estimator_logits(logits))
         hard = one_hot_sample(x, generator)
-        perturbed = conditional_gumbel(x, hard, self.num_samples, generator=generator)
+        perturbed = conditional_gumbel(x.detach(), hard, self.num_samples, generator=generator)
         soft = torch.softmax(with_logits_gradient(perturbed, x) / self.temperature, -1).mean(0)
         return straight_through(hard, soft).to(logits.dtype)
 
