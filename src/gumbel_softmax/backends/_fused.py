@@ -1,0 +1,198 @@
+r"""What the fused backends share: the random-number stream, the autograd function, the driver.
+
+The random numbers
+------------------
+A kernel draws its own noise, one number per element, from SplitMix64 used as a counter-based
+generator (Steele, Lea & Flood, *Fast splittable pseudorandom number generators*, OOPSLA 2014;
+the generator of ``java.util.SplittableRandom``, which passes BigCrush):
+
+.. math:: r_i = \operatorname{mix}(s + (i + 1)\,\gamma \bmod 2^{64}), \qquad
+          \gamma = \texttt{0x9E3779B97F4A7C15},
+
+where ``mix`` is two xor-shift-multiply rounds and a final xor-shift, ``i`` the element's flat
+index in the ``(rows, K)`` layout with the class dimension last, and ``s`` a 64-bit seed drawn
+from the caller's ``torch.Generator`` (``torch.randint``), so the same generator state gives the
+same sample and the global generator is untouched when one is given. Any element's number is
+computed without the others', so the result does not depend on how the work is split.
+
+The uniform follows ``gumbel_softmax._numerics`` exactly: the top 24 bits (float32) or 53 bits
+(float64) of :math:`r_i` give :math:`k\,2^{-24}` (or :math:`k\,2^{-53}`), the grid of
+``torch.rand``, clamped up to ``finfo.tiny``; then :math:`G_i = -\log(-\log U_i)`.
+
+The autograd function
+---------------------
+Forward: ``y = softmax((x + G) / tau)`` along the last axis, or the one-hot of
+:math:`\arg\max_k (x_k + G_k)` for ``hard`` (straight-through). Backward needs only the saved
+relaxed sample :math:`y` (that of ``_TemperedSoftmax`` in ``functional.py``): with
+:math:`a = y \odot (g - \langle g, y\rangle)`,
+
+.. math:: \frac{\partial L}{\partial x} = \frac{a}{\tau}, \qquad
+          \frac{\partial L}{\partial \tau} = -\frac{1}{\tau} \sum_{k:\,y_k>0} a_k \log y_k .
+
+Memory: the forward allocates the output only; with gradients, ``hard`` also keeps the relaxed
+sample, into which the backward writes the gradient when the graph is not retained. Peak: one
+output (forward), two (forward and backward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .._numerics import (
+    check_all_masked,
+    check_dim,
+    check_logits,
+    check_temperature,
+    compute_dtype,
+    validation_enabled,
+)
+
+# SplitMix64's increment (the golden ratio times 2^64) and its two mixing multipliers.
+GAMMA = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+
+
+class Kernels:
+    """The interface a fused backend implements, on ``(rows, K)`` C-contiguous tensors.
+
+    All tensors are in the compute dtype (float32 or float64) on one device; ``inv_tau`` holds
+    :math:`1/\\tau` per row and ``seed`` is a one-element int64 tensor.
+    """
+
+    name: str = ""
+
+    def supports(self, device: torch.device) -> bool:
+        """Whether the kernels run on tensors of ``device``."""
+        raise NotImplementedError
+
+    def forward(
+        self, x: Tensor, inv_tau: Tensor, seed: Tensor, out: Tensor, soft: Tensor | None, hard: bool
+    ) -> None:
+        """Write the sample into ``out`` (one-hot if ``hard``) and, if given, ``y`` into ``soft``."""
+        raise NotImplementedError
+
+    def backward(
+        self, y: Tensor, g: Tensor, inv_tau: Tensor, grad: Tensor, grad_tau: Tensor | None
+    ) -> None:
+        """Write :math:`a/\\tau` into ``grad`` (which may be ``y``) and, if given, the
+        temperature's gradient per row into ``grad_tau`` (shape ``(rows,)``)."""
+        raise NotImplementedError
+
+    def noise(self, seed: Tensor, out: Tensor) -> None:
+        """Write the Gumbel noise numbers ``0 .. out.numel() - 1`` of stream ``seed`` into ``out``."""
+        raise NotImplementedError
+
+
+def draw_seed(generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """A 64-bit seed from ``generator`` (or the default generator of ``device``), on its device.
+
+    Kept as a tensor so that a GPU kernel reads it without synchronising with the host.
+    """
+    where = generator.device if generator is not None else device
+    return torch.randint(
+        -(2**63), 2**63 - 1, (1,), dtype=torch.int64, device=where, generator=generator
+    )
+
+
+def _graph_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``); True if unknown."""
+    probe = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if probe is None else bool(probe())
+
+
+class FusedGumbelSoftmax(torch.autograd.Function):
+    """``(x, tau, seed) -> sample``; see the module docstring. ``x``: ``(rows, K)``, ``tau``: ``(rows,)``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        tau: Tensor,
+        seed: Tensor,
+        kernels: Kernels,
+        hard: bool,
+        want_grad: bool,
+    ) -> Tensor:
+        out = torch.empty_like(x)
+        soft = torch.empty_like(x) if hard and want_grad else None
+        kernels.forward(x, tau.reciprocal(), seed, out, soft, hard)
+        ctx.kernels = kernels
+        ctx.hard = hard
+        if want_grad:
+            ctx.save_for_backward(soft if soft is not None else out, tau)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None, None]:  # type: ignore[override]
+        y, tau = ctx.saved_tensors
+        # hard: y is ours alone, so the gradient may take its memory once the graph is let go
+        grad = y if ctx.hard and not _graph_kept() else torch.empty_like(y)
+        grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
+        ctx.kernels.backward(y, g.to(y.dtype).contiguous(), tau.reciprocal(), grad, grad_tau)
+        return (grad if ctx.needs_input_grad[0] else None), grad_tau, None, None, None, None
+
+
+def _rows_layout(logits: Tensor, d: int) -> tuple[Tensor, torch.Size]:
+    """``logits`` in the compute dtype as a C-contiguous ``(rows, K)`` tensor, class axis last."""
+    x = logits.to(compute_dtype(logits.dtype)).movedim(d, -1)
+    moved = x.shape
+    return x.reshape(-1, moved[-1]).contiguous(), moved
+
+
+def fused_gumbel_softmax(
+    kernels: Kernels,
+    logits: Tensor,
+    temperature: float | Tensor,
+    *,
+    hard: bool,
+    dim: int,
+    generator: torch.Generator | None,
+    validate_args: bool | None,
+) -> Tensor:
+    """``functional.gumbel_softmax`` (without ``noise``) computed by ``kernels``: same checks,
+    same errors, same result up to the noise, which the kernels draw themselves."""
+    validate = validation_enabled(validate_args)
+    check_logits(logits, validate=validate)
+    d = check_dim(logits, dim)
+    if validate:
+        check_all_masked(logits, d)
+    batch = logits.shape[:d] + logits.shape[d + 1 :]
+    t = check_temperature(temperature, batch)
+    x, moved = _rows_layout(logits, d)
+    rows = x.shape[0]
+    if isinstance(t, float):
+        tau = torch.full((rows,), t, dtype=x.dtype, device=x.device)
+    else:
+        tau = t.to(device=x.device, dtype=x.dtype).expand(batch).reshape(rows)
+    want_grad = torch.is_grad_enabled() and (x.requires_grad or tau.requires_grad)
+    seed = draw_seed(generator, x.device)
+    out = FusedGumbelSoftmax.apply(x, tau, seed, kernels, hard, want_grad)
+    return out.view(moved).movedim(-1, d).to(logits.dtype)
+
+
+def kernel_noise(
+    kernels: Kernels,
+    shape: Sequence[int] | torch.Size,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The raw Gumbel noise the kernels add to logits of ``shape`` with the class axis last,
+    drawn exactly as their forward draws it (the seed included), in ``compute_dtype(dtype)``.
+
+    For the statistical tests of the kernels' random numbers; ``gumbel_softmax(logits,
+    generator=g, backend=b)`` equals ``gumbel_softmax(logits, noise=kernel_noise(b, ...,
+    generator=g'), backend="reference")`` when ``g`` and ``g'`` start in the same state.
+    """
+    device = torch.device(device)
+    out = torch.empty(tuple(shape), dtype=compute_dtype(dtype), device=device)
+    kernels.noise(draw_seed(generator, device), out.view(-1))
+    return out

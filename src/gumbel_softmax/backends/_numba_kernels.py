@@ -1,0 +1,540 @@
+r"""The ``numba`` backend: fused Gumbel-Softmax kernels for CPU tensors.
+
+Imported lazily by :mod:`gumbel_softmax.backends` at first use; importing this module imports
+numba. Every kernel works on flat, C-contiguous float32 or float64 arrays holding ``R`` rows of
+``K`` classes, and is compiled once per dtype (``cache=True`` keeps the machine code on disk).
+
+Forward, per row, with :math:`v_k = x_k + G_k` and :math:`t = 1/\tau`:
+
+.. math:: m = \max_k v_k, \qquad e_k = \exp((v_k - m)\,t), \qquad y_k = e_k / \textstyle\sum_i e_i,
+
+and for ``hard`` the one-hot of the first :math:`\arg\max_k v_k`. :math:`G_k` comes from
+:func:`gumbel_softmax.backends._fused` 's counter-based generator, evaluated here per element.
+
+How it is made fast, on a machine without a vectorised math library (no SVML):
+
+* ``log`` and ``exp`` are written as polynomials on the float's bit pattern (Cephes' ``logf`` and
+  ``expf``, relative error below 1e-7), so LLVM vectorises them with the loop; float64 keeps
+  libm's ``log``/``exp``.
+* The row maximum is a maximum over integer keys (the float's bits made monotone), since numba's
+  float ``max`` carries a NaN branch that stops vectorisation; logits are checked for NaN upstream.
+* Large ``K``: one row at a time, the noise, ``v`` and the maximum in one pass, then ``exp`` and
+  the sum, then the scaling, the row staying in L1/L2. Small ``K``: a chunk of rows at a time, the
+  noise and the ``exp`` as flat passes over the whole chunk, so vectors run *across* rows, and only
+  the short per-row reductions go row by row.
+* Rows (or chunks) are spread over ``torch.get_num_threads()`` Python threads, the kernels
+  releasing the GIL; each row is computed by one thread in a fixed order, so results do not
+  depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+from ._fused import GAMMA, MIX1, MIX2, Kernels
+
+# ``nnan`` lets LLVM vectorise the reductions; ``ninf`` is left out on purpose, since -inf is a
+# meaningful input (a mask) whose arithmetic must stay exact.
+_FASTMATH = {"nnan", "nsz", "arcp", "contract", "afn", "reassoc"}
+_JIT = {"fastmath": _FASTMATH, "cache": True, "nogil": True}
+
+# K at and above which a row is processed on its own; below it, chunks of about _CHUNK elements.
+_ROW_MIN = 256
+_CHUNK = 4096
+# Below this many elements a parallel launch costs more than it saves.
+_PARALLEL_MIN = 1 << 15
+
+_F32 = np.float32
+_U64 = np.uint64
+_GAMMA = _U64(GAMMA)
+_MIX1 = _U64(MIX1)
+_MIX2 = _U64(MIX2)
+_S11, _S27, _S30, _S31, _S40 = _U64(11), _U64(27), _U64(30), _U64(31), _U64(40)
+_TINY32 = _F32(np.finfo(np.float32).tiny)
+_TINY64 = np.finfo(np.float64).tiny
+_LN2_HI = _F32(0.693359375)
+_LN2_LO = _F32(-2.12194440e-4)
+_LOG2E = _F32(1.44269504088896341)
+_EXP_MIN = _F32(-87.33654)  # log(tiny): below it the result would be subnormal; we return 0
+
+
+# --- bit casts ---------------------------------------------------------------------------------
+
+
+@intrinsic
+def _bits32(typingctx, x):  # type: ignore[no-untyped-def]
+    """float32 -> int32 with the same bits."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _float32(typingctx, x):  # type: ignore[no-untyped-def]
+    """Low 32 bits of an integer -> float32 with the same bits."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        v = args[0]
+        if x.bitwidth > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+
+    return types.float32(x), codegen
+
+
+@intrinsic
+def _bits64(typingctx, x):  # type: ignore[no-untyped-def]
+    """float64 -> int64 with the same bits."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _float64(typingctx, x):  # type: ignore[no-untyped-def]
+    """int64 -> float64 with the same bits."""
+    if x != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+# --- float32 log and exp that vectorise ---------------------------------------------------------
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _logf(x):  # type: ignore[no-untyped-def]
+    """log(x) for positive normal float32 x (Cephes logf: x = 2^e m, m in [sqrt(1/2), sqrt(2)))."""
+    i = np.int64(_bits32(x))
+    e = (i - 0x3F3504F3) >> 23  # exponent, so that the mantissa lands around 1
+    f = _float32(i - (e << 23)) - _F32(1.0)
+    z = f * f
+    p = _F32(7.0376836292e-2)
+    p = p * f + _F32(-1.1514610310e-1)
+    p = p * f + _F32(1.1676998740e-1)
+    p = p * f + _F32(-1.2420140846e-1)
+    p = p * f + _F32(1.4249322787e-1)
+    p = p * f + _F32(-1.6668057665e-1)
+    p = p * f + _F32(2.0000714765e-1)
+    p = p * f + _F32(-2.4999993993e-1)
+    p = p * f + _F32(3.3333331174e-1)
+    fe = _F32(e)
+    # ln 2 split in two so that e*ln2 is exact in its high part (Cody-Waite)
+    return f + (f * z * p + fe * _LN2_LO - _F32(0.5) * z) + fe * _LN2_HI
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _expf(x):  # type: ignore[no-untyped-def]
+    """exp(x) for float32 x <= 0; exactly 0 below log(tiny), so exp(-inf) = 0 (masks)."""
+    xc = max(x, _EXP_MIN)
+    n = np.floor(xc * _LOG2E + _F32(0.5))
+    r = xc - n * _LN2_HI - n * _LN2_LO
+    p = _F32(1.9875691500e-4)
+    p = p * r + _F32(1.3981999507e-3)
+    p = p * r + _F32(8.3334519073e-3)
+    p = p * r + _F32(4.1665795894e-2)
+    p = p * r + _F32(1.6666665459e-1)
+    p = p * r + _F32(5.0000001201e-1)
+    p = p * (r * r) + r + _F32(1.0)
+    scale = _float32((np.int64(n) + 127) << 23)  # 2^n, n >= -126 after the clamp
+    return p * scale if x >= _EXP_MIN else _F32(0.0)
+
+
+# --- per-dtype helpers, dispatched at compile time ----------------------------------------------
+
+
+def _log(x):  # type: ignore[no-untyped-def]
+    """log(x), vectorisable for float32."""
+
+
+def _exp(x):  # type: ignore[no-untyped-def]
+    """exp(x) for x <= 0, vectorisable for float32."""
+
+
+def _key(v):  # type: ignore[no-untyped-def]
+    """An integer whose order is the order of the (non-NaN) float ``v``."""
+
+
+def _unkey(k):  # type: ignore[no-untyped-def]
+    """The float whose key is ``k``."""
+
+
+def _lowest_key(a):  # type: ignore[no-untyped-def]
+    """The key of -inf in the dtype of array ``a``."""
+
+
+def _gumbel(seed, i, a):  # type: ignore[no-untyped-def]
+    """Gumbel noise number ``i`` of the stream ``seed``, in the dtype of array ``a``."""
+
+
+def _scalar(value, a):  # type: ignore[no-untyped-def]
+    """``value`` in the dtype of array ``a``."""
+
+
+def _tiny(a):  # type: ignore[no-untyped-def]
+    """The smallest normal number of the dtype of array ``a``."""
+
+
+@overload(_log, jit_options={"fastmath": _FASTMATH})
+def _log_impl(x):  # type: ignore[no-untyped-def]
+    if x == types.float32:
+        return lambda x: _logf(x)
+    return lambda x: math.log(x)
+
+
+@overload(_exp, jit_options={"fastmath": _FASTMATH})
+def _exp_impl(x):  # type: ignore[no-untyped-def]
+    if x == types.float32:
+        return lambda x: _expf(x)
+    return lambda x: math.exp(x)
+
+
+@overload(_key)
+def _key_impl(v):  # type: ignore[no-untyped-def]
+    # negative floats are ordered backwards by their bits: flip all but the sign bit
+    if v == types.float32:
+
+        def key32(v):  # type: ignore[no-untyped-def]
+            i = np.int64(_bits32(v))
+            return np.int32(i ^ ((i >> 31) & 0x7FFFFFFF))
+
+        return key32
+
+    def key64(v):  # type: ignore[no-untyped-def]
+        i = _bits64(v)
+        return i ^ ((i >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF))
+
+    return key64
+
+
+@overload(_unkey)
+def _unkey_impl(k):  # type: ignore[no-untyped-def]
+    if k == types.int32:
+
+        def unkey32(k):  # type: ignore[no-untyped-def]
+            i = np.int64(k)
+            return _float32(i ^ ((i >> 31) & 0x7FFFFFFF))
+
+        return unkey32
+
+    def unkey64(k):  # type: ignore[no-untyped-def]
+        return _float64(k ^ ((k >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF)))
+
+    return unkey64
+
+
+@overload(_lowest_key)
+def _lowest_key_impl(a):  # type: ignore[no-untyped-def]
+    if a.dtype == types.float32:
+        low32 = _key_of(-np.inf, np.float32)
+        return lambda a: np.int32(low32)
+    low64 = _key_of(-np.inf, np.float64)
+    return lambda a: np.int64(low64)
+
+
+def _key_of(value: float, dtype: type) -> int:
+    """The key of ``value`` computed in Python (used for the -inf constant)."""
+    bits = int(np.array(value, dtype).view(np.int32 if dtype is np.float32 else np.int64))
+    width = 32 if dtype is np.float32 else 64
+    return bits ^ (((1 << (width - 1)) - 1) if bits < 0 else 0)
+
+
+@overload(_scalar)
+def _scalar_impl(value, a):  # type: ignore[no-untyped-def]
+    if a.dtype == types.float32:
+        return lambda value, a: np.float32(value)
+    return lambda value, a: np.float64(value)
+
+
+@overload(_tiny)
+def _tiny_impl(a):  # type: ignore[no-untyped-def]
+    if a.dtype == types.float32:
+        return lambda a: _TINY32
+    return lambda a: _TINY64
+
+
+@njit(cache=True)
+def _mix(z):  # type: ignore[no-untyped-def]
+    """SplitMix64's finaliser (Steele, Lea & Flood 2014)."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@overload(_gumbel, jit_options={"fastmath": _FASTMATH})
+def _gumbel_impl(seed, i, a):  # type: ignore[no-untyped-def]
+    if a.dtype == types.float32:
+
+        def gumbel32(seed, i, a):  # type: ignore[no-untyped-def]
+            r = _mix(seed + (np.uint64(i) + _U64(1)) * _GAMMA)
+            # top 24 bits: torch.rand's float32 grid k * 2^-24, clamped up to tiny
+            u = max(_F32(np.int32(r >> _S40)) * _F32(2.0**-24), _TINY32)
+            return -_logf(-_logf(u))
+
+        return gumbel32
+
+    def gumbel64(seed, i, a):  # type: ignore[no-untyped-def]
+        r = _mix(seed + (np.uint64(i) + _U64(1)) * _GAMMA)
+        u = max(np.float64(np.int64(r >> _S11)) * 2.0**-53, _TINY64)
+        return -math.log(-math.log(u))
+
+    return gumbel64
+
+
+# --- the kernels' bodies ------------------------------------------------------------------------
+
+
+# The helpers below take 1-D slices and index them from 0: with an index LLVM cannot prove
+# non-negative, numba's negative-index wraparound turns vector loads into gathers.
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _add_noise(x, v, seed, base):  # type: ignore[no-untyped-def]
+    """v[i] = x[i] + G_{base+i}; returns the key of max_i v[i]."""
+    mk = _lowest_key(x)
+    for i in range(x.size):
+        vi = x[i] + _gumbel(seed, base + i, x)
+        v[i] = vi
+        mk = max(mk, _key(vi))
+    return mk
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _softmax_in_place(y, m, t):  # type: ignore[no-untyped-def]
+    """y <- softmax((y - m) t), given m = max y."""
+    s = _scalar(0.0, y)
+    for k in range(y.size):
+        e = _exp((y[k] - m) * t)
+        y[k] = e
+        s += e
+    inv = _scalar(1.0, y) / s
+    for k in range(y.size):
+        y[k] *= inv
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _first_argmax(v, m):  # type: ignore[no-untyped-def]
+    """The first k with v[k] == m (a min-reduction, so that it vectorises)."""
+    n = v.size
+    idx = n
+    for k in range(n):
+        idx = min(idx, k if v[k] == m else n)
+    return idx
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _one_hot(out, idx):  # type: ignore[no-untyped-def]
+    for k in range(out.size):
+        out[k] = 0.0
+    out[idx] = 1.0
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-untyped-def]
+    """One row of K >= _ROW_MIN classes: v <- x + G, then y (or the one-hot) in place.
+
+    ``v`` is ``out`` except for ``hard`` with ``want_soft``, where ``y`` goes to ``v`` and the
+    one-hot to ``out``.
+    """
+    m = _unkey(_add_noise(x, v, seed, base))
+    if hard:
+        idx = _first_argmax(v, m)
+        if want_soft:
+            _softmax_in_place(v, m, t)
+        _one_hot(out, idx)
+    else:
+        _softmax_in_place(v, m, t)
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _short_rows(x, inv_tau, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
+    """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row): the noise and exp passes
+    run over the whole chunk, so that vectors span rows; only short reductions go row by row."""
+    _add_noise(x, v, seed, base)
+    soft = want_soft or not hard
+    for r in range(inv_tau.size):
+        a = r * k_size
+        mk = _lowest_key(x)
+        for k in range(a, a + k_size):
+            mk = max(mk, _key(v[k]))
+        m = _unkey(mk)
+        if hard:  # without want_soft, v is out: this row's v is no longer needed
+            _one_hot(out[a : a + k_size], _first_argmax(v[a : a + k_size], m))
+        if soft:
+            t = inv_tau[r]
+            for k in range(a, a + k_size):
+                v[k] = (v[k] - m) * t
+    if soft:
+        for i in range(v.size):
+            v[i] = _exp(v[i])
+        for r in range(inv_tau.size):
+            a = r * k_size
+            s = _scalar(0.0, v)
+            for k in range(a, a + k_size):
+                s += v[k]
+            inv = _scalar(1.0, v) / s
+            for k in range(a, a + k_size):
+                v[k] *= inv
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
+    """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (see _forward_tasks)."""
+    v = soft if (hard and want_soft) else out
+    step = 1 if k_size >= _ROW_MIN else max(1, _CHUNK // k_size)
+    r0 = c * step
+    r1 = min(inv_tau.size, r0 + step)
+    lo = r0 * k_size
+    hi = r1 * k_size
+    if k_size >= _ROW_MIN:
+        _long_row(x[lo:hi], inv_tau[r0], seed, lo, v[lo:hi], out[lo:hi], hard, want_soft)
+    else:
+        _short_rows(
+            x[lo:hi], inv_tau[r0:r1], seed, lo, v[lo:hi], out[lo:hi], k_size, hard, want_soft
+        )
+
+
+def _forward_tasks(rows: int, k_size: int) -> int:
+    """How many independent tasks a forward over ``rows`` rows of ``k_size`` classes splits into."""
+    if k_size >= _ROW_MIN:
+        return rows
+    step = max(1, _CHUNK // k_size)
+    return (rows + step - 1) // step
+
+
+@njit(**_JIT)
+def _forward(c0, c1, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
+    """Tasks c0 .. c1 - 1 of a forward."""
+    for c in range(c0, c1):
+        _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft)
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
+    """grad = a t, with a = y (g - <g, y>) and t = 1/tau; returns -t sum_k a_k log y_k if
+    ``want_tau`` (the temperature's gradient), else 0."""
+    dot = _scalar(0.0, y)
+    for k in range(y.size):
+        dot += g[k] * y[k]
+    acc = _scalar(0.0, y)
+    if want_tau:
+        tiny = _tiny(y)
+        for k in range(y.size):
+            yk = y[k]  # read before grad[k] is written: grad may be y
+            a = yk * (g[k] - dot)
+            # y = 0 gives a = 0: the term drops out; the clamp only keeps log finite there
+            acc += a * _log(max(yk, tiny))
+            grad[k] = a * t
+    else:
+        for k in range(y.size):
+            grad[k] = y[k] * (g[k] - dot) * t  # grad may be y: same index, read first
+    return -acc * t
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
+    lo = r * k_size
+    hi = lo + k_size
+    gt = _backward_row(y[lo:hi], g[lo:hi], inv_tau[r], grad[lo:hi], want_tau)
+    if want_tau:
+        grad_tau[r] = gt
+
+
+@njit(**_JIT)
+def _backward(r0, r1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
+    """Rows r0 .. r1 - 1 of a backward."""
+    for r in range(r0, r1):
+        _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau)
+
+
+@njit(**_JIT)
+def _noise(seed, out):  # type: ignore[no-untyped-def]
+    for i in range(out.size):
+        out[i] = _gumbel(seed, i, out)
+
+
+# --- the Python side ----------------------------------------------------------------------------
+
+_pool: list[tuple[int, ThreadPoolExecutor]] = []  # (owning process id, pool)
+_pool_lock = threading.Lock()
+
+
+def _threads(size: int, tasks: int) -> int:
+    """How many threads to split ``tasks`` over: torch's intra-op thread count, one for small
+    work (below _PARALLEL_MIN elements a thread costs more than it saves)."""
+    return 1 if size < _PARALLEL_MIN else max(1, min(torch.get_num_threads(), tasks))
+
+
+def _launch(kernel, size: int, tasks: int, *args) -> None:  # type: ignore[no-untyped-def]
+    """Run ``kernel(c0, c1, *args)`` over ``range(tasks)``, split into contiguous parts run by
+    Python threads: the kernels release the GIL (``nogil``), so the parts run in parallel. This
+    uses no numba threading layer, hence nothing that breaks under ``fork`` or concurrent calls.
+    """
+    n = _threads(size, tasks)
+    if n == 1:
+        kernel(0, tasks, *args)
+        return
+    with _pool_lock:
+        if not _pool or _pool[0][0] != os.getpid():  # a pool inherited through fork has no threads
+            _pool[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1))]
+    bounds = [tasks * i // n for i in range(n + 1)]
+    parts = [_pool[0][1].submit(kernel, bounds[i], bounds[i + 1], *args) for i in range(1, n)]
+    kernel(bounds[0], bounds[1], *args)
+    for p in parts:
+        p.result()
+
+
+def _flat(t: torch.Tensor) -> np.ndarray:
+    return t.detach().view(-1).numpy()
+
+
+def _seed(seed: torch.Tensor) -> np.uint64:
+    return np.uint64(int(seed.item()) & 0xFFFFFFFFFFFFFFFF)
+
+
+class NumbaKernels(Kernels):
+    """The numba kernels behind the :class:`~gumbel_softmax.backends._fused.Kernels` interface."""
+
+    name = "numba"
+
+    def supports(self, device: torch.device) -> bool:
+        return device.type == "cpu"
+
+    def forward(self, x, inv_tau, seed, out, soft, hard):  # type: ignore[no-untyped-def]
+        rows, k_size = x.shape
+        want_soft = soft is not None
+        soft_arr = _flat(soft if soft is not None else out)
+        args = (_flat(x), _flat(inv_tau), _seed(seed), _flat(out), soft_arr, k_size, hard, want_soft)
+        _launch(_forward, x.numel(), _forward_tasks(rows, k_size), *args)
+
+    def backward(self, y, g, inv_tau, grad, grad_tau):  # type: ignore[no-untyped-def]
+        rows, k_size = y.shape
+        want_tau = grad_tau is not None
+        tau_arr = _flat(grad_tau) if grad_tau is not None else np.empty(0, _flat(y).dtype)
+        args = (_flat(y), _flat(g), _flat(inv_tau), _flat(grad), tau_arr, k_size, want_tau)
+        _launch(_backward, y.numel(), rows, *args)
+
+    def noise(self, seed, out):  # type: ignore[no-untyped-def]
+        _noise(_seed(seed), _flat(out))
