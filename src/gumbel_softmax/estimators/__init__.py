@@ -13,14 +13,27 @@ from ._base import (
     get,
     register,
 )
+from .binary import ARM, DisARM
+from .control_variates import DARN, REBAR, RELAX, MuProp
 from .relaxed import GumbelSoftmax, StraightThroughGumbelSoftmax
+from .score_function import NVIL, EMABaseline, LeaveOneOut, ScoreFunction
 
 __all__ = [
+    "ARM",
+    "DARN",
+    "NVIL",
+    "REBAR",
+    "RELAX",
+    "DisARM",
+    "EMABaseline",
     "Estimator",
     "EstimatorResult",
     "GumbelSoftmax",
+    "LeaveOneOut",
     "LossFn",
+    "MuProp",
     "PathwiseEstimator",
+    "ScoreFunction",
     "StraightThroughGumbelSoftmax",
     "available",
     "get",
