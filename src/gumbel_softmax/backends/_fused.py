@@ -49,6 +49,7 @@ from .._numerics import (
     check_logits,
     check_temperature,
     compute_dtype,
+    upcast,
     validation_enabled,
 )
 
@@ -141,7 +142,7 @@ class FusedGumbelSoftmax(torch.autograd.Function):
 
 def _rows_layout(logits: Tensor, d: int) -> tuple[Tensor, torch.Size]:
     """``logits`` in the compute dtype as a C-contiguous ``(rows, K)`` tensor, class axis last."""
-    x = logits.to(compute_dtype(logits.dtype)).movedim(d, -1)
+    x = upcast(logits).movedim(d, -1)
     moved = x.shape
     return x.reshape(-1, moved[-1]).contiguous(), moved
 
@@ -170,7 +171,7 @@ def fused_gumbel_softmax(
     if isinstance(t, float):
         tau = torch.full((rows,), t, dtype=x.dtype, device=x.device)
     else:
-        tau = t.to(device=x.device, dtype=x.dtype).expand(batch).reshape(rows)
+        tau = upcast(t).to(device=x.device, dtype=x.dtype).expand(batch).reshape(rows)
     want_grad = torch.is_grad_enabled() and (x.requires_grad or tau.requires_grad)
     seed = draw_seed(generator, x.device)
     out = FusedGumbelSoftmax.apply(x, tau, seed, kernels, hard, want_grad)

@@ -42,10 +42,13 @@ from numba.extending import intrinsic, overload
 
 from ._fused import GAMMA, MIX1, MIX2, Kernels
 
-# ``nnan`` lets LLVM vectorise the reductions; ``ninf`` is left out on purpose, since -inf is a
-# meaningful input (a mask) whose arithmetic must stay exact.
-_FASTMATH = {"nnan", "nsz", "arcp", "contract", "afn", "reassoc"}
-_JIT = {"fastmath": _FASTMATH, "cache": True, "nogil": True}
+# ``reassoc`` lets LLVM vectorise the sums; ``nnan`` and ``ninf`` are left out on purpose: -inf
+# is a meaningful input (a mask) and NaN logits (unvalidated) must give NaN, not anything.
+# Float max/min are written as selects: numba's ``max`` on floats has a NaN branch that stops
+# vectorisation. ``error_model="numpy"``: division by zero gives inf/NaN, not an exception.
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_OPTS = {"fastmath": _FASTMATH, "cache": True, "error_model": "numpy"}
+_JIT = {**_OPTS, "nogil": True}
 
 # K at and above which a row is processed on its own; below it, chunks of about _CHUNK elements.
 _ROW_MIN = 256
@@ -124,7 +127,7 @@ def _float64(typingctx, x):  # type: ignore[no-untyped-def]
 # --- float32 log and exp that vectorise ---------------------------------------------------------
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _logf(x):  # type: ignore[no-untyped-def]
     """log(x) for positive normal float32 x (Cephes logf: x = 2^e m, m in [sqrt(1/2), sqrt(2)))."""
     i = np.int64(_bits32(x))
@@ -145,10 +148,10 @@ def _logf(x):  # type: ignore[no-untyped-def]
     return f + (f * z * p + fe * _LN2_LO - _F32(0.5) * z) + fe * _LN2_HI
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _expf(x):  # type: ignore[no-untyped-def]
-    """exp(x) for float32 x <= 0; exactly 0 below log(tiny), so exp(-inf) = 0 (masks)."""
-    xc = max(x, _EXP_MIN)
+    """exp(x) for float32 x <= 0; exactly 0 below log(tiny), so exp(-inf) = 0 (masks); NaN stays."""
+    xc = x if x > _EXP_MIN else _EXP_MIN
     n = np.floor(xc * _LOG2E + _F32(0.5))
     r = xc - n * _LN2_HI - n * _LN2_LO
     p = _F32(1.9875691500e-4)
@@ -159,7 +162,8 @@ def _expf(x):  # type: ignore[no-untyped-def]
     p = p * r + _F32(5.0000001201e-1)
     p = p * (r * r) + r + _F32(1.0)
     scale = _float32((np.int64(n) + 127) << 23)  # 2^n, n >= -126 after the clamp
-    return p * scale if x >= _EXP_MIN else _F32(0.0)
+    e = p * scale if x >= _EXP_MIN else _F32(0.0)
+    return e if x == x else x
 
 
 # --- per-dtype helpers, dispatched at compile time ----------------------------------------------
@@ -197,14 +201,14 @@ def _tiny(a):  # type: ignore[no-untyped-def]
     """The smallest normal number of the dtype of array ``a``."""
 
 
-@overload(_log, jit_options={"fastmath": _FASTMATH})
+@overload(_log, jit_options=_OPTS)
 def _log_impl(x):  # type: ignore[no-untyped-def]
     if x == types.float32:
         return lambda x: _logf(x)
     return lambda x: math.log(x)
 
 
-@overload(_exp, jit_options={"fastmath": _FASTMATH})
+@overload(_exp, jit_options=_OPTS)
 def _exp_impl(x):  # type: ignore[no-untyped-def]
     if x == types.float32:
         return lambda x: _expf(x)
@@ -283,21 +287,23 @@ def _mix(z):  # type: ignore[no-untyped-def]
     return z ^ (z >> _S31)
 
 
-@overload(_gumbel, jit_options={"fastmath": _FASTMATH})
+@overload(_gumbel, jit_options=_OPTS)
 def _gumbel_impl(seed, i, a):  # type: ignore[no-untyped-def]
     if a.dtype == types.float32:
 
         def gumbel32(seed, i, a):  # type: ignore[no-untyped-def]
             r = _mix(seed + (np.uint64(i) + _U64(1)) * _GAMMA)
             # top 24 bits: torch.rand's float32 grid k * 2^-24, clamped up to tiny
-            u = max(_F32(np.int32(r >> _S40)) * _F32(2.0**-24), _TINY32)
+            u = _F32(np.int32(r >> _S40)) * _F32(2.0**-24)
+            u = u if u > _TINY32 else _TINY32
             return -_logf(-_logf(u))
 
         return gumbel32
 
     def gumbel64(seed, i, a):  # type: ignore[no-untyped-def]
         r = _mix(seed + (np.uint64(i) + _U64(1)) * _GAMMA)
-        u = max(np.float64(np.int64(r >> _S11)) * 2.0**-53, _TINY64)
+        u = np.float64(np.int64(r >> _S11)) * 2.0**-53
+        u = u if u > _TINY64 else _TINY64
         return -math.log(-math.log(u))
 
     return gumbel64
@@ -310,7 +316,7 @@ def _gumbel_impl(seed, i, a):  # type: ignore[no-untyped-def]
 # non-negative, numba's negative-index wraparound turns vector loads into gathers.
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _add_noise(x, v, seed, base):  # type: ignore[no-untyped-def]
     """v[i] = x[i] + G_{base+i}; returns the key of max_i v[i]."""
     mk = _lowest_key(x)
@@ -321,7 +327,7 @@ def _add_noise(x, v, seed, base):  # type: ignore[no-untyped-def]
     return mk
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _softmax_in_place(y, m, t):  # type: ignore[no-untyped-def]
     """y <- softmax((y - m) t), given m = max y."""
     s = _scalar(0.0, y)
@@ -334,24 +340,31 @@ def _softmax_in_place(y, m, t):  # type: ignore[no-untyped-def]
         y[k] *= inv
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _first_argmax(v, m):  # type: ignore[no-untyped-def]
-    """The first k with v[k] == m (a min-reduction, so that it vectorises)."""
+    """The first k with v[k] == m, given m = max v; as torch.argmax, a NaN counts as the
+    maximum (unvalidated NaN logits), and the index is always in range. Min-reductions over
+    indices, so that they vectorise."""
     n = v.size
-    idx = n
+    first_max = n
+    first_nan = n
     for k in range(n):
-        idx = min(idx, k if v[k] == m else n)
-    return idx
+        vk = v[k]
+        first_max = min(first_max, k if vk == m else n)
+        first_nan = min(first_nan, k if vk != vk else n)
+    return first_nan if first_nan < n else min(first_max, n - 1)
 
 
-@njit(fastmath=_FASTMATH, cache=True)
-def _one_hot(out, idx):  # type: ignore[no-untyped-def]
+@njit(**_OPTS)
+def _one_hot(out, idx, nan):  # type: ignore[no-untyped-def]
+    """The one-hot of ``idx``, or NaN throughout if ``nan`` (as the reference gives for NaN)."""
     for k in range(out.size):
-        out[k] = 0.0
-    out[idx] = 1.0
+        out[k] = np.nan if nan else 0.0
+    if not nan:
+        out[idx] = 1.0
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-untyped-def]
     """One row of K >= _ROW_MIN classes: v <- x + G, then y (or the one-hot) in place.
 
@@ -361,14 +374,15 @@ def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-unt
     m = _unkey(_add_noise(x, v, seed, base))
     if hard:
         idx = _first_argmax(v, m)
+        nan = v[idx] != v[idx]
         if want_soft:
             _softmax_in_place(v, m, t)
-        _one_hot(out, idx)
+        _one_hot(out, idx, nan)
     else:
         _softmax_in_place(v, m, t)
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _short_rows(x, inv_tau, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row): the noise and exp passes
     run over the whole chunk, so that vectors span rows; only short reductions go row by row."""
@@ -381,7 +395,8 @@ def _short_rows(x, inv_tau, seed, base, v, out, k_size, hard, want_soft):  # typ
             mk = max(mk, _key(v[k]))
         m = _unkey(mk)
         if hard:  # without want_soft, v is out: this row's v is no longer needed
-            _one_hot(out[a : a + k_size], _first_argmax(v[a : a + k_size], m))
+            idx = a + _first_argmax(v[a : a + k_size], m)
+            _one_hot(out[a : a + k_size], idx - a, v[idx] != v[idx])
         if soft:
             t = inv_tau[r]
             for k in range(a, a + k_size):
@@ -399,7 +414,7 @@ def _short_rows(x, inv_tau, seed, base, v, out, k_size, hard, want_soft):  # typ
                 v[k] *= inv
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (see _forward_tasks)."""
     v = soft if (hard and want_soft) else out
@@ -431,7 +446,7 @@ def _forward(c0, c1, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # t
         _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft)
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
     """grad = a t, with a = y (g - <g, y>) and t = 1/tau; returns -t sum_k a_k log y_k if
     ``want_tau`` (the temperature's gradient), else 0."""
@@ -445,7 +460,7 @@ def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
             yk = y[k]  # read before grad[k] is written: grad may be y
             a = yk * (g[k] - dot)
             # y = 0 gives a = 0: the term drops out; the clamp only keeps log finite there
-            acc += a * _log(max(yk, tiny))
+            acc += a * _log(yk if yk > tiny else tiny)
             grad[k] = a * t
     else:
         for k in range(y.size):
@@ -453,7 +468,7 @@ def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
     return -acc * t
 
 
-@njit(fastmath=_FASTMATH, cache=True)
+@njit(**_OPTS)
 def _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
     lo = r * k_size
     hi = lo + k_size

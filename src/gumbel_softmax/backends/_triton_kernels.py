@@ -103,14 +103,18 @@ def _forward_kernel(
         m = tl.where(m == float("-inf"), 0.0, m)[:, None]  # rows past R: keep v - m a number
         if HARD:
             idx = tl.argmax(v, axis=1, tie_break_left=True)[:, None]
-            tl.store(out_ptr + offs, tl.where(cols[None, :] == idx, 1.0, 0.0), mask=mask)
+            nan = tl.max(tl.where(v != v, 1, 0), axis=1)[:, None] > 0  # NaN row: NaN, as reference
+            hot = tl.where(cols[None, :] == idx, 1.0, 0.0)
+            tl.store(out_ptr + offs, tl.where(nan, float("nan"), hot), mask=mask)
         if WANT_SOFT or not HARD:
             e = tl.exp((v - m) * t[:, None])
-            tl.store(y_ptr + offs, e / tl.sum(e, axis=1)[:, None], mask=mask)
+            s = tl.where(rmask, tl.sum(e, axis=1), 1.0)  # rows past R: keep e / s a number
+            tl.store(y_ptr + offs, e / s[:, None], mask=mask)
     else:
         m = tl.full([ROWS], float("-inf"), x_ptr.dtype.element_ty)
         s = tl.zeros([ROWS], x_ptr.dtype.element_ty)
         idx = tl.zeros([ROWS], tl.int32)
+        nan = tl.zeros([ROWS], tl.int32)
         for k0 in range(0, K, BLOCK):
             c = k0 + cols
             mask = rmask[:, None] & (c < K)[None, :]
@@ -119,6 +123,7 @@ def _forward_kernel(
             if HARD:
                 bi = tl.argmax(v, axis=1, tie_break_left=True) + k0
                 idx = tl.where(bm > m, bi, idx)  # strict: the first maximum wins
+                nan = tl.maximum(nan, tl.max(tl.where(v != v, 1, 0), axis=1))
             nm = tl.maximum(m, bm)
             if WANT_SOFT or not HARD:
                 # nm = -inf only while every class so far is masked; keep exp's argument a number
@@ -132,7 +137,8 @@ def _forward_kernel(
             mask = rmask[:, None] & (c < K)[None, :]
             offs = base[:, None] + c[None, :]
             if HARD:
-                tl.store(out_ptr + offs, tl.where(c[None, :] == idx[:, None], 1.0, 0.0), mask=mask)
+                hot = tl.where(c[None, :] == idx[:, None], 1.0, 0.0)
+                tl.store(out_ptr + offs, tl.where(nan[:, None] > 0, float("nan"), hot), mask=mask)
             if WANT_SOFT or not HARD:
                 v = _perturbed(x_ptr, seed, offs, mask, F64)
                 e = tl.exp((v - m[:, None]) * t[:, None])
