@@ -63,7 +63,8 @@ class Kernels:
     """The interface a fused backend implements, on ``(rows, K)`` C-contiguous tensors.
 
     All tensors are in the compute dtype (float32 or float64) on one device; ``inv_tau`` holds
-    :math:`1/\\tau` per row and ``seed`` is a one-element int64 tensor.
+    :math:`1/\\tau` per row, or one value for all rows, and ``seed`` is a one-element int64
+    tensor.
     """
 
     name: str = ""
@@ -108,7 +109,8 @@ def _graph_kept() -> bool:
 
 
 class FusedGumbelSoftmax(torch.autograd.Function):
-    """``(x, tau, seed) -> sample``; see the module docstring. ``x``: ``(rows, K)``, ``tau``: ``(rows,)``."""
+    """``(x, tau, seed) -> sample``; see the module docstring. ``x``: ``(rows, K)``, ``tau``:
+    ``(rows,)``, or ``(1,)`` for a temperature shared by all rows (then without gradient)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -168,8 +170,8 @@ def fused_gumbel_softmax(
     t = check_temperature(temperature, batch)
     x, moved = _rows_layout(logits, d)
     rows = x.shape[0]
-    if isinstance(t, float):
-        tau = torch.full((rows,), t, dtype=x.dtype, device=x.device)
+    if isinstance(t, float):  # one value, not one per row: no memory proportional to the batch
+        tau = torch.full((1,), t, dtype=x.dtype, device=x.device)
     else:
         tau = upcast(t).to(device=x.device, dtype=x.dtype).expand(batch).reshape(rows)
     want_grad = torch.is_grad_enabled() and (x.requires_grad or tau.requires_grad)

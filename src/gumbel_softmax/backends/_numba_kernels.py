@@ -317,6 +317,12 @@ def _gumbel_impl(seed, i, a):  # type: ignore[no-untyped-def]
 
 
 @njit(**_OPTS)
+def _tau_at(inv_tau, r):  # type: ignore[no-untyped-def]
+    """Row r's 1/tau: ``inv_tau`` holds one value per row, or one for all."""
+    return inv_tau[r] if inv_tau.size > 1 else inv_tau[0]
+
+
+@njit(**_OPTS)
 def _add_noise(x, v, seed, base):  # type: ignore[no-untyped-def]
     """v[i] = x[i] + G_{base+i}; returns the key of max_i v[i]."""
     mk = _lowest_key(x)
@@ -383,12 +389,13 @@ def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-unt
 
 
 @njit(**_OPTS)
-def _short_rows(x, inv_tau, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
+def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row): the noise and exp passes
     run over the whole chunk, so that vectors span rows; only short reductions go row by row."""
     _add_noise(x, v, seed, base)
     soft = want_soft or not hard
-    for r in range(inv_tau.size):
+    rows = x.size // k_size
+    for r in range(rows):
         a = r * k_size
         mk = _lowest_key(x)
         for k in range(a, a + k_size):
@@ -398,13 +405,13 @@ def _short_rows(x, inv_tau, seed, base, v, out, k_size, hard, want_soft):  # typ
             idx = a + _first_argmax(v[a : a + k_size], m)
             _one_hot(out[a : a + k_size], idx - a, v[idx] != v[idx])
         if soft:
-            t = inv_tau[r]
+            t = _tau_at(inv_tau, r0 + r)
             for k in range(a, a + k_size):
                 v[k] = (v[k] - m) * t
     if soft:
         for i in range(v.size):
             v[i] = _exp(v[i])
-        for r in range(inv_tau.size):
+        for r in range(rows):
             a = r * k_size
             s = _scalar(0.0, v)
             for k in range(a, a + k_size):
@@ -420,14 +427,16 @@ def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # t
     v = soft if (hard and want_soft) else out
     step = 1 if k_size >= _ROW_MIN else max(1, _CHUNK // k_size)
     r0 = c * step
-    r1 = min(inv_tau.size, r0 + step)
+    r1 = min(x.size // k_size, r0 + step)
     lo = r0 * k_size
     hi = r1 * k_size
     if k_size >= _ROW_MIN:
-        _long_row(x[lo:hi], inv_tau[r0], seed, lo, v[lo:hi], out[lo:hi], hard, want_soft)
+        _long_row(
+            x[lo:hi], _tau_at(inv_tau, r0), seed, lo, v[lo:hi], out[lo:hi], hard, want_soft
+        )
     else:
         _short_rows(
-            x[lo:hi], inv_tau[r0:r1], seed, lo, v[lo:hi], out[lo:hi], k_size, hard, want_soft
+            x[lo:hi], inv_tau, r0, seed, lo, v[lo:hi], out[lo:hi], k_size, hard, want_soft
         )
 
 
@@ -454,17 +463,14 @@ def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
     for k in range(y.size):
         dot += g[k] * y[k]
     acc = _scalar(0.0, y)
-    if want_tau:
+    if want_tau:  # a loop of its own, so that its summation order never depends on aliasing
         tiny = _tiny(y)
         for k in range(y.size):
-            yk = y[k]  # read before grad[k] is written: grad may be y
-            a = yk * (g[k] - dot)
+            yk = y[k]
             # y = 0 gives a = 0: the term drops out; the clamp only keeps log finite there
-            acc += a * _log(yk if yk > tiny else tiny)
-            grad[k] = a * t
-    else:
-        for k in range(y.size):
-            grad[k] = y[k] * (g[k] - dot) * t  # grad may be y: same index, read first
+            acc += yk * (g[k] - dot) * _log(yk if yk > tiny else tiny)
+    for k in range(y.size):
+        grad[k] = y[k] * (g[k] - dot) * t  # grad may be y: same index, read first
     return -acc * t
 
 
@@ -472,7 +478,7 @@ def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
 def _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
     lo = r * k_size
     hi = lo + k_size
-    gt = _backward_row(y[lo:hi], g[lo:hi], inv_tau[r], grad[lo:hi], want_tau)
+    gt = _backward_row(y[lo:hi], g[lo:hi], _tau_at(inv_tau, r), grad[lo:hi], want_tau)
     if want_tau:
         grad_tau[r] = gt
 
@@ -485,9 +491,12 @@ def _backward(r0, r1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type:
 
 
 @njit(**_JIT)
-def _noise(seed, out):  # type: ignore[no-untyped-def]
-    for i in range(out.size):
-        out[i] = _gumbel(seed, i, out)
+def _noise(c0, c1, seed, out):  # type: ignore[no-untyped-def]
+    """Chunks c0 .. c1 - 1 (of _CHUNK elements) of the noise stream."""
+    lo = c0 * _CHUNK
+    part = out[lo : min(out.size, c1 * _CHUNK)]
+    for i in range(part.size):
+        part[i] = _gumbel(seed, lo + i, out)
 
 
 # --- the Python side ----------------------------------------------------------------------------
@@ -552,4 +561,5 @@ class NumbaKernels(Kernels):
         _launch(_backward, y.numel(), rows, *args)
 
     def noise(self, seed, out):  # type: ignore[no-untyped-def]
-        _noise(_seed(seed), _flat(out))
+        n = out.numel()
+        _launch(_noise, n, (n + _CHUNK - 1) // _CHUNK, _seed(seed), _flat(out))

@@ -86,15 +86,15 @@ def _perturbed(x_ptr, seed, offs, mask, F64: tl.constexpr):
 @triton.jit
 def _forward_kernel(
     x_ptr, inv_tau_ptr, seed_ptr, out_ptr, y_ptr, R, K,
-    HARD: tl.constexpr, WANT_SOFT: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
-    SINGLE: tl.constexpr, F64: tl.constexpr,
+    TAU_STRIDE, HARD: tl.constexpr, WANT_SOFT: tl.constexpr, ROWS: tl.constexpr,
+    BLOCK: tl.constexpr, SINGLE: tl.constexpr, F64: tl.constexpr,
 ):
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     rmask = rows < R
     base = rows.to(tl.int64) * K
     cols = tl.arange(0, BLOCK)
     seed = tl.load(seed_ptr).to(tl.uint64, bitcast=True)
-    t = tl.load(inv_tau_ptr + rows, mask=rmask, other=1.0)
+    t = tl.load(inv_tau_ptr + rows * TAU_STRIDE, mask=rmask, other=1.0)
     if SINGLE:
         mask = rmask[:, None] & (cols < K)[None, :]
         offs = base[:, None] + cols[None, :]
@@ -147,7 +147,7 @@ def _forward_kernel(
 
 @triton.jit
 def _backward_kernel(
-    y_ptr, g_ptr, inv_tau_ptr, grad_ptr, grad_tau_ptr, R, K,
+    y_ptr, g_ptr, inv_tau_ptr, grad_ptr, grad_tau_ptr, R, K, TAU_STRIDE,
     WANT_TAU: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, SINGLE: tl.constexpr,
     F64: tl.constexpr,
 ):
@@ -155,7 +155,7 @@ def _backward_kernel(
     rmask = rows < R
     base = rows.to(tl.int64) * K
     cols = tl.arange(0, BLOCK)
-    t = tl.load(inv_tau_ptr + rows, mask=rmask, other=1.0)
+    t = tl.load(inv_tau_ptr + rows * TAU_STRIDE, mask=rmask, other=1.0)
     if F64:
         tiny = 2.2250738585072014e-308
     else:
@@ -228,7 +228,7 @@ class TritonKernels(Kernels):
         per, block, single, grid = _tiles(rows, k_size)
         _forward_kernel[grid](
             x, inv_tau, seed.to(x.device), out, soft if soft is not None else out, rows, k_size,
-            HARD=hard, WANT_SOFT=soft is not None, ROWS=per, BLOCK=block, SINGLE=single,
+            int(inv_tau.numel() > 1), HARD=hard, WANT_SOFT=soft is not None, ROWS=per, BLOCK=block, SINGLE=single,
             F64=x.dtype == torch.float64,
         )
 
@@ -239,7 +239,7 @@ class TritonKernels(Kernels):
         per, block, single, grid = _tiles(rows, k_size)
         _backward_kernel[grid](
             y, g, inv_tau, grad, grad_tau if grad_tau is not None else inv_tau, rows, k_size,
-            WANT_TAU=grad_tau is not None, ROWS=per, BLOCK=block, SINGLE=single,
+            int(inv_tau.numel() > 1), WANT_TAU=grad_tau is not None, ROWS=per, BLOCK=block, SINGLE=single,
             F64=y.dtype == torch.float64,
         )
 
