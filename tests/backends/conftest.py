@@ -15,7 +15,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from gumbel_softmax import backends  # noqa: E402
+from gumbel_softmax import backends
 
 FUSED = ("numba", "triton")
 ALL = ("reference", *FUSED)

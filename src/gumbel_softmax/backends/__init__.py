@@ -39,8 +39,8 @@ from torch import Tensor
 from ._fused import Kernels, fused_gumbel_softmax, kernel_noise
 
 __all__ = [
-    "BACKEND_ENV",
     "BACKENDS",
+    "BACKEND_ENV",
     "BackendUnavailableError",
     "available_backends",
     "fused_gumbel_softmax",
@@ -94,9 +94,8 @@ def available_backends() -> tuple[str, ...]:
 
     Loading a fused backend imports its package (numba, triton) the first time.
     """
-    return ("reference",) + tuple(
-        n for n in BACKENDS if n != "reference" and isinstance(_load(n), Kernels)
-    )
+    fused = [n for n in BACKENDS if n != "reference" and isinstance(_load(n), Kernels)]
+    return ("reference", *fused)
 
 
 def _check_name(name: object, source: str) -> str:

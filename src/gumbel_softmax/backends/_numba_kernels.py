@@ -32,7 +32,9 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +49,14 @@ from ._fused import GAMMA, MIX1, MIX2, Kernels
 # Float max/min are written as selects: numba's ``max`` on floats has a NaN branch that stops
 # vectorisation. ``error_model="numpy"``: division by zero gives inf/NaN, not an exception.
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-_OPTS = {"fastmath": _FASTMATH, "cache": True, "error_model": "numpy"}
-_JIT = {**_OPTS, "nogil": True}
+def _helper(fn: Callable[..., Any]) -> Any:
+    """A jitted helper, compiled into the entry points that call it."""
+    return njit(fastmath=_FASTMATH, cache=True, error_model="numpy")(fn)
+
+
+def _entry(fn: Callable[..., Any]) -> Any:
+    """A jitted entry point, called from Python; releases the GIL so that threads overlap."""
+    return njit(fastmath=_FASTMATH, cache=True, error_model="numpy", nogil=True)(fn)
 
 # K at and above which a row is processed on its own; below it, chunks of about _CHUNK elements.
 _ROW_MIN = 256
@@ -73,61 +81,67 @@ _EXP_MIN = _F32(-87.33654)  # log(tiny): below it the result would be subnormal;
 # --- bit casts ---------------------------------------------------------------------------------
 
 
-@intrinsic
-def _bits32(typingctx, x):  # type: ignore[no-untyped-def]
+# Numba compiles the calls; the ``Any`` keeps mypy from checking them against the stub of the
+# Python-side intrinsic object, whose call signature includes the typing context.
+
+
+def _bits32_typer(typingctx: Any, x: Any) -> Any:
     """float32 -> int32 with the same bits."""
     if x != types.float32:
         return None
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         return builder.bitcast(args[0], ir.IntType(32))
 
     return types.int32(types.float32), codegen
 
 
-@intrinsic
-def _float32(typingctx, x):  # type: ignore[no-untyped-def]
-    """Low 32 bits of an integer -> float32 with the same bits."""
-    if not isinstance(x, types.Integer):
+def _float32_typer(typingctx: Any, x: Any) -> Any:
+    """int32, or the low 32 bits of an int64 -> float32 with the same bits."""
+    if x not in (types.int32, types.int64):
         return None
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         v = args[0]
-        if x.bitwidth > 32:
+        if x == types.int64:
             v = builder.trunc(v, ir.IntType(32))
         return builder.bitcast(v, ir.FloatType())
 
     return types.float32(x), codegen
 
 
-@intrinsic
-def _bits64(typingctx, x):  # type: ignore[no-untyped-def]
+def _bits64_typer(typingctx: Any, x: Any) -> Any:
     """float64 -> int64 with the same bits."""
     if x != types.float64:
         return None
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         return builder.bitcast(args[0], ir.IntType(64))
 
     return types.int64(types.float64), codegen
 
 
-@intrinsic
-def _float64(typingctx, x):  # type: ignore[no-untyped-def]
+def _float64_typer(typingctx: Any, x: Any) -> Any:
     """int64 -> float64 with the same bits."""
     if x != types.int64:
         return None
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
 
 
+_bits32: Any = intrinsic(_bits32_typer)
+_float32: Any = intrinsic(_float32_typer)
+_bits64: Any = intrinsic(_bits64_typer)
+_float64: Any = intrinsic(_float64_typer)
+
+
 # --- float32 log and exp that vectorise ---------------------------------------------------------
 
 
-@njit(**_OPTS)
+@_helper
 def _logf(x):  # type: ignore[no-untyped-def]
     """log(x) for positive normal float32 x (Cephes logf: x = 2^e m, m in [sqrt(1/2), sqrt(2)))."""
     i = np.int64(_bits32(x))
@@ -148,7 +162,7 @@ def _logf(x):  # type: ignore[no-untyped-def]
     return f + (f * z * p + fe * _LN2_LO - _F32(0.5) * z) + fe * _LN2_HI
 
 
-@njit(**_OPTS)
+@_helper
 def _expf(x):  # type: ignore[no-untyped-def]
     """exp(x) for float32 x <= 0; exactly 0 below log(tiny), so exp(-inf) = 0 (masks); NaN stays."""
     xc = x if x > _EXP_MIN else _EXP_MIN
@@ -201,14 +215,14 @@ def _tiny(a):  # type: ignore[no-untyped-def]
     """The smallest normal number of the dtype of array ``a``."""
 
 
-@overload(_log, jit_options=_OPTS)
+@overload(_log, jit_options={"fastmath": _FASTMATH, "error_model": "numpy"})
 def _log_impl(x):  # type: ignore[no-untyped-def]
     if x == types.float32:
         return lambda x: _logf(x)
     return lambda x: math.log(x)
 
 
-@overload(_exp, jit_options=_OPTS)
+@overload(_exp, jit_options={"fastmath": _FASTMATH, "error_model": "numpy"})
 def _exp_impl(x):  # type: ignore[no-untyped-def]
     if x == types.float32:
         return lambda x: _expf(x)
@@ -287,7 +301,7 @@ def _mix(z):  # type: ignore[no-untyped-def]
     return z ^ (z >> _S31)
 
 
-@overload(_gumbel, jit_options=_OPTS)
+@overload(_gumbel, jit_options={"fastmath": _FASTMATH, "error_model": "numpy"})
 def _gumbel_impl(seed, i, a):  # type: ignore[no-untyped-def]
     if a.dtype == types.float32:
 
@@ -316,13 +330,13 @@ def _gumbel_impl(seed, i, a):  # type: ignore[no-untyped-def]
 # non-negative, numba's negative-index wraparound turns vector loads into gathers.
 
 
-@njit(**_OPTS)
+@_helper
 def _tau_at(inv_tau, r):  # type: ignore[no-untyped-def]
     """Row r's 1/tau: ``inv_tau`` holds one value per row, or one for all."""
     return inv_tau[r] if inv_tau.size > 1 else inv_tau[0]
 
 
-@njit(**_OPTS)
+@_helper
 def _add_noise(x, v, seed, base):  # type: ignore[no-untyped-def]
     """v[i] = x[i] + G_{base+i}; returns the key of max_i v[i]."""
     mk = _lowest_key(x)
@@ -333,7 +347,7 @@ def _add_noise(x, v, seed, base):  # type: ignore[no-untyped-def]
     return mk
 
 
-@njit(**_OPTS)
+@_helper
 def _softmax_in_place(y, m, t):  # type: ignore[no-untyped-def]
     """y <- softmax((y - m) t), given m = max y."""
     s = _scalar(0.0, y)
@@ -346,7 +360,7 @@ def _softmax_in_place(y, m, t):  # type: ignore[no-untyped-def]
         y[k] *= inv
 
 
-@njit(**_OPTS)
+@_helper
 def _first_argmax(v, m):  # type: ignore[no-untyped-def]
     """The first k with v[k] == m, given m = max v; as torch.argmax, a NaN counts as the
     maximum (unvalidated NaN logits), and the index is always in range. Min-reductions over
@@ -361,7 +375,7 @@ def _first_argmax(v, m):  # type: ignore[no-untyped-def]
     return first_nan if first_nan < n else min(first_max, n - 1)
 
 
-@njit(**_OPTS)
+@_helper
 def _one_hot(out, idx, nan):  # type: ignore[no-untyped-def]
     """The one-hot of ``idx``, or NaN throughout if ``nan`` (as the reference gives for NaN)."""
     for k in range(out.size):
@@ -370,7 +384,7 @@ def _one_hot(out, idx, nan):  # type: ignore[no-untyped-def]
         out[idx] = 1.0
 
 
-@njit(**_OPTS)
+@_helper
 def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-untyped-def]
     """One row of K >= _ROW_MIN classes: v <- x + G, then y (or the one-hot) in place.
 
@@ -388,7 +402,7 @@ def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-unt
         _softmax_in_place(v, m, t)
 
 
-@njit(**_OPTS)
+@_helper
 def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row): the noise and exp passes
     run over the whole chunk, so that vectors span rows; only short reductions go row by row."""
@@ -421,7 +435,7 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
                 v[k] *= inv
 
 
-@njit(**_OPTS)
+@_helper
 def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (see _forward_tasks)."""
     v = soft if (hard and want_soft) else out
@@ -448,14 +462,14 @@ def _forward_tasks(rows: int, k_size: int) -> int:
     return (rows + step - 1) // step
 
 
-@njit(**_JIT)
+@_entry
 def _forward(c0, c1, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """Tasks c0 .. c1 - 1 of a forward."""
     for c in range(c0, c1):
         _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft)
 
 
-@njit(**_OPTS)
+@_helper
 def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
     """grad = a t, with a = y (g - <g, y>) and t = 1/tau; returns -t sum_k a_k log y_k if
     ``want_tau`` (the temperature's gradient), else 0."""
@@ -474,7 +488,7 @@ def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
     return -acc * t
 
 
-@njit(**_OPTS)
+@_helper
 def _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
     lo = r * k_size
     hi = lo + k_size
@@ -483,14 +497,14 @@ def _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type:
         grad_tau[r] = gt
 
 
-@njit(**_JIT)
+@_entry
 def _backward(r0, r1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
     """Rows r0 .. r1 - 1 of a backward."""
     for r in range(r0, r1):
         _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau)
 
 
-@njit(**_JIT)
+@_entry
 def _noise(c0, c1, seed, out):  # type: ignore[no-untyped-def]
     """Chunks c0 .. c1 - 1 (of _CHUNK elements) of the noise stream."""
     lo = c0 * _CHUNK
