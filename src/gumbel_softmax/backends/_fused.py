@@ -2,22 +2,25 @@ r"""What the fused backends share: the random-number stream, the autograd functi
 
 The random numbers
 ------------------
-A kernel draws its own noise, one number per element, from SplitMix64 used as a counter-based
-generator (Steele, Lea & Flood, *Fast splittable pseudorandom number generators*, OOPSLA 2014;
-the generator of ``java.util.SplittableRandom``, which passes BigCrush):
+A kernel draws its own noise from SplitMix64 used as a counter-based generator (Steele, Lea &
+Flood, *Fast splittable pseudorandom number generators*, OOPSLA 2014; the generator of
+``java.util.SplittableRandom``, which passes BigCrush): hash number ``j`` is
 
-.. math:: r_i = \operatorname{mix}(s + (i + 1)\,\gamma \bmod 2^{64}), \qquad
+.. math:: r_j = \operatorname{mix}(s + (j + 1)\,\gamma \bmod 2^{64}), \qquad
           \gamma = \texttt{0x9E3779B97F4A7C15},
 
-where ``mix`` is two xor-shift-multiply rounds and a final xor-shift, ``i`` the element's flat
-index in the ``(rows, K)`` layout with the class dimension last, and ``s`` a 64-bit seed drawn
-from the caller's ``torch.Generator`` (``torch.randint``), so the same generator state gives the
-same sample and the global generator is untouched when one is given. Any element's number is
-computed without the others', so the result does not depend on how the work is split.
+where ``mix`` is two xor-shift-multiply rounds and a final xor-shift and ``s`` a 64-bit seed
+drawn from the caller's ``torch.Generator`` (``torch.randint``), so the same generator state
+gives the same sample and the global generator is untouched when one is given. Element ``i``
+(its flat index in the ``(rows, K)`` layout with the class dimension last) takes, in float32,
+24 bits of :math:`r_{\lfloor i/2 \rfloor}` (the top of its high 32-bit half for even ``i``, of
+its low half for odd ``i``: one 64-bit multiply chain per two elements, the generator's main
+cost), and in float64 53 bits of :math:`r_i`. Any element's number is computed without the
+others', so the result does not depend on how the work is split.
 
-The uniform follows ``gumbel_softmax._numerics`` exactly: the top 24 bits (float32) or 53 bits
-(float64) of :math:`r_i` give :math:`k\,2^{-24}` (or :math:`k\,2^{-53}`), the grid of
-``torch.rand``, clamped up to ``finfo.tiny``; then :math:`G_i = -\log(-\log U_i)`.
+The uniform follows ``gumbel_softmax._numerics`` exactly: those bits give :math:`k\,2^{-24}`
+(or :math:`k\,2^{-53}`), the grid of ``torch.rand``, clamped up to ``finfo.tiny``; then
+:math:`G_i = -\log(-\log U_i)`.
 
 The autograd function
 ---------------------
@@ -68,6 +71,9 @@ class Kernels:
     """
 
     name: str = ""
+    # whether forward counts NaN logits and all-masked rows itself, sparing the driver two
+    # passes over the logits for validate_args
+    checks_input: bool = False
 
     def supports(self, device: torch.device) -> bool:
         """Whether the kernels run on tensors of ``device``."""
@@ -75,8 +81,12 @@ class Kernels:
 
     def forward(
         self, x: Tensor, inv_tau: Tensor, seed: Tensor, out: Tensor, soft: Tensor | None, hard: bool
-    ) -> None:
-        """Write the sample into ``out`` (one-hot if ``hard``) and, if given, ``y`` into ``soft``."""
+    ) -> tuple[int, int]:
+        """Write the sample into ``out`` (one-hot if ``hard``) and, if given, ``y`` into ``soft``.
+
+        Returns how many logits are NaN and how many rows are all ``-inf`` if ``checks_input``,
+        else ``(0, 0)``.
+        """
         raise NotImplementedError
 
     def backward(
@@ -121,10 +131,11 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         kernels: Kernels,
         hard: bool,
         want_grad: bool,
+        found: list[int],
     ) -> Tensor:
         out = torch.empty_like(x)
         soft = torch.empty_like(x) if hard and want_grad else None
-        kernels.forward(x, tau.reciprocal(), seed, out, soft, hard)
+        found.extend(kernels.forward(x, tau.reciprocal(), seed, out, soft, hard))
         ctx.kernels = kernels
         ctx.hard = hard
         if want_grad:
@@ -133,13 +144,15 @@ class FusedGumbelSoftmax(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None, None]:  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: Any, g: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None, None, None, None, None]:
         y, tau = ctx.saved_tensors
         # hard: y is ours alone, so the gradient may take its memory once the graph is let go
         grad = y if ctx.hard and not _graph_kept() else torch.empty_like(y)
         grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
         ctx.kernels.backward(y, g.to(y.dtype).contiguous(), tau.reciprocal(), grad, grad_tau)
-        return (grad if ctx.needs_input_grad[0] else None), grad_tau, None, None, None, None
+        return (grad if ctx.needs_input_grad[0] else None), grad_tau, None, None, None, None, None
 
 
 def _rows_layout(logits: Tensor, d: int) -> tuple[Tensor, torch.Size]:
@@ -162,9 +175,10 @@ def fused_gumbel_softmax(
     """``functional.gumbel_softmax`` (without ``noise``) computed by ``kernels``: same checks,
     same errors, same result up to the noise, which the kernels draw themselves."""
     validate = validation_enabled(validate_args)
-    check_logits(logits, validate=validate)
+    early = validate and not kernels.checks_input  # else the kernel checks in passing
+    check_logits(logits, validate=early)
     d = check_dim(logits, dim)
-    if validate:
+    if early:
         check_all_masked(logits, d)
     batch = logits.shape[:d] + logits.shape[d + 1 :]
     t = check_temperature(temperature, batch)
@@ -176,7 +190,11 @@ def fused_gumbel_softmax(
         tau = upcast(t).to(device=x.device, dtype=x.dtype).expand(batch).reshape(rows)
     want_grad = torch.is_grad_enabled() and (x.requires_grad or tau.requires_grad)
     seed = draw_seed(generator, x.device)
-    out = FusedGumbelSoftmax.apply(x, tau, seed, kernels, hard, want_grad)
+    found: list[int] = []
+    out = FusedGumbelSoftmax.apply(x, tau, seed, kernels, hard, want_grad, found)
+    if validate and any(found):  # the checks raise the reference's errors
+        check_logits(logits, validate=True)
+        check_all_masked(logits, d)
     return out.view(moved).movedim(-1, d).to(logits.dtype)
 
 

@@ -61,6 +61,7 @@ def _entry(fn: Callable[..., Any]) -> Any:
 # K at and above which a row is processed on its own; below it, chunks of about _CHUNK elements.
 _ROW_MIN = 256
 _CHUNK = 4096
+_BLOCK = 2048  # a long row is perturbed in blocks of this many elements, each staying in L1
 # Below this many elements a parallel launch costs more than it saves.
 _PARALLEL_MIN = 1 << 15
 
@@ -69,7 +70,8 @@ _U64 = np.uint64
 _GAMMA = _U64(GAMMA)
 _MIX1 = _U64(MIX1)
 _MIX2 = _U64(MIX2)
-_S11, _S27, _S30, _S31, _S40 = _U64(11), _U64(27), _U64(30), _U64(31), _U64(40)
+_S8, _S11, _S27, _S30, _S31, _S40 = (_U64(n) for n in (8, 11, 27, 30, 31, 40))
+_M24 = _U64(0xFFFFFF)
 _TINY32 = _F32(np.finfo(np.float32).tiny)
 _TINY64 = np.finfo(np.float64).tiny
 _LN2_HI = _F32(0.693359375)
@@ -203,8 +205,8 @@ def _lowest_key(a):  # type: ignore[no-untyped-def]
     """The key of -inf in the dtype of array ``a``."""
 
 
-def _gumbel(seed, i, a):  # type: ignore[no-untyped-def]
-    """Gumbel noise number ``i`` of the stream ``seed``, in the dtype of array ``a``."""
+def _fill_noise(v, seed, base):  # type: ignore[no-untyped-def]
+    """v[i] = Gumbel noise number base + i of the stream ``seed``, in v's dtype."""
 
 
 def _scalar(value, a):  # type: ignore[no-untyped-def]
@@ -301,26 +303,57 @@ def _mix(z):  # type: ignore[no-untyped-def]
     return z ^ (z >> _S31)
 
 
-@overload(_gumbel, jit_options={"fastmath": _FASTMATH, "error_model": "numpy"})
-def _gumbel_impl(seed, i, a):  # type: ignore[no-untyped-def]
-    if a.dtype == types.float32:
+@_helper
+def _gumbel32(bits24):  # type: ignore[no-untyped-def]
+    """Gumbel noise from 24 random bits k: U = k 2^-24 (torch.rand's float32 grid) clamped up
+    to tiny, G = -log(-log U)."""
+    u = _F32(np.int32(bits24)) * _F32(2.0**-24)
+    u = u if u > _TINY32 else _TINY32
+    return -_logf(-_logf(u))
 
-        def gumbel32(seed, i, a):  # type: ignore[no-untyped-def]
-            r = _mix(seed + (np.uint64(i) + _U64(1)) * _GAMMA)
-            # top 24 bits: torch.rand's float32 grid k * 2^-24, clamped up to tiny
-            u = _F32(np.int32(r >> _S40)) * _F32(2.0**-24)
-            u = u if u > _TINY32 else _TINY32
-            return -_logf(-_logf(u))
 
-        return gumbel32
+@_helper
+def _half(seed, i):  # type: ignore[no-untyped-def]
+    """The 24 bits of float32 element ``i``: from the high (even i) or low (odd i) 32-bit half
+    of hash number i >> 1, so that one 64-bit hash serves two elements."""
+    r = _mix(seed + (np.uint64(i >> 1) + _U64(1)) * _GAMMA)
+    return (r >> _S8) & _M24 if i & 1 else r >> _S40
 
-    def gumbel64(seed, i, a):  # type: ignore[no-untyped-def]
-        r = _mix(seed + (np.uint64(i) + _U64(1)) * _GAMMA)
+
+@_helper
+def _fill_noise32(v, seed, base):  # type: ignore[no-untyped-def]
+    """v[i] = G_{base+i} for float32 (the stream of _fused), two elements per hash."""
+    n = v.size
+    i0 = 0
+    if base & 1 and n > 0:  # an odd start: the low half of the hash it shares with base - 1
+        v[0] = _gumbel32(_half(seed, base))
+        i0 = 1
+    h = (base + i0) >> 1
+    pairs = (n - i0) >> 1
+    w = v[i0 : i0 + 2 * pairs]
+    for j in range(pairs):
+        r = _mix(seed + (np.uint64(h + j) + _U64(1)) * _GAMMA)
+        w[2 * j] = _gumbel32(r >> _S40)
+        w[2 * j + 1] = _gumbel32((r >> _S8) & _M24)
+    if i0 + 2 * pairs < n:
+        v[n - 1] = _gumbel32(_half(seed, base + n - 1))
+
+
+@_helper
+def _fill_noise64(v, seed, base):  # type: ignore[no-untyped-def]
+    """v[i] = G_{base+i} for float64: 53 bits of hash number base + i, U = k 2^-53 >= tiny."""
+    for i in range(v.size):
+        r = _mix(seed + (np.uint64(base + i) + _U64(1)) * _GAMMA)
         u = np.float64(np.int64(r >> _S11)) * 2.0**-53
         u = u if u > _TINY64 else _TINY64
-        return -math.log(-math.log(u))
+        v[i] = -math.log(-math.log(u))
 
-    return gumbel64
+
+@overload(_fill_noise)
+def _fill_noise_impl(v, seed, base):  # type: ignore[no-untyped-def]
+    if v.dtype == types.float32:
+        return lambda v, seed, base: _fill_noise32(v, seed, base)
+    return lambda v, seed, base: _fill_noise64(v, seed, base)
 
 
 # --- the kernels' bodies ------------------------------------------------------------------------
@@ -337,14 +370,31 @@ def _tau_at(inv_tau, r):  # type: ignore[no-untyped-def]
 
 
 @_helper
-def _add_noise(x, v, seed, base):  # type: ignore[no-untyped-def]
-    """v[i] = x[i] + G_{base+i}; returns the key of max_i v[i]."""
+def _add_logits(x, v):  # type: ignore[no-untyped-def]
+    """v += x; returns the key of max v and how many x are NaN (validation, at no extra pass)."""
     mk = _lowest_key(x)
+    nans = 0
     for i in range(x.size):
-        vi = x[i] + _gumbel(seed, base + i, x)
+        xi = x[i]
+        vi = xi + v[i]
         v[i] = vi
         mk = max(mk, _key(vi))
-    return mk
+        nans += xi != xi
+    return mk, nans
+
+
+@_helper
+def _perturb(x, v, seed, base):  # type: ignore[no-untyped-def]
+    """v = x + G_{base..}, in blocks that stay in L1; returns (key of max v, NaN count)."""
+    mk = _lowest_key(x)
+    nans = 0
+    for b0 in range(0, x.size, _BLOCK):
+        b1 = min(x.size, b0 + _BLOCK)
+        _fill_noise(v[b0:b1], seed, base + b0)
+        bk, bn = _add_logits(x[b0:b1], v[b0:b1])
+        mk = max(mk, bk)
+        nans += bn
+    return mk, nans
 
 
 @_helper
@@ -391,7 +441,8 @@ def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-unt
     ``v`` is ``out`` except for ``hard`` with ``want_soft``, where ``y`` goes to ``v`` and the
     one-hot to ``out``.
     """
-    m = _unkey(_add_noise(x, v, seed, base))
+    mk, nans = _perturb(x, v, seed, base)
+    m = _unkey(mk)
     if hard:
         idx = _first_argmax(v, m)
         nan = v[idx] != v[idx]
@@ -400,21 +451,24 @@ def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-unt
         _one_hot(out, idx, nan)
     else:
         _softmax_in_place(v, m, t)
+    return nans, 1 if (m == -np.inf and nans == 0) else 0
 
 
 @_helper
 def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row): the noise and exp passes
     run over the whole chunk, so that vectors span rows; only short reductions go row by row."""
-    _add_noise(x, v, seed, base)
+    _fill_noise(v, seed, base)
     soft = want_soft or not hard
     rows = x.size // k_size
+    nans = 0
+    masked = 0
     for r in range(rows):
         a = r * k_size
-        mk = _lowest_key(x)
-        for k in range(a, a + k_size):
-            mk = max(mk, _key(v[k]))
+        mk, row_nans = _add_logits(x[a : a + k_size], v[a : a + k_size])
         m = _unkey(mk)
+        nans += row_nans
+        masked += m == -np.inf and row_nans == 0
         if hard:  # without want_soft, v is out: this row's v is no longer needed
             idx = a + _first_argmax(v[a : a + k_size], m)
             _one_hot(out[a : a + k_size], idx - a, v[idx] != v[idx])
@@ -433,6 +487,7 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
             inv = _scalar(1.0, v) / s
             for k in range(a, a + k_size):
                 v[k] *= inv
+    return nans, masked
 
 
 @_helper
@@ -445,13 +500,12 @@ def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # t
     lo = r0 * k_size
     hi = r1 * k_size
     if k_size >= _ROW_MIN:
-        _long_row(
+        return _long_row(
             x[lo:hi], _tau_at(inv_tau, r0), seed, lo, v[lo:hi], out[lo:hi], hard, want_soft
         )
-    else:
-        _short_rows(
-            x[lo:hi], inv_tau, r0, seed, lo, v[lo:hi], out[lo:hi], k_size, hard, want_soft
-        )
+    return _short_rows(
+        x[lo:hi], inv_tau, r0, seed, lo, v[lo:hi], out[lo:hi], k_size, hard, want_soft
+    )
 
 
 def _forward_tasks(rows: int, k_size: int) -> int:
@@ -464,9 +518,15 @@ def _forward_tasks(rows: int, k_size: int) -> int:
 
 @_entry
 def _forward(c0, c1, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
-    """Tasks c0 .. c1 - 1 of a forward."""
+    """Tasks c0 .. c1 - 1 of a forward; returns how many logits are NaN and how many rows have
+    every class masked (the checks of ``validate_args``, made in passing)."""
+    nans = 0
+    masked = 0
     for c in range(c0, c1):
-        _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft)
+        n, m = _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft)
+        nans += n
+        masked += m
+    return nans, masked
 
 
 @_helper
@@ -508,9 +568,7 @@ def _backward(r0, r1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type:
 def _noise(c0, c1, seed, out):  # type: ignore[no-untyped-def]
     """Chunks c0 .. c1 - 1 (of _CHUNK elements) of the noise stream."""
     lo = c0 * _CHUNK
-    part = out[lo : min(out.size, c1 * _CHUNK)]
-    for i in range(part.size):
-        part[i] = _gumbel(seed, lo + i, out)
+    _fill_noise(out[lo : min(out.size, c1 * _CHUNK)], seed, lo)
 
 
 # --- the Python side ----------------------------------------------------------------------------
@@ -525,23 +583,21 @@ def _threads(size: int, tasks: int) -> int:
     return 1 if size < _PARALLEL_MIN else max(1, min(torch.get_num_threads(), tasks))
 
 
-def _launch(kernel, size: int, tasks: int, *args) -> None:  # type: ignore[no-untyped-def]
+def _launch(kernel, size: int, tasks: int, *args) -> list[Any]:  # type: ignore[no-untyped-def]
     """Run ``kernel(c0, c1, *args)`` over ``range(tasks)``, split into contiguous parts run by
     Python threads: the kernels release the GIL (``nogil``), so the parts run in parallel. This
     uses no numba threading layer, hence nothing that breaks under ``fork`` or concurrent calls.
     """
     n = _threads(size, tasks)
     if n == 1:
-        kernel(0, tasks, *args)
-        return
+        return [kernel(0, tasks, *args)]
     with _pool_lock:
         if not _pool or _pool[0][0] != os.getpid():  # a pool inherited through fork has no threads
             _pool[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1))]
     bounds = [tasks * i // n for i in range(n + 1)]
     parts = [_pool[0][1].submit(kernel, bounds[i], bounds[i + 1], *args) for i in range(1, n)]
-    kernel(bounds[0], bounds[1], *args)
-    for p in parts:
-        p.result()
+    first = kernel(bounds[0], bounds[1], *args)
+    return [first, *(p.result() for p in parts)]
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:
@@ -556,6 +612,7 @@ class NumbaKernels(Kernels):
     """The numba kernels behind the :class:`~gumbel_softmax.backends._fused.Kernels` interface."""
 
     name = "numba"
+    checks_input = True
 
     def supports(self, device: torch.device) -> bool:
         return device.type == "cpu"
@@ -565,7 +622,8 @@ class NumbaKernels(Kernels):
         want_soft = soft is not None
         soft_arr = _flat(soft if soft is not None else out)
         args = (_flat(x), _flat(inv_tau), _seed(seed), _flat(out), soft_arr, k_size, hard, want_soft)
-        _launch(_forward, x.numel(), _forward_tasks(rows, k_size), *args)
+        counts = _launch(_forward, x.numel(), _forward_tasks(rows, k_size), *args)
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
     def backward(self, y, g, inv_tau, grad, grad_tau):  # type: ignore[no-untyped-def]
         rows, k_size = y.shape

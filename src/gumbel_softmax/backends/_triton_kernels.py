@@ -18,6 +18,8 @@ its relative accuracy rather than depending on an approximate hardware logarithm
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -25,7 +27,10 @@ from torch import Tensor
 
 from ._fused import GAMMA, MIX1, MIX2, Kernels
 
-_INTERPRETED = bool(triton.knobs.runtime.interpret)
+try:  # whether @triton.jit below builds interpreted functions (CPU tensors) or GPU kernels
+    _INTERPRETED = bool(triton.knobs.runtime.interpret)
+except AttributeError:  # Triton before 3.4 reads the variable itself
+    _INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 _GAMMA = tl.constexpr(GAMMA)
 _MIX1 = tl.constexpr(MIX1)
@@ -61,17 +66,25 @@ def _log(x, F64: tl.constexpr):
 
 
 @triton.jit
-def _gumbel(seed, idx, F64: tl.constexpr):
-    """Gumbel noise numbers ``idx`` (int64, >= 0) of the stream ``seed`` (uint64)."""
-    z = seed + (idx.to(tl.uint64) + 1) * _GAMMA
+def _mix(counter):
+    """SplitMix64's finaliser."""
+    z = counter
     z = (z ^ (z >> 30)) * _MIX1
     z = (z ^ (z >> 27)) * _MIX2
-    z = z ^ (z >> 31)
-    if F64:
+    return z ^ (z >> 31)
+
+
+@triton.jit
+def _gumbel(seed, idx, F64: tl.constexpr):
+    """Gumbel noise numbers ``idx`` (int64, >= 0) of the stream ``seed`` (uint64)."""
+    if F64:  # 53 bits of hash number idx
+        z = _mix(seed + (idx.to(tl.uint64) + 1) * _GAMMA)
         u = tl.maximum((z >> 11).to(tl.int64).to(tl.float64) * 1.1102230246251565e-16,
                        2.2250738585072014e-308)
-    else:
-        u = tl.maximum((z >> 40).to(tl.int32).to(tl.float32) * 5.9604644775390625e-08,
+    else:  # 24 bits of hash number idx >> 1: its high half for even idx, its low half for odd
+        z = _mix(seed + ((idx >> 1).to(tl.uint64) + 1) * _GAMMA)
+        bits = tl.where((idx & 1) == 1, (z >> 8) & 0xFFFFFF, z >> 40)
+        u = tl.maximum(bits.to(tl.int32).to(tl.float32) * 5.9604644775390625e-08,
                        1.1754943508222875e-38)
     return -_log(-_log(u, F64), F64)
 
@@ -223,7 +236,7 @@ class TritonKernels(Kernels):
     def forward(  # type: ignore[override]
         self, x: Tensor, inv_tau: Tensor, seed: Tensor, out: Tensor, soft: Tensor | None,
         hard: bool,
-    ) -> None:
+    ) -> tuple[int, int]:
         rows, k_size = x.shape
         per, block, single, grid = _tiles(rows, k_size)
         _forward_kernel[grid](
@@ -231,6 +244,7 @@ class TritonKernels(Kernels):
             int(inv_tau.numel() > 1), HARD=hard, WANT_SOFT=soft is not None, ROWS=per, BLOCK=block, SINGLE=single,
             F64=x.dtype == torch.float64,
         )
+        return 0, 0  # the driver validates beforehand (checks_input is False)
 
     def backward(  # type: ignore[override]
         self, y: Tensor, g: Tensor, inv_tau: Tensor, grad: Tensor, grad_tau: Tensor | None
