@@ -456,37 +456,64 @@ def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-unt
 
 @_helper
 def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
-    """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row): the noise and exp passes
-    run over the whole chunk, so that vectors span rows; only short reductions go row by row."""
+    """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row); returns (NaN count,
+    all-masked rows). Vectors run across rows: the noise, the addition and the exp as flat
+    passes over the chunk, and each per-row reduction as K passes over all rows (loop over k
+    outside, rows inside, strided), so that a row of ten classes never runs alone."""
     _fill_noise(v, seed, base)
-    soft = want_soft or not hard
-    rows = x.size // k_size
     nans = 0
+    for i in range(v.size):
+        xi = x[i]
+        v[i] += xi
+        nans += xi != xi
+    rows = x.size // k_size
+    mk = np.full(rows, _lowest_key(x))
+    for k in range(k_size):
+        w = v[k:]
+        for r in range(rows):
+            mk[r] = max(mk[r], _key(w[r * k_size]))
+    m = np.empty(rows, x.dtype)
     masked = 0
     for r in range(rows):
-        a = r * k_size
-        mk, row_nans = _add_logits(x[a : a + k_size], v[a : a + k_size])
-        m = _unkey(mk)
-        nans += row_nans
-        masked += m == -np.inf and row_nans == 0
-        if hard:  # without want_soft, v is out: this row's v is no longer needed
-            idx = a + _first_argmax(v[a : a + k_size], m)
-            _one_hot(out[a : a + k_size], idx - a, v[idx] != v[idx])
-        if soft:
-            t = _tau_at(inv_tau, r0 + r)
-            for k in range(a, a + k_size):
-                v[k] = (v[k] - m) * t
-    if soft:
-        for i in range(v.size):
-            v[i] = _exp(v[i])
+        m[r] = _unkey(mk[r])
+        masked += m[r] == -np.inf  # a row with NaN too is reported as NaN first
+    if hard:  # the first maximum; a NaN counts as the maximum, as in torch.argmax
+        idx = np.full(rows, k_size)
+        for k in range(k_size):
+            w = v[k:]
+            for r in range(rows):
+                wk = w[r * k_size]
+                idx[r] = min(idx[r], k if (wk == m[r] or wk != wk) else k_size)
         for r in range(rows):
             a = r * k_size
-            s = _scalar(0.0, v)
-            for k in range(a, a + k_size):
-                s += v[k]
-            inv = _scalar(1.0, v) / s
-            for k in range(a, a + k_size):
-                v[k] *= inv
+            i = a + idx[r]
+            nan = True if idx[r] >= k_size else v[i] != v[i]
+            for k in range(a, a + k_size):  # without want_soft, v is out: v is used up here
+                out[k] = np.nan if nan else 0.0
+            if not nan:
+                out[i] = 1.0
+        if not want_soft:
+            return nans, masked
+    t = np.empty(rows, x.dtype)
+    for r in range(rows):
+        t[r] = _tau_at(inv_tau, r0 + r)
+    for k in range(k_size):
+        w = v[k:]
+        for r in range(rows):
+            w[r * k_size] = (w[r * k_size] - m[r]) * t[r]
+    for i in range(v.size):
+        v[i] = _exp(v[i])
+    s = np.zeros(rows, x.dtype)
+    for k in range(k_size):
+        w = v[k:]
+        for r in range(rows):
+            s[r] += w[r * k_size]
+    for r in range(rows):
+        s[r] = _scalar(1.0, v) / s[r]
+    for k in range(k_size):
+        w = v[k:]
+        for r in range(rows):
+            w[r * k_size] *= s[r]
     return nans, masked
 
 
