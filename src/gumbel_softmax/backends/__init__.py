@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._fused import Kernels, fused_gumbel_softmax, kernel_noise
+from .._numerics import compute_dtype
+from ._fused import Kernels, draw_seed, fused_gumbel_softmax
 
 __all__ = [
     "BACKENDS",
@@ -161,8 +162,17 @@ def _noise(
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The raw Gumbel noise of fused ``backend`` (internal: for the statistical tests)."""
+    """The raw Gumbel noise fused ``backend`` adds to logits of ``shape`` (class axis last),
+    drawn exactly as its forward draws it (the seed included), in ``compute_dtype(dtype)``.
+
+    Internal, for the statistical tests of the kernels' random numbers: ``gumbel_softmax(logits,
+    generator=g, backend=b)`` equals ``gumbel_softmax(logits, noise=_noise(b, logits.shape,
+    generator=g2), backend="reference")`` when ``g`` and ``g2`` start in the same state.
+    """
+    device = torch.device(device)
     kernels = resolve_backend(backend, torch.empty(1, device=device))
     if kernels is None:
         raise ValueError(f"backend={backend!r} has no kernel noise; name a fused backend")
-    return kernel_noise(kernels, shape, dtype=dtype, device=device, generator=generator)
+    out = torch.empty(tuple(shape), dtype=compute_dtype(dtype), device=device)
+    kernels.noise(draw_seed(generator, device), out.view(-1))
+    return out

@@ -39,7 +39,6 @@ output (forward), two (forward and backward).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -51,7 +50,6 @@ from .._numerics import (
     check_dim,
     check_logits,
     check_temperature,
-    compute_dtype,
     upcast,
     validation_enabled,
 )
@@ -196,24 +194,3 @@ def fused_gumbel_softmax(
         check_logits(logits, validate=True)
         check_all_masked(logits, d)
     return out.view(moved).movedim(-1, d).to(logits.dtype)
-
-
-def kernel_noise(
-    kernels: Kernels,
-    shape: Sequence[int] | torch.Size,
-    *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """The raw Gumbel noise the kernels add to logits of ``shape`` with the class axis last,
-    drawn exactly as their forward draws it (the seed included), in ``compute_dtype(dtype)``.
-
-    For the statistical tests of the kernels' random numbers; ``gumbel_softmax(logits,
-    generator=g, backend=b)`` equals ``gumbel_softmax(logits, noise=kernel_noise(b, ...,
-    generator=g'), backend="reference")`` when ``g`` and ``g'`` start in the same state.
-    """
-    device = torch.device(device)
-    out = torch.empty(tuple(shape), dtype=compute_dtype(dtype), device=device)
-    kernels.noise(draw_seed(generator, device), out.view(-1))
-    return out

@@ -83,61 +83,34 @@ _EXP_MIN = _F32(-87.33654)  # log(tiny): below it the result would be subnormal;
 # --- bit casts ---------------------------------------------------------------------------------
 
 
-# Numba compiles the calls; the ``Any`` keeps mypy from checking them against the stub of the
-# Python-side intrinsic object, whose call signature includes the typing context.
+def _bitcast(name: str, sources: tuple[Any, ...], target: Any, target_ir: Any) -> Any:
+    """An intrinsic ``name(x)`` reading the bits of ``x`` (of a type in ``sources``) as a
+    ``target``; an int64 read as a 32-bit type gives up its high half first.
+
+    Typed ``Any``: numba compiles the calls, which mypy would check against the Python-side
+    intrinsic object, whose signature includes the typing context.
+    """
+
+    def typer(typingctx: Any, x: Any) -> Any:
+        if x not in sources:
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            v = args[0]
+            if x == types.int64 and target.bitwidth == 32:
+                v = builder.trunc(v, ir.IntType(32))
+            return builder.bitcast(v, target_ir)
+
+        return target(x), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    return intrinsic(typer)
 
 
-def _bits32_typer(typingctx: Any, x: Any) -> Any:
-    """float32 -> int32 with the same bits."""
-    if x != types.float32:
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return types.int32(types.float32), codegen
-
-
-def _float32_typer(typingctx: Any, x: Any) -> Any:
-    """int32, or the low 32 bits of an int64 -> float32 with the same bits."""
-    if x not in (types.int32, types.int64):
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        v = args[0]
-        if x == types.int64:
-            v = builder.trunc(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
-
-    return types.float32(x), codegen
-
-
-def _bits64_typer(typingctx: Any, x: Any) -> Any:
-    """float64 -> int64 with the same bits."""
-    if x != types.float64:
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
-
-
-def _float64_typer(typingctx: Any, x: Any) -> Any:
-    """int64 -> float64 with the same bits."""
-    if x != types.int64:
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.int64), codegen
-
-
-_bits32: Any = intrinsic(_bits32_typer)
-_float32: Any = intrinsic(_float32_typer)
-_bits64: Any = intrinsic(_bits64_typer)
-_float64: Any = intrinsic(_float64_typer)
+_bits32 = _bitcast("_bits32", (types.float32,), types.int32, ir.IntType(32))
+_float32 = _bitcast("_float32", (types.int32, types.int64), types.float32, ir.FloatType())
+_bits64 = _bitcast("_bits64", (types.float64,), types.int64, ir.IntType(64))
+_float64 = _bitcast("_float64", (types.int64,), types.float64, ir.DoubleType())
 
 
 # --- float32 log and exp that vectorise ---------------------------------------------------------

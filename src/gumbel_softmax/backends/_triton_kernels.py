@@ -90,6 +90,13 @@ def _gumbel(seed, idx, F64: tl.constexpr):
 
 
 @triton.jit
+def _tile(k0, cols, rmask, base, K):
+    """Mask and flat offsets of the block of columns k0 + cols of the tile's rows."""
+    c = k0 + cols
+    return rmask[:, None] & (c < K)[None, :], base[:, None] + c[None, :]
+
+
+@triton.jit
 def _perturbed(x_ptr, seed, offs, mask, F64: tl.constexpr):
     """v = x + G on the tile, -inf outside it."""
     x = tl.load(x_ptr + offs, mask=mask, other=0.0)
@@ -109,8 +116,7 @@ def _forward_kernel(
     seed = tl.load(seed_ptr).to(tl.uint64, bitcast=True)
     t = tl.load(inv_tau_ptr + rows * TAU_STRIDE, mask=rmask, other=1.0)
     if SINGLE:
-        mask = rmask[:, None] & (cols < K)[None, :]
-        offs = base[:, None] + cols[None, :]
+        mask, offs = _tile(0, cols, rmask, base, K)
         v = _perturbed(x_ptr, seed, offs, mask, F64)
         m = tl.max(v, axis=1)
         m = tl.where(m == float("-inf"), 0.0, m)[:, None]  # rows past R: keep v - m a number
@@ -129,9 +135,8 @@ def _forward_kernel(
         idx = tl.zeros([ROWS], tl.int32)
         nan = tl.zeros([ROWS], tl.int32)
         for k0 in range(0, K, BLOCK):
-            c = k0 + cols
-            mask = rmask[:, None] & (c < K)[None, :]
-            v = _perturbed(x_ptr, seed, base[:, None] + c[None, :], mask, F64)
+            mask, offs = _tile(k0, cols, rmask, base, K)
+            v = _perturbed(x_ptr, seed, offs, mask, F64)
             bm = tl.max(v, axis=1)
             if HARD:
                 bi = tl.argmax(v, axis=1, tie_break_left=True) + k0
@@ -146,11 +151,9 @@ def _forward_kernel(
             m = nm
         m = tl.where(m == float("-inf"), 0.0, m)
         for k0 in range(0, K, BLOCK):
-            c = k0 + cols
-            mask = rmask[:, None] & (c < K)[None, :]
-            offs = base[:, None] + c[None, :]
+            mask, offs = _tile(k0, cols, rmask, base, K)
             if HARD:
-                hot = tl.where(c[None, :] == idx[:, None], 1.0, 0.0)
+                hot = tl.where(k0 + cols[None, :] == idx[:, None], 1.0, 0.0)
                 tl.store(out_ptr + offs, tl.where(nan[:, None] > 0, float("nan"), hot), mask=mask)
             if WANT_SOFT or not HARD:
                 v = _perturbed(x_ptr, seed, offs, mask, F64)
@@ -174,8 +177,7 @@ def _backward_kernel(
     else:
         tiny = 1.1754943508222875e-38
     if SINGLE:
-        mask = rmask[:, None] & (cols < K)[None, :]
-        offs = base[:, None] + cols[None, :]
+        mask, offs = _tile(0, cols, rmask, base, K)
         y = tl.load(y_ptr + offs, mask=mask, other=0.0)
         g = tl.load(g_ptr + offs, mask=mask, other=0.0)
         a = y * (g - tl.sum(g * y, axis=1)[:, None])
@@ -187,16 +189,12 @@ def _backward_kernel(
     else:
         dot = tl.zeros([ROWS], y_ptr.dtype.element_ty)
         for k0 in range(0, K, BLOCK):
-            c = k0 + cols
-            mask = rmask[:, None] & (c < K)[None, :]
-            offs = base[:, None] + c[None, :]
+            mask, offs = _tile(k0, cols, rmask, base, K)
             y = tl.load(y_ptr + offs, mask=mask, other=0.0)
             dot += tl.sum(tl.load(g_ptr + offs, mask=mask, other=0.0) * y, axis=1)
         acc = tl.zeros([ROWS], y_ptr.dtype.element_ty)
         for k0 in range(0, K, BLOCK):
-            c = k0 + cols
-            mask = rmask[:, None] & (c < K)[None, :]
-            offs = base[:, None] + c[None, :]
+            mask, offs = _tile(k0, cols, rmask, base, K)
             y = tl.load(y_ptr + offs, mask=mask, other=0.0)
             a = y * (tl.load(g_ptr + offs, mask=mask, other=0.0) - dot[:, None])
             tl.store(grad_ptr + offs, a * t[:, None], mask=mask)
