@@ -243,3 +243,15 @@ def test_unvalidated_nan_logits_give_nan_rows_as_the_reference(fused):
         for hard in (False, True):
             y = gs.gumbel_softmax(logits, hard=hard, validate_args=False, backend=fused)
             assert bool(y[0].isnan().all()) and bool(y[1].isfinite().all())
+
+
+def test_fused_backward_is_once_differentiable(fused):
+    # under create_graph=True the fused gradient is a constant: differentiating it again raises
+    # rather than giving a wrong second derivative
+    dev = device_of(fused)
+    logits = torch.randn(4, 10, device=dev, requires_grad=True)
+    y = gs.gumbel_softmax(logits, generator=generator(fused, 17), backend=fused)
+    (g,) = torch.autograd.grad((y * torch.randn_like(y)).sum(), logits, create_graph=True)
+    assert not g.requires_grad
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        g.sum().backward()
