@@ -16,12 +16,16 @@ How it is made fast, on a machine without a vectorised math library (no SVML):
 * ``log`` and ``exp`` are written as polynomials on the float's bit pattern (Cephes' ``logf`` and
   ``expf``, relative error below 1e-7), so LLVM vectorises them with the loop; float64 keeps
   libm's ``log``/``exp``.
+* One 64-bit SplitMix64 hash gives two float32 elements their 24 bits each (its multiplies are
+  the generator's cost); see :mod:`gumbel_softmax.backends._fused` for the stream.
 * The row maximum is a maximum over integer keys (the float's bits made monotone), since numba's
-  float ``max`` carries a NaN branch that stops vectorisation; logits are checked for NaN upstream.
-* Large ``K``: one row at a time, the noise, ``v`` and the maximum in one pass, then ``exp`` and
-  the sum, then the scaling, the row staying in L1/L2. Small ``K``: a chunk of rows at a time, the
-  noise and the ``exp`` as flat passes over the whole chunk, so vectors run *across* rows, and only
-  the short per-row reductions go row by row.
+  float ``max`` carries a NaN branch that stops vectorisation. The same pass counts NaN logits
+  and the maximum tells all-masked rows, so ``validate_args`` costs no pass of its own.
+* Large ``K``: one row at a time, in L1-sized blocks the noise then ``v = x + G`` and the
+  maximum; then ``exp`` and the sum; then the scaling, the row staying in L1/L2. Small ``K``: a
+  chunk of rows at a time, the noise, the addition and the ``exp`` as flat passes over the chunk,
+  and the per-row reductions as passes over all rows of the chunk, so that vectors run *across*
+  rows, never along a row of ten classes only.
 * Rows (or chunks) are spread over ``torch.get_num_threads()`` Python threads, the kernels
   releasing the GIL; each row is computed by one thread in a fixed order, so results do not
   depend on the thread count.
@@ -49,6 +53,8 @@ from ._fused import GAMMA, MIX1, MIX2, Kernels
 # Float max/min are written as selects: numba's ``max`` on floats has a NaN branch that stops
 # vectorisation. ``error_model="numpy"``: division by zero gives inf/NaN, not an exception.
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
 def _helper(fn: Callable[..., Any]) -> Any:
     """A jitted helper, compiled into the entry points that call it."""
     return njit(fastmath=_FASTMATH, cache=True, error_model="numpy")(fn)
@@ -57,6 +63,7 @@ def _helper(fn: Callable[..., Any]) -> Any:
 def _entry(fn: Callable[..., Any]) -> Any:
     """A jitted entry point, called from Python; releases the GIL so that threads overlap."""
     return njit(fastmath=_FASTMATH, cache=True, error_model="numpy", nogil=True)(fn)
+
 
 # K at and above which a row is processed on its own; below it, chunks of about _CHUNK elements.
 _ROW_MIN = 256
