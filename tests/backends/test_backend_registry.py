@@ -120,3 +120,41 @@ def test_environment_reference_and_auto(monkeypatch: pytest.MonkeyPatch):
 def test_kernel_noise_entry_point_rejects_the_reference():
     with pytest.raises(ValueError, match="has no kernel noise"):
         backends._noise("reference", (3,))
+
+
+class _Uncompilable(backends.Kernels):
+    """Kernels that load but fail to compile for any dtype."""
+
+    name = "numba"
+
+    def supports(self, device: torch.device) -> bool:
+        return True
+
+    def prepare(self, dtype: torch.dtype) -> None:
+        raise RuntimeError(f"cannot lower for {dtype}")
+
+
+def test_a_compile_failure_falls_back_silently_or_says_why_when_forced(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setitem(backends._loaded, "numba", _Uncompilable())
+    x = torch.zeros(2, 3)
+    assert resolve_backend(None, x) is None  # the automatic choice: the reference path
+    assert gs.gumbel_softmax(x).shape == (2, 3)
+    with pytest.raises(BackendUnavailableError, match=r"failed to compile for torch.float32: "
+                       r"RuntimeError: cannot lower for torch.float32"):
+        gs.gumbel_softmax(x, backend="numba")
+    # non-floating logits are left to the argument checks
+    with pytest.raises(TypeError, match="logits must have a floating dtype"):
+        gs.gumbel_softmax(torch.zeros(2, 3, dtype=torch.int64), backend="numba")
+
+
+def test_numba_prepares_every_compute_dtype():
+    require("numba")
+    kernels = resolve_backend("numba", torch.zeros(1, 2))
+    assert kernels is not None
+    for dtype in (torch.float32, torch.float64):
+        kernels.prepare(dtype)  # compiles or loads from cache, once
+        assert kernels._prepared[dtype] is None  # type: ignore[attr-defined]
+    with pytest.raises(KeyError):
+        kernels.prepare(torch.int64)

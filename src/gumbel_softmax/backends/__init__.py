@@ -21,9 +21,12 @@ Choosing: ``backend=None`` or ``"auto"`` takes the environment variable ``GUMBEL
 if it is set, else the fastest available: numba for CPU tensors, triton for CUDA tensors, the
 reference otherwise. A backend named explicitly must run on the tensor's device, or an error
 says why. Pre-drawn ``noise=`` and empty tensors always take the reference path (a named fused
-backend with ``noise=`` is an error). A fused backend whose package cannot be imported or
-compiled is reported by :func:`available_backends` and skipped by the automatic choice with no
-error.
+backend with ``noise=`` is an error). A fused backend that cannot be imported (left out of
+:func:`available_backends`) or compiled (numba compiles per dtype at its first use, then caches
+the machine code on disk) is skipped by the automatic choice with no error.
+
+The fused backward is once-differentiable: under ``create_graph=True`` the gradient it returns
+is a constant; use the reference for higher-order gradients.
 """
 
 from __future__ import annotations
@@ -134,7 +137,11 @@ def resolve_backend(
         for b in _REGISTRY.values():
             if logits.device.type in b.devices:
                 kernels = _load(b.name)
-                if isinstance(kernels, Kernels) and kernels.supports(logits.device):
+                if (
+                    isinstance(kernels, Kernels)
+                    and kernels.supports(logits.device)
+                    and _prepare(kernels, logits) is None
+                ):
                     return kernels
         return None
     if noise is not None:
@@ -151,7 +158,25 @@ def resolve_backend(
         raise ValueError(
             f"{source}={name!r} does not run on tensors of device {logits.device}"
         )
+    failure = _prepare(kernels, logits)
+    if failure is not None:
+        raise BackendUnavailableError(
+            f"{source}={name!r} failed to compile for {logits.dtype}: "
+            f"{type(failure).__name__}: {failure}"
+        ) from failure
     return kernels
+
+
+def _prepare(kernels: Kernels, logits: Tensor) -> Exception | None:
+    """Compile ``kernels`` for ``logits``' compute dtype; the failure, if any. Non-floating
+    logits are left to the argument checks, which reject them with a TypeError."""
+    if not logits.is_floating_point():
+        return None
+    try:
+        kernels.prepare(compute_dtype(logits.dtype))
+    except Exception as exc:
+        return exc
+    return None
 
 
 def _noise(

@@ -77,6 +77,9 @@ class Kernels:
         """Whether the kernels run on tensors of ``device``."""
         raise NotImplementedError
 
+    def prepare(self, dtype: torch.dtype) -> None:
+        """Compile what a compute ``dtype`` needs, once; raise if it cannot be compiled."""
+
     def forward(
         self, x: Tensor, inv_tau: Tensor, seed: Tensor, out: Tensor, soft: Tensor | None, hard: bool
     ) -> tuple[int, int]:

@@ -621,8 +621,29 @@ class NumbaKernels(Kernels):
     name = "numba"
     checks_input = True
 
+    def __init__(self) -> None:
+        self._prepared: dict[torch.dtype, Exception | None] = {}
+
     def supports(self, device: torch.device) -> bool:
         return device.type == "cpu"
+
+    def prepare(self, dtype: torch.dtype) -> None:
+        """Compile (or load from numba's disk cache) the three entry points for ``dtype`` by
+        calling them on a few elements, so that a compilation failure surfaces here, where the
+        automatic choice can still fall back to the reference path."""
+        if dtype not in self._prepared:
+            try:
+                a = np.zeros(20, {torch.float32: np.float32, torch.float64: np.float64}[dtype])
+                one = a[:1] + 1
+                _forward(0, 1, a, one, _U64(0), a.copy(), a.copy(), 10, True, True)
+                _backward(0, 2, a, a, one, a.copy(), a[:2].copy(), 10, True)
+                _noise(0, 1, _U64(0), a.copy())
+                self._prepared[dtype] = None
+            except Exception as exc:  # a numba or LLVM failure: this dtype is not served
+                self._prepared[dtype] = exc
+        failure = self._prepared[dtype]
+        if failure is not None:
+            raise failure
 
     def forward(self, x, inv_tau, seed, out, soft, hard):  # type: ignore[no-untyped-def]
         rows, k_size = x.shape
