@@ -32,10 +32,12 @@ try:  # whether @triton.jit below builds interpreted functions (CPU tensors) or 
 except AttributeError:  # Triton before 3.4 reads the variable itself
     _INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
+# Elements per program: a row of up to _TILE classes is read once; the interpreter, which runs
+# on the CPU, is faster with smaller tiles.
+_TILE = 4096 if _INTERPRETED else 8192
 _GAMMA = tl.constexpr(GAMMA)
 _MIX1 = tl.constexpr(MIX1)
 _MIX2 = tl.constexpr(MIX2)
-_TILE = 4096  # elements per program
 
 
 @triton.jit
@@ -211,12 +213,13 @@ def _noise_kernel(seed_ptr, out_ptr, N, BLOCK: tl.constexpr, F64: tl.constexpr):
     tl.store(out_ptr + offs, _gumbel(seed, offs, F64), mask=offs < N)
 
 
-def _tiles(rows: int, k_size: int) -> tuple[int, int, bool, tuple[int]]:
-    """(ROWS, BLOCK, SINGLE, grid): whole short rows stacked into a tile, long rows in blocks."""
+def _tiles(rows: int, k_size: int) -> tuple[int, int, bool, tuple[int], int]:
+    """(ROWS, BLOCK, SINGLE, grid, num_warps): whole short rows stacked into a tile, long rows
+    in blocks."""
     block = min(triton.next_power_of_2(k_size), _TILE)
     single = k_size <= block
     per = max(1, min(triton.next_power_of_2(rows), _TILE // block)) if single else 1
-    return per, block, single, (triton.cdiv(rows, per),)
+    return per, block, single, (triton.cdiv(rows, per),), 8 if per * block >= 8192 else 4
 
 
 class TritonKernels(Kernels):
@@ -236,7 +239,7 @@ class TritonKernels(Kernels):
         hard: bool,
     ) -> tuple[int, int]:
         rows, k_size = x.shape
-        per, block, single, grid = _tiles(rows, k_size)
+        per, block, single, grid, warps = _tiles(rows, k_size)
         _forward_kernel[grid](
             x, inv_tau, seed.to(x.device), out, soft if soft is not None else out, rows, k_size,
             int(inv_tau.numel() > 1), HARD=hard, WANT_SOFT=soft is not None, ROWS=per, BLOCK=block, SINGLE=single,
@@ -248,7 +251,7 @@ class TritonKernels(Kernels):
         self, y: Tensor, g: Tensor, inv_tau: Tensor, grad: Tensor, grad_tau: Tensor | None
     ) -> None:
         rows, k_size = y.shape
-        per, block, single, grid = _tiles(rows, k_size)
+        per, block, single, grid, warps = _tiles(rows, k_size)
         _backward_kernel[grid](
             y, g, inv_tau, grad, grad_tau if grad_tau is not None else inv_tau, rows, k_size,
             int(inv_tau.numel() > 1), WANT_TAU=grad_tau is not None, ROWS=per, BLOCK=block, SINGLE=single,
