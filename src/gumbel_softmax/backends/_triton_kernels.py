@@ -243,7 +243,7 @@ class TritonKernels(Kernels):
         _forward_kernel[grid](
             x, inv_tau, seed.to(x.device), out, soft if soft is not None else out, rows, k_size,
             int(inv_tau.numel() > 1), HARD=hard, WANT_SOFT=soft is not None, ROWS=per, BLOCK=block, SINGLE=single,
-            F64=x.dtype == torch.float64,
+            F64=x.dtype == torch.float64, num_warps=warps,
         )
         return 0, 0  # the driver validates beforehand (checks_input is False)
 
@@ -255,7 +255,7 @@ class TritonKernels(Kernels):
         _backward_kernel[grid](
             y, g, inv_tau, grad, grad_tau if grad_tau is not None else inv_tau, rows, k_size,
             int(inv_tau.numel() > 1), WANT_TAU=grad_tau is not None, ROWS=per, BLOCK=block, SINGLE=single,
-            F64=y.dtype == torch.float64,
+            F64=y.dtype == torch.float64, num_warps=warps,
         )
 
     def noise(self, seed: Tensor, out: Tensor) -> None:  # type: ignore[override]
