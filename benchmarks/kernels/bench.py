@@ -210,6 +210,52 @@ def run_case(shape, hard: bool, device: torch.device, repeats: int) -> dict[str,
     return rows
 
 
+def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
+    """Where the numba forward's time goes, in ns per element, all in one interleaved run:
+    ``copy_``; first-touching a freshly allocated output (``torch.empty(..).fill_(0)`` minus a
+    ``fill_(0)`` of a preallocated one: page faults); the kernel's noise alone and its whole
+    forward, both into preallocated buffers; and the full call, which also allocates."""
+    kernels = backends._load("numba")
+    if device.type != "cpu" or not isinstance(kernels, backends.Kernels):
+        return []
+    x = torch.randn(shape)
+    n = x.numel()
+    flat = x.view(-1, shape[-1])
+    buf = torch.empty_like(x)
+    out = torch.empty_like(flat)
+    one = torch.ones(1)
+    seed = torch.zeros(1, dtype=torch.int64)
+    g = torch.Generator().manual_seed(0)
+    t = time_interleaved(
+        {
+            "copy_": lambda: buf.copy_(x),
+            "fill_ (preallocated)": lambda: buf.fill_(0),
+            "empty + fill_ (fresh)": lambda: torch.empty_like(x).fill_(0),
+            "kernel noise only": lambda: kernels.noise(seed, buf.view(-1)),
+            "kernel forward (preallocated out)": lambda: kernels.forward(
+                flat, one, seed, out, None, False
+            ),
+            "gumbel_softmax(backend='numba')": lambda: gs.gumbel_softmax(
+                x, generator=g, backend="numba"
+            ),
+        },
+        repeats,
+        device,
+    )
+    faults = t["empty + fill_ (fresh)"] - t["fill_ (preallocated)"]
+    lines = [f"| {k} | {v * 1e9 / n:.2f} |" for k, v in t.items()]
+    lines.append(f"| page faults of a fresh output (difference of the fills) | {faults * 1e9 / n:.2f} |")
+    return [
+        f"### Where the time goes: numba forward, soft, {tuple(shape)}, "
+        f"{torch.get_num_threads()} threads",
+        "",
+        "| step | ns per element |",
+        "|---|---|",
+        *lines,
+        "",
+    ]
+
+
 # --- reporting -----------------------------------------------------------------------------------
 
 
@@ -290,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
             mode = "hard" if hard else "soft"
             results[(shape, mode)] = run_case(shape, hard, device, repeats)
             print("\n".join(table({(shape, mode): results[(shape, mode)]})[2:]), flush=True)
+    details = [] if args.quick else [
+        line for shape in ((2048, 8192), (64, 50257)) for line in breakdown(shape, device, repeats)
+    ]
+    print("\n".join(details), flush=True)
     load_after = load()
     report = [
         f"# Gumbel-Softmax kernels: {device.type.upper()} benchmark",
@@ -318,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *targets(results, fast),
         "",
+        *details,
     ]
     out.write_text("\n".join(report))
     print(f"\nwrote {out}")
