@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from . import backends as _backends
 from ._numerics import (
     check_all_masked,
     check_dim,
@@ -256,6 +257,7 @@ def gumbel_softmax(
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
     validate_args: bool | None = None,
+    backend: str | None = None,
 ) -> Tensor:
     r"""A Gumbel-Softmax (Concrete) sample, relaxed or straight-through.
 
@@ -280,6 +282,12 @@ def gumbel_softmax(
         noise: pre-drawn Gumbel noise of ``logits``' shape (common random numbers); overrides
             ``generator``.
         validate_args: check for NaN and all-masked rows (default: torch.distributions' global).
+        backend: which code computes the sample: ``"reference"`` (this module), ``"numba"``
+            (fused CPU kernel), ``"triton"`` (fused GPU kernel), or ``None``/``"auto"``: the
+            environment variable ``GUMBEL_SOFTMAX_BACKEND`` if set, else the fastest available
+            for the device. The fused kernels draw their own noise (reproducible from
+            ``generator``); ``noise=`` takes the reference path. See
+            :mod:`gumbel_softmax.backends`.
 
     Returns:
         A tensor of ``logits``' shape and dtype, on the simplex along ``dim``.
@@ -287,12 +295,20 @@ def gumbel_softmax(
     Raises:
         TypeError: non-floating ``logits``, ``temperature`` or ``noise``.
         ValueError: a non-positive or non-finite temperature, NaN logits, an all-masked row,
-        ``noise`` of the wrong shape.
+        ``noise`` of the wrong shape, an unknown ``backend``, a fused ``backend`` with ``noise``
+        or on a device it does not run on.
+        BackendUnavailableError: a ``backend`` named explicitly that cannot load here.
 
     Numerics: 16-bit inputs are computed in float32; softmax subtracts the row maximum, so logits
     of ±1e4 at τ = 1e-3 stay finite, and masked or underflowed classes contribute no NaN to the
     temperature's gradient (see ``_TemperedSoftmax``).
     """
+    fused = _backends.resolve_backend(backend, logits, noise=noise)
+    if fused is not None:
+        return _backends.fused_gumbel_softmax(
+            fused, logits, temperature, hard=hard, dim=dim, generator=generator,
+            validate_args=validate_args,
+        )
     z, d = _perturbed(logits, dim, generator, noise, validate_args)
     tau = _temperature_for(temperature, z, d)
     y = _TemperedSoftmax.apply(z, tau, d)

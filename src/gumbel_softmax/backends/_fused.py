@@ -1,0 +1,199 @@
+r"""What the fused backends share: the random-number stream, the autograd function, the driver.
+
+The random numbers
+------------------
+A kernel draws its own noise from SplitMix64 used as a counter-based generator (Steele, Lea &
+Flood, *Fast splittable pseudorandom number generators*, OOPSLA 2014; the generator of
+``java.util.SplittableRandom``, which passes BigCrush): hash number ``j`` is
+
+.. math:: r_j = \operatorname{mix}(s + (j + 1)\,\gamma \bmod 2^{64}), \qquad
+          \gamma = \texttt{0x9E3779B97F4A7C15},
+
+where ``mix`` is two xor-shift-multiply rounds and a final xor-shift and ``s`` a 64-bit seed
+drawn from the caller's ``torch.Generator`` (``torch.randint``), so the same generator state
+gives the same sample and the global generator is untouched when one is given. Element ``i``
+(its flat index in the ``(rows, K)`` layout with the class dimension last) takes, in float32,
+24 bits of :math:`r_{\lfloor i/2 \rfloor}` (the top of its high 32-bit half for even ``i``, of
+its low half for odd ``i``: one 64-bit multiply chain per two elements, the generator's main
+cost), and in float64 53 bits of :math:`r_i`. Any element's number is computed without the
+others', so the result does not depend on how the work is split.
+
+The uniform follows ``gumbel_softmax._numerics`` exactly: those bits give :math:`k\,2^{-24}`
+(or :math:`k\,2^{-53}`), the grid of ``torch.rand``, clamped up to ``finfo.tiny``; then
+:math:`G_i = -\log(-\log U_i)`.
+
+The autograd function
+---------------------
+Forward: ``y = softmax((x + G) / tau)`` along the last axis, or the one-hot of
+:math:`\arg\max_k (x_k + G_k)` for ``hard`` (straight-through). Backward needs only the saved
+relaxed sample :math:`y` (that of ``_TemperedSoftmax`` in ``functional.py``): with
+:math:`a = y \odot (g - \langle g, y\rangle)`,
+
+.. math:: \frac{\partial L}{\partial x} = \frac{a}{\tau}, \qquad
+          \frac{\partial L}{\partial \tau} = -\frac{1}{\tau} \sum_{k:\,y_k>0} a_k \log y_k .
+
+Memory: the forward allocates the output only; with gradients, ``hard`` also keeps the relaxed
+sample, into which the backward writes the gradient when the graph is not retained. Peak: one
+output (forward), two (forward and backward).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .._numerics import (
+    check_all_masked,
+    check_dim,
+    check_logits,
+    check_temperature,
+    upcast,
+    validation_enabled,
+)
+
+# SplitMix64's increment (the golden ratio times 2^64) and its two mixing multipliers.
+GAMMA = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+
+
+class Kernels:
+    """The interface a fused backend implements, on ``(rows, K)`` C-contiguous tensors.
+
+    All tensors are in the compute dtype (float32 or float64) on one device; ``inv_tau`` holds
+    :math:`1/\\tau` per row, or one value for all rows, and ``seed`` is a one-element int64
+    tensor.
+    """
+
+    name: str = ""
+    # whether forward counts NaN logits and all-masked rows itself, sparing the driver two
+    # passes over the logits for validate_args
+    checks_input: bool = False
+
+    def supports(self, device: torch.device) -> bool:
+        """Whether the kernels run on tensors of ``device``."""
+        raise NotImplementedError
+
+    def prepare(self, dtype: torch.dtype) -> None:
+        """Compile what a compute ``dtype`` needs, once; raise if it cannot be compiled."""
+
+    def forward(
+        self, x: Tensor, inv_tau: Tensor, seed: Tensor, out: Tensor, soft: Tensor | None, hard: bool
+    ) -> tuple[int, int]:
+        """Write the sample into ``out`` (one-hot if ``hard``) and, if given, ``y`` into ``soft``.
+
+        Returns how many logits are NaN and how many rows are all ``-inf`` if ``checks_input``,
+        else ``(0, 0)``.
+        """
+        raise NotImplementedError
+
+    def backward(
+        self, y: Tensor, g: Tensor, inv_tau: Tensor, grad: Tensor, grad_tau: Tensor | None
+    ) -> None:
+        """Write :math:`a/\\tau` into ``grad`` (which may be ``y``) and, if given, the
+        temperature's gradient per row into ``grad_tau`` (shape ``(rows,)``)."""
+        raise NotImplementedError
+
+    def noise(self, seed: Tensor, out: Tensor) -> None:
+        """Write the Gumbel noise numbers ``0 .. out.numel() - 1`` of stream ``seed`` into ``out``."""
+        raise NotImplementedError
+
+
+def draw_seed(generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """A 64-bit seed from ``generator`` (or the default generator of ``device``), on its device.
+
+    Kept as a tensor so that a GPU kernel reads it without synchronising with the host.
+    """
+    where = generator.device if generator is not None else device
+    return torch.randint(
+        -(2**63), 2**63 - 1, (1,), dtype=torch.int64, device=where, generator=generator
+    )
+
+
+def _graph_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``); True if unknown."""
+    probe = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if probe is None else bool(probe())
+
+
+class FusedGumbelSoftmax(torch.autograd.Function):
+    """``(x, tau, seed) -> sample``; see the module docstring. ``x``: ``(rows, K)``, ``tau``:
+    ``(rows,)``, or ``(1,)`` for a temperature shared by all rows (then without gradient)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        tau: Tensor,
+        seed: Tensor,
+        kernels: Kernels,
+        hard: bool,
+        want_grad: bool,
+        found: list[int],
+    ) -> Tensor:
+        out = torch.empty_like(x)
+        soft = torch.empty_like(x) if hard and want_grad else None
+        found.extend(kernels.forward(x, tau.reciprocal(), seed, out, soft, hard))
+        ctx.kernels = kernels
+        ctx.hard = hard
+        if want_grad:
+            ctx.save_for_backward(soft if soft is not None else out, tau)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: Any, g: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None, None, None, None, None]:
+        y, tau = ctx.saved_tensors
+        # hard: y is ours alone, so the gradient may take its memory once the graph is let go
+        grad = y if ctx.hard and not _graph_kept() else torch.empty_like(y)
+        grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
+        ctx.kernels.backward(y, g.to(y.dtype).contiguous(), tau.reciprocal(), grad, grad_tau)
+        return (grad if ctx.needs_input_grad[0] else None), grad_tau, None, None, None, None, None
+
+
+def _rows_layout(logits: Tensor, d: int) -> tuple[Tensor, torch.Size]:
+    """``logits`` in the compute dtype as a C-contiguous ``(rows, K)`` tensor, class axis last."""
+    x = upcast(logits).movedim(d, -1)
+    moved = x.shape
+    return x.reshape(-1, moved[-1]).contiguous(), moved
+
+
+def fused_gumbel_softmax(
+    kernels: Kernels,
+    logits: Tensor,
+    temperature: float | Tensor,
+    *,
+    hard: bool,
+    dim: int,
+    generator: torch.Generator | None,
+    validate_args: bool | None,
+) -> Tensor:
+    """``functional.gumbel_softmax`` (without ``noise``) computed by ``kernels``: same checks,
+    same errors, same result up to the noise, which the kernels draw themselves."""
+    validate = validation_enabled(validate_args)
+    early = validate and not kernels.checks_input  # else the kernel checks in passing
+    check_logits(logits, validate=early)
+    d = check_dim(logits, dim)
+    if early:
+        check_all_masked(logits, d)
+    batch = logits.shape[:d] + logits.shape[d + 1 :]
+    t = check_temperature(temperature, batch)
+    x, moved = _rows_layout(logits, d)
+    rows = x.shape[0]
+    if isinstance(t, float):  # one value, not one per row: no memory proportional to the batch
+        tau = torch.full((1,), t, dtype=x.dtype, device=x.device)
+    else:
+        tau = upcast(t).to(device=x.device, dtype=x.dtype).expand(batch).reshape(rows)
+    want_grad = torch.is_grad_enabled() and (x.requires_grad or tau.requires_grad)
+    seed = draw_seed(generator, x.device)
+    found: list[int] = []
+    out = FusedGumbelSoftmax.apply(x, tau, seed, kernels, hard, want_grad, found)
+    if validate and any(found):  # the checks raise the reference's errors
+        check_logits(logits, validate=True)
+        check_all_masked(logits, d)
+    return out.view(moved).movedim(-1, d).to(logits.dtype)
