@@ -1,0 +1,128 @@
+"""Figures of a VAE run (matplotlib, Agg backend): training curves, reconstructions, samples from
+the prior, and what each latent variable does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gumbel_softmax import sample_categorical
+
+from .models import DiscreteVAE
+
+__all__ = ["draw_all"]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and in tests
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(images: Tensor, rows: int, cols: int) -> Tensor:
+    """``(rows*cols, 784)`` -> one ``(rows*28, cols*28)`` picture."""
+    return images.reshape(rows, cols, 28, 28).permute(0, 2, 1, 3).reshape(rows * 28, cols * 28)
+
+
+def _save_grid(picture: Tensor, path: Path, title: str, ylabel: str = "", xlabel: str = "") -> Path:
+    plt = _plt()
+    h, w = picture.shape
+    fig, ax = plt.subplots(figsize=(max(3.0, w / 56), max(3.0, h / 56) + 0.4))
+    ax.imshow(picture.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
+    """Training loss (relaxed objective), validation negative ELBO and IW bound, temperature."""
+    plt = _plt()
+    train = [r for r in metrics if r.get("kind") == "train"]
+    evals = [r for r in metrics if r.get("kind") == "eval"]
+    fig, (ax, axt) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8,
+                label="train loss (training objective)")
+    if evals:
+        m = evals[-1].get("m")
+        ax.plot([r["step"] for r in evals], [r["neg_elbo"] for r in evals], "o-", ms=3,
+                label="valid −ELBO (one-hot, 1 sample)")
+        ax.plot([r["step"] for r in evals], [r["iw_bound"] for r in evals], "s-", ms=3,
+                label=f"valid −IW bound (m={m})")
+    values = [r["loss"] for r in train[len(train) // 10 :]] + [r["neg_elbo"] for r in evals]
+    if values:
+        ax.set_ylim(min(values) - 5, max(values) + 10)
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats per image")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if train:
+        axt.plot([r["step"] for r in train], [r["temperature"] for r in train])
+    axt.set_xlabel("step")
+    axt.set_ylabel("temperature τ")
+    axt.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+@torch.no_grad()
+def draw_all(
+    model: DiscreteVAE, metrics: list[dict[str, Any]], images: Tensor, out_dir: Path, *, seed: int
+) -> list[Path]:
+    """Draw every figure of a run into ``out_dir``; return their paths.
+
+    * ``curves.png``: training curves;
+    * ``reconstructions.png``: test images (odd rows) and the decoder's mean at the posterior mode;
+    * ``prior_samples.png``: decoder means at codes drawn from the prior;
+    * ``latents.png``: what each latent variable does: starting from the posterior mode of one test
+      image, row ``n`` sets variable ``n`` to each class ``k`` (columns), all else fixed
+      (the first 20 variables for large codes).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    n, k = model.n_latent, model.n_classes
+    paths = [training_curves(metrics, out_dir / "curves.png")]
+
+    x = images[:32]
+    rows = max(1, x.shape[0] // 8)
+    x = x[: rows * 8]
+    mode = torch.nn.functional.one_hot(model.encode(x).argmax(-1), k).to(x.dtype)
+    recon = torch.sigmoid(model.decode(mode))
+    pairs = torch.stack([x.reshape(rows, 8, -1), recon.reshape(rows, 8, -1)], 1).reshape(-1, 784)
+    paths.append(_save_grid(_grid(pairs, 2 * rows, 8), out_dir / "reconstructions.png",
+                            "test images (odd rows) and reconstructions (even rows)"))
+
+    prior = model.prior_log_probs().expand(64, n, k)
+    z = sample_categorical(prior, one_hot=True, generator=g)
+    paths.append(_save_grid(_grid(torch.sigmoid(model.decode(z)), 8, 8),
+                            out_dir / "prior_samples.png", "samples from the prior (means)"))
+
+    shown = min(n, 20)
+    base = mode[:1].expand(shown * k, n, k).clone()
+    for var in range(shown):
+        for cls in range(k):
+            row = base[var * k + cls, var]
+            row.zero_()
+            row[cls] = 1.0
+    pics = torch.sigmoid(model.decode(base))
+    paths.append(_save_grid(_grid(pics, shown, k), out_dir / "latents.png",
+                            "each latent variable set to each class", ylabel="variable n",
+                            xlabel="class k" if model.latent == "categorical" else "bit on / off"))
+    model.train(was_training)
+    return paths
