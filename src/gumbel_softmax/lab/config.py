@@ -22,8 +22,8 @@ class ConfigError(ValueError):
 
 HELP: dict[str, str] = {
     "latent": "latent type: 'categorical' (N variables of K classes) or 'bernoulli' (N bits)",
-    "n_latent": "number of latent variables N (default 20; the paper's Bernoulli VAE uses 200)",
-    "n_classes": "classes per categorical variable K (default 10; forced to 2 for bernoulli)",
+    "n_latent": "number of latent variables N (with latent=bernoulli and no value given: 200)",
+    "n_classes": "classes per categorical variable K (with latent=bernoulli and no value given: 2)",
     "estimator": "gradient estimator name from gumbel_softmax.estimators.available()",
     "prior": "'uniform' categorical prior, or 'learned' factorised categorical prior",
     "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist, "
@@ -58,6 +58,8 @@ HELP: dict[str, str] = {
     "log_every": "write a training-metrics row every this many steps",
     "figures": "draw the figures at the end of the run",
     "progress": "show a progress bar",
+    "device": "torch device to train on: 'cpu', 'cuda', 'cuda:1', ... (results are reproducible "
+    "per device, not across devices)",
     "run_dir": "directory of the run record; running again with the same run_dir resumes",
 }
 
@@ -104,6 +106,7 @@ class VAEConfig:
     log_every: int = 10
     figures: bool = True
     progress: bool = True
+    device: str = "cpu"
     run_dir: str = "runs/vae"
 
     # ------------------------------------------------------------------ construction
@@ -115,6 +118,9 @@ class VAEConfig:
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
         kwargs: dict[str, Any] = {}
+        if data.get("latent") == "bernoulli":
+            # The paper's Bernoulli VAE: 200 bits, unless the caller says otherwise.
+            data = {"n_latent": 200, "n_classes": 2, **data}
         for key, value in data.items():
             kwargs[key] = _coerce(key, known[key].type, value)
         return cls(**kwargs).validate()
@@ -167,6 +173,13 @@ class VAEConfig:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not (0 < self.lr_decay <= 1):
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        try:
+            import torch
+
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"device must be a torch device such as 'cpu' or 'cuda', "
+                              f"got {self.device!r}") from None
         if not self.run_dir:
             raise ConfigError("run_dir must be a non-empty path")
         return self

@@ -184,7 +184,8 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     _check_resume(config, run_dir)
     if splits is None:
         splits = load_splits(config)
-    train_x = _as_tensor(splits.train)
+    device = torch.device(config.device)
+    train_x = _as_tensor(splits.train).to(device)
     steps_per_epoch = train_x.shape[0] // config.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(
@@ -195,12 +196,15 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
         total = min(total, config.max_steps)
     valid_x = _eval_set(splits.valid, splits.binarized, config.seed, "valid", config.eval_images)
     test_x = _eval_set(splits.test, splits.binarized, config.seed, "test", config.test_images)
+    valid_x, test_x = valid_x.to(device), test_x.to(device)
 
-    model = build_model(config)
-    estimator = build_estimator(config)
+    model = build_model(config).to(device)
+    estimator = build_estimator(config).to(device)
     schedule = build_schedule(config)
     learned_t = (
-        LearnedTemperature(config.tau0, config.tau_min) if config.temperature == "learned" else None
+        LearnedTemperature(config.tau0, config.tau_min).to(device)
+        if config.temperature == "learned"
+        else None
     )
     params = list(model.parameters()) + list(estimator.parameters())
     if learned_t is not None:
@@ -213,7 +217,7 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     lr_schedule = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
     )
-    sampler = torch.Generator().manual_seed(derive_seed(config.seed, "samples"))
+    sampler = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "samples"))
     window = {"loss": 0.0, "kl": 0.0, "n": 0}
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +274,9 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     def temperature_now() -> float | Tensor:
         return learned_t() if learned_t is not None else schedule(step)
 
+    binarize = None
+    if not splits.binarized:
+        from .data import dynamic_binarize as binarize
     eval_every = config.eval_every or steps_per_epoch
     progress = _progress(config.progress, total, step)
     order: tuple[int, Tensor] | None = None
@@ -278,10 +285,10 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             epoch, i = divmod(step, steps_per_epoch)
             if order is None or order[0] != epoch:
                 g = torch.Generator().manual_seed(derive_seed(config.seed, "order", epoch))
-                order = (epoch, torch.randperm(train_x.shape[0], generator=g))
+                order = (epoch, torch.randperm(train_x.shape[0], generator=g).to(device))
             x = train_x[order[1][i * config.batch_size : (i + 1) * config.batch_size]]
-            if not splits.binarized:
-                x = torch.bernoulli(x, generator=sampler)  # dynamic binarization per batch
+            if binarize is not None:
+                x = binarize(x, generator=sampler)  # a fresh binarization per batch
             tau = temperature_now()
             estimator.temperature = tau  # type: ignore[assignment]
             logits = model.encode(x)
@@ -339,7 +346,8 @@ def _nll(model: DiscreteVAE, z: Tensor, *, x: Tensor) -> Tensor:
 
 def _bounds(model: DiscreteVAE, data: Tensor, config: VAEConfig, m: int, split: str,
             step: int) -> Bounds:
-    g = torch.Generator().manual_seed(derive_seed(config.seed, "eval", split, step, m))
+    g = torch.Generator(device=data.device)
+    g.manual_seed(derive_seed(config.seed, "eval", split, step, m))
     return evaluate(model, data, m=m, batch_size=config.eval_batch_size, chunk=config.eval_chunk,
                     generator=g)
 

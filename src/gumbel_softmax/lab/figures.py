@@ -34,7 +34,7 @@ def _save_grid(picture: Tensor, path: Path, title: str, ylabel: str = "", xlabel
     plt = _plt()
     h, w = picture.shape
     fig, ax = plt.subplots(figsize=(max(3.0, w / 56), max(3.0, h / 56) + 0.4))
-    ax.imshow(picture.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(picture.cpu().numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -95,7 +95,7 @@ def draw_all(
     out_dir.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device=images.device).manual_seed(seed)
     n, k = model.n_latent, model.n_classes
     paths = [training_curves(metrics, out_dir / "curves.png")]
 
