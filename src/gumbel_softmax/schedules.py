@@ -66,7 +66,9 @@ class Constant(Schedule):
 
 @dataclass(frozen=True)
 class ExponentialAnneal(Schedule):
-    r"""The paper's annealing, :math:`\tau_t = \max(\tau_{\min},\ \tau_0\, e^{-r\,N\lfloor t/N\rfloor})`.
+    r"""The paper's annealing schedule (a staircase exponential decay with a floor).
+
+    .. math:: \tau_t = \max\bigl(\tau_{\min},\ \tau_0\, e^{-r\,N\lfloor t/N\rfloor}\bigr)
 
     Jang, Gu & Poole (arXiv:1611.01144): the temperature decays exponentially in the global step
     and is updated only every ``every`` steps (a staircase), never falling below ``tau_min``.

@@ -1,4 +1,4 @@
-"""Typed experiment configuration: a dataclass, loadable from TOML or a dict; unknown keys are errors.
+"""Typed experiment configuration: a dataclass, from TOML or a dict; an unknown key is an error.
 
 Every field is documented in :data:`HELP`, which the CLI's ``--help`` prints verbatim, so the
 options are explained in exactly one place.
@@ -205,7 +205,8 @@ def _coerce(key: str, type_name: Any, value: Any) -> Any:
     if want is int and isinstance(value, bool):
         raise ConfigError(f"{key} must be an int, got {value!r}")
     if not isinstance(value, want):
-        raise ConfigError(f"{key} must be a {want.__name__}, got {value!r}")
+        article = "an" if want is int else "a"
+        raise ConfigError(f"{key} must be {article} {want.__name__}, got {value!r}")
     return value
 
 

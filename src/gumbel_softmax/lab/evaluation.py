@@ -32,7 +32,7 @@ __all__ = ["Bounds", "evaluate", "iw_log_weights_bound"]
 
 @dataclass(frozen=True)
 class Bounds:
-    """Per-image averages in nats: ``neg_elbo`` (one discrete sample) and ``iw_bound`` (m samples)."""
+    """Per-image averages (nats): ``neg_elbo`` (one discrete sample), ``iw_bound`` (m samples)."""
 
     neg_elbo: float
     iw_bound: float

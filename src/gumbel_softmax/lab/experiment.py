@@ -1,4 +1,4 @@
-"""Training and evaluating the discrete VAE: one function, :func:`main`, from a config to a run record.
+"""Training and evaluating the discrete VAE: :func:`main` turns a config into a run record.
 
 Read top to bottom: build everything from the config, restore the last checkpoint if the run
 directory has one, train with periodic validation and checkpoints, evaluate the final bounds, draw
@@ -18,8 +18,9 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from functools import partial
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,13 +47,18 @@ _RESUMABLE_KEYS = frozenset(
 
 
 class Splits(Protocol):
-    """What :func:`main` needs from a dataset (``gumbel_softmax.lab.data.load_dataset`` returns it)."""
+    """What :func:`main` needs of a dataset (``gumbel_softmax.lab.data.load_dataset`` gives it)."""
 
-    train: Any
-    valid: Any
-    test: Any
-    binarized: bool
-    name: str
+    @property
+    def train(self) -> Any: ...
+    @property
+    def valid(self) -> Any: ...
+    @property
+    def test(self) -> Any: ...
+    @property
+    def binarized(self) -> bool: ...
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -274,9 +280,11 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     def temperature_now() -> float | Tensor:
         return learned_t() if learned_t is not None else schedule(step)
 
-    binarize = None
+    binarize: Callable[..., Tensor] | None = None
     if not splits.binarized:
-        from .data import dynamic_binarize as binarize
+        from .data import dynamic_binarize
+
+        binarize = dynamic_binarize
     eval_every = config.eval_every or steps_per_epoch
     progress = _progress(config.progress, total, step)
     order: tuple[int, Tensor] | None = None
@@ -304,19 +312,24 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             window["loss"] += float((value + kl.detach()).mean())
             window["kl"] += float(kl.detach().mean())
             window["n"] += 1
-            if step % config.log_every == 0 or step == total:
+            # Rows follow a fixed cadence (plus the natural end of training), never the step where
+            # a session stops (max_steps): a stopped-and-resumed run writes the same rows.
+            end = step == config.epochs * steps_per_epoch
+            if step % config.log_every == 0 or end:
                 row = {
                     "kind": "train", "step": step, "epoch": step / steps_per_epoch,
                     "loss": window["loss"] / window["n"], "kl": window["kl"] / window["n"],
-                    "temperature": float(tau), "lr": float(optimizer.param_groups[0]["lr"]),
+                    "temperature": float(tau.detach() if isinstance(tau, Tensor) else tau),
+                    "lr": float(optimizer.param_groups[0]["lr"]),
                 }
                 log(row)
                 progress.set_postfix(loss=f"{row['loss']:.2f}", tau=f"{row['temperature']:.3f}")
                 window = {"loss": 0.0, "kl": 0.0, "n": 0}
-            if step % eval_every == 0 or step == total:
+            if step % eval_every == 0 or end:
                 b = _bounds(model, valid_x, config, config.eval_samples_during, "valid", step)
-                log({"kind": "eval", "split": "valid", "step": step, "epoch": step / steps_per_epoch,
-                     "neg_elbo": b.neg_elbo, "iw_bound": b.iw_bound, "m": b.m})
+                log({"kind": "eval", "split": "valid", "step": step,
+                     "epoch": step / steps_per_epoch, "neg_elbo": b.neg_elbo,
+                     "iw_bound": b.iw_bound, "m": b.m})
             if step % config.checkpoint_every == 0 or step == total:
                 checkpoint()
             progress.update(1)
@@ -334,8 +347,9 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
         write_json_atomic(final, run_dir / "final.json")
     figures: list[Path] = []
     if config.figures:
-        figures = figures_module.draw_all(model, read_metrics(run_dir / METRICS), test_x, run_dir / "figures",
-                           seed=config.seed)
+        figures = figures_module.draw_all(
+            model, read_metrics(run_dir / METRICS), test_x, run_dir / "figures", seed=config.seed
+        )
     return RunResult(step=step, valid=final["valid"], test=final["test"], run_dir=run_dir,
                      figures=figures)
 

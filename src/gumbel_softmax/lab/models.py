@@ -25,6 +25,7 @@ so only the reconstruction term goes through the gradient estimator.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal
 
@@ -41,7 +42,7 @@ IMAGE_DIM = 784
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
@@ -90,7 +91,9 @@ class DiscreteVAE(nn.Module):
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
         if latent == "bernoulli" and n_classes != 2:
             raise ValueError(f"a bernoulli latent has n_classes=2, got n_classes={n_classes}")
-        if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        if not hidden or any(
+            isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden
+        ):
             raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
         self.latent: Latent = latent
         self.n_latent = n_latent
@@ -120,11 +123,12 @@ class DiscreteVAE(nn.Module):
     def prior_log_probs(self) -> Tensor:
         """:math:`\\log p(z_n = k)`, shape ``(N, K)``."""
         if self.prior_logits is None:
+            like = next(self.decoder.parameters())
             return torch.full(
                 (self.n_latent, self.n_classes),
                 -math.log(self.n_classes),
-                device=self.decoder[0].weight.device,
-                dtype=self.decoder[0].weight.dtype,
+                device=like.device,
+                dtype=like.dtype,
             )
         return torch.log_softmax(self.prior_logits, dim=-1)
 
@@ -138,7 +142,10 @@ class DiscreteVAE(nn.Module):
         ).sum(-1)
 
     def kl(self, logits: Tensor) -> Tensor:
-        r"""Analytic :math:`\mathrm{KL}(q(z\mid x)\,\|\,p(z))`, ``(*batch, N, K)`` -> ``(*batch)``."""
+        r"""Analytic :math:`\mathrm{KL}(q(z\mid x)\,\|\,p(z))`: ``(*batch, N, K)`` -> ``(*batch)``.
+
+        The sum runs over the variables and classes of the factorised posterior and prior.
+        """
         log_q = torch.log_softmax(logits, dim=-1)
         q = log_q.exp()
         # q·log q is 0 where q underflows to 0; xlogy keeps that exact and NaN-free.

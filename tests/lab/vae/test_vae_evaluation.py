@@ -63,8 +63,8 @@ def test_iw_bound_sits_between_elbo_and_log_likelihood(tiny):
             assert abs(mean - elbo) <= Z * se
         assert mean <= log_px + Z * se
         assert mean >= elbo - Z * se
-    # The gap between L_1 and L_10 here is ~18 standard errors (measured: 0.195 vs se 0.011), so this ordering is
-    # a real check, not a tie.
+    # The gap between L_1 and L_10 here is ~18 standard errors (measured: 0.195 vs se 0.011),
+    # so this ordering is a real check, not a tie.
     assert means[10] > means[1]
     # A large m converges to log p(x) (the 9 states are covered many times over).
     big = iw_log_weights_bound(m, x.expand(50, -1), m=2000, chunk=500, generator=g)

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -17,7 +18,7 @@ def test_exponential_anneal_is_the_paper_staircase():
     assert s(1999) == s(1000)
     assert s(10**6) == 0.5  # the floor
     values = [s(t) for t in range(0, 20000, 250)]
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize(
