@@ -35,7 +35,7 @@ def _save_grid(picture: Tensor, path: Path, title: str, ylabel: str = "", xlabel
     h, w = picture.shape
     fig, ax = plt.subplots(figsize=(max(3.0, w / 56), max(3.0, h / 56) + 0.4))
     ax.imshow(picture.cpu().numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel(xlabel)
@@ -66,7 +66,8 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
         ax.set_ylim(min(values) - 5, max(values) + 10)
     ax.set_xlabel("step")
     ax.set_ylabel("nats per image")
-    ax.legend()
+    if train or evals:
+        ax.legend()
     ax.grid(alpha=0.3)
     if train:
         axt.plot([r["step"] for r in train], [r["temperature"] for r in train])
@@ -89,8 +90,8 @@ def draw_all(
     * ``reconstructions.png``: test images (odd rows) and the decoder's mean at the posterior mode;
     * ``prior_samples.png``: decoder means at codes drawn from the prior;
     * ``latents.png``: what each latent variable does: starting from the posterior mode of one test
-      image, row ``n`` sets variable ``n`` to each class ``k`` (columns), all else fixed
-      (the first 20 variables for large codes).
+      image, each row sets one variable to each class ``k`` (columns), all else fixed; the rows are
+      the (at most 20) variables with the largest effect on the picture, largest first.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     was_training = model.training
@@ -106,23 +107,28 @@ def draw_all(
     recon = torch.sigmoid(model.decode(mode))
     pairs = torch.stack([x.reshape(rows, 8, -1), recon.reshape(rows, 8, -1)], 1).reshape(-1, 784)
     paths.append(_save_grid(_grid(pairs, 2 * rows, 8), out_dir / "reconstructions.png",
-                            "test images (odd rows) and reconstructions (even rows)"))
+                            "test images (odd rows), reconstructions (even)"))
 
     prior = model.prior_log_probs().expand(64, n, k)
     z = sample_categorical(prior, one_hot=True, generator=g)
     paths.append(_save_grid(_grid(torch.sigmoid(model.decode(z)), 8, 8),
                             out_dir / "prior_samples.png", "samples from the prior (means)"))
 
-    shown = min(n, 20)
-    base = mode[:1].expand(shown * k, n, k).clone()
-    for var in range(shown):
-        for cls in range(k):
-            row = base[var * k + cls, var]
-            row.zero_()
-            row[cls] = 1.0
-    pics = torch.sigmoid(model.decode(base))
-    paths.append(_save_grid(_grid(pics, shown, k), out_dir / "latents.png",
-                            "each latent variable set to each class", ylabel="variable n",
-                            xlabel="class k" if model.latent == "categorical" else "bit on / off"))
+    # Every variable set to every class, the rest at the posterior mode of one test image.
+    base = mode[:1].expand(n * k, n, k).clone()
+    for var in range(n):
+        base[var * k : (var + 1) * k, var] = torch.eye(k, dtype=base.dtype, device=base.device)
+    pics = torch.sigmoid(model.decode(base)).reshape(n, k, -1)
+    # Show the (at most 20) variables whose classes change the picture most, most first.
+    effect = (pics - pics.mean(1, keepdim=True)).abs().sum((1, 2))
+    order = effect.argsort(descending=True)[: min(n, 20)]
+    shown = [int(i) for i in order]
+    paths.append(_save_grid(
+        _grid(pics[order].reshape(-1, pics.shape[-1]), len(shown), k), out_dir / "latents.png",
+        "each latent variable set to each class",
+        ylabel=f"variables {shown[:6]}... (largest effect first)" if n > 20 else
+        "variable (largest effect first)",
+        xlabel="class k" if model.latent == "categorical" else "bit on | off",
+    ))
     model.train(was_training)
     return paths
