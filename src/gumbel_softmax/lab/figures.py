@@ -61,7 +61,8 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
                 label="valid −ELBO (one-hot, 1 sample)")
         ax.plot([r["step"] for r in evals], [r["iw_bound"] for r in evals], "s-", ms=3,
                 label=f"valid −IW bound (m={m})")
-    values = [r["loss"] for r in train[len(train) // 10 :]] + [r["neg_elbo"] for r in evals]
+    values = [r["loss"] for r in train[len(train) // 10 :]]
+    values += [r[k] for r in evals for k in ("neg_elbo", "iw_bound")]
     if values:
         ax.set_ylim(min(values) - 5, max(values) + 10)
     ax.set_xlabel("step")
