@@ -3,8 +3,11 @@
     gumbel-softmax vae --latent categorical --estimator st-gs --dataset binarized-mnist \\
         --epochs 100 --run-dir runs/x
 
-Every option is a field of :class:`~gumbel_softmax.lab.config.VAEConfig`; its help text is the
-field's entry in :data:`~gumbel_softmax.lab.config.HELP`. Precedence: the defaults, then
+``gumbel-softmax data download ...`` hands its options to
+:func:`gumbel_softmax.lab.data.download_main`.
+
+Every option of ``vae`` is a field of :class:`~gumbel_softmax.lab.config.VAEConfig`; its help
+text is the field's entry in :data:`~gumbel_softmax.lab.config.HELP`. Precedence: the defaults, then
 ``--config file.toml``, then the options given on the command line. Running the same command with
 the same ``--run-dir`` again resumes the run.
 """
@@ -61,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name in _CHOICES:
             kw["choices"] = _CHOICES[f.name]
         vae.add_argument(flag, metavar=f.name.upper(), **kw)
+    data = sub.add_parser(
+        "data", help="data sets: `gumbel-softmax data download --help`",
+        description="Data-set commands of gumbel_softmax.lab.data.",
+    )
+    data.add_argument("action", choices=["download"], help="download data sets into the cache")
+    data.add_argument("rest", nargs=argparse.REMAINDER, help="the action's options")
     return parser
 
 
@@ -68,7 +77,8 @@ def config_from_args(args: argparse.Namespace) -> VAEConfig:
     """Defaults < TOML file < command line; raises :class:`ConfigError` on any bad value."""
     values: dict[str, Any] = {}
     given = vars(args).copy()
-    given.pop("command", None)
+    for key in ("command", "action", "rest"):
+        given.pop(key, None)
     path = given.pop("config", None)
     if path is not None:
         values.update(load_toml(path))
@@ -79,6 +89,10 @@ def config_from_args(args: argparse.Namespace) -> VAEConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "data":
+        from .data import download_main
+
+        return int(download_main(args.rest))
     try:
         config = config_from_args(args)
     except ConfigError as err:

@@ -61,3 +61,15 @@ def test_toml_then_command_line(tmp_path, fake_data, capsys):
     # The same command again resumes (nothing left to do) and reports the same numbers.
     assert cli.main(argv) == 0
     assert capsys.readouterr().out == out
+
+
+def test_data_download_is_handed_to_the_data_module(monkeypatch):
+    import sys
+    import types
+
+    seen = []
+    fake = types.ModuleType("gumbel_softmax.lab.data")  # the data module is someone else's
+    fake.download_main = lambda argv: seen.append(list(argv)) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gumbel_softmax.lab.data", fake)
+    assert cli.main(["data", "download", "--dataset", "mnist", "--help"]) == 0
+    assert seen == [["--dataset", "mnist", "--help"]]
