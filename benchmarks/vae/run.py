@@ -87,15 +87,17 @@ def append_rows(rows: list[dict[str, Any]], results_dir: Path = HERE) -> None:
 def selected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each (latent, N, K, estimator, machine kind), the run with the lowest *validation*
     negative ELBO; its rows (both metrics) are the ones reported. The test split plays no part."""
-    best: dict[tuple[Any, ...], str] = {}
+    best: dict[tuple[Any, ...], tuple[str, int]] = {}
     score: dict[tuple[Any, ...], float] = {}
     for r in rows:
         if r["metric"] != "neg_elbo":
             continue
         key = (r["latent"], r["n_latent"], r["n_classes"], r["estimator"], r.get("device", "cpu"))
         if key not in score or r["valid_value"] < score[key]:
-            score[key], best[key] = r["valid_value"], r["run_dir"]
-    return [r for r in rows if r["run_dir"] in best.values()]
+            # A run continued to more epochs keeps its directory: (run_dir, steps) names a result.
+            score[key], best[key] = r["valid_value"], (r["run_dir"], r["steps"])
+    chosen = set(best.values())
+    return [r for r in rows if (r["run_dir"], r["steps"]) in chosen]
 
 
 def _row_md(r: dict[str, Any]) -> str:
