@@ -38,9 +38,11 @@ __all__ = [
     "check_noise",
     "check_temperature",
     "compute_dtype",
+    "downcast",
     "gumbel_noise",
     "logistic_noise",
     "uniform_open",
+    "upcast",
     "validation_enabled",
 ]
 
@@ -50,6 +52,46 @@ _HALF = (torch.float16, torch.bfloat16)
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype arithmetic runs in: float32 for 16-bit inputs, the input dtype otherwise."""
     return torch.float32 if dtype in _HALF else dtype
+
+
+class _Upcast(torch.autograd.Function):
+    """``x.to(dtype)`` whose backward saturates at the source dtype's finite range."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dtype: torch.dtype) -> Tensor:  # type: ignore[override]
+        ctx.src = x.dtype
+        return x.to(dtype)
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        fin = torch.finfo(ctx.src)
+        return g.clamp(fin.min, fin.max).to(ctx.src), None
+
+
+def upcast(x: Tensor) -> Tensor:
+    """``x`` in ``compute_dtype(x.dtype)``; for 16-bit ``x`` the gradient cast back saturates.
+
+    Gradients are computed in float32. Cast back to a 16-bit parameter, a true gradient beyond the
+    dtype's range (a log-space sample at tau = 1e-3 moves by ~1e6 per unit of tau) would become
+    ``inf`` and then NaN in the optimiser; it saturates at ``finfo.max`` instead. (The usual remedy,
+    float32 master parameters, avoids the question altogether.)
+    """
+    if x.dtype in _HALF:
+        return _Upcast.apply(x, torch.float32)
+    return x
+
+
+def downcast(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` (computed in float32) returned in a 16-bit ``dtype``, saturating instead of overflowing.
+
+    A log-density of a 16-bit sample at tau = 1e-3 and logits of 1e4 is around -1e5, beyond
+    float16's range; it is returned as ``finfo.min`` rather than ``-inf``. The gradient passes
+    through unchanged (straight through the clamp), so it is not zeroed where the value saturates.
+    """
+    if dtype in _HALF:
+        fin = torch.finfo(dtype)
+        x = x.detach().clamp(fin.min, fin.max) + (x - x.detach())
+    return x.to(dtype)
 
 
 def validation_enabled(validate_args: bool | None) -> bool:

@@ -22,9 +22,9 @@ from ._numerics import (
     check_logits,
     check_noise,
     check_temperature,
-    compute_dtype,
     gumbel_noise,
     logistic_noise,
+    upcast,
     validation_enabled,
 )
 
@@ -90,7 +90,7 @@ def _perturbed(
     d = check_dim(logits, dim)
     if validate:
         check_all_masked(logits, d)
-    x = logits.to(compute_dtype(logits.dtype))
+    x = upcast(logits)
     if noise is None:
         g = gumbel_noise(logits.shape, dtype=x.dtype, device=x.device, generator=generator)
     else:
@@ -244,7 +244,7 @@ def _temperature_for(temperature: float | Tensor, like: Tensor, dim: int) -> Ten
     t = check_temperature(temperature, batch)
     if isinstance(t, float):
         return torch.tensor(t, dtype=like.dtype, device=like.device)
-    return t.to(like.dtype).expand(batch).unsqueeze(dim)
+    return upcast(t).to(like.dtype).expand(batch).unsqueeze(dim)
 
 
 def gumbel_softmax(
@@ -336,14 +336,18 @@ def relaxed_bernoulli(
         TypeError / ValueError as :func:`gumbel_softmax`.
     """
     check_logits(logits, validate=validation_enabled(validate_args), min_dim=0)
-    x = logits.to(compute_dtype(logits.dtype))
+    x = upcast(logits)
     if noise is None:
         n = logistic_noise(logits.shape, dtype=x.dtype, device=x.device, generator=generator)
     else:
         n = check_noise(noise, logits.shape, kind="logistic").to(x.dtype)
     z = x + n
     t = check_temperature(temperature, logits.shape)
-    tau = t.to(x.dtype) if isinstance(t, Tensor) else torch.tensor(t, dtype=x.dtype, device=x.device)
+    tau = (
+        upcast(t).to(x.dtype)
+        if isinstance(t, Tensor)
+        else torch.tensor(t, dtype=x.dtype, device=x.device)
+    )
     y = _TemperedSigmoid.apply(z, tau)
     if hard:
         y = straight_through((z > 0).to(y.dtype), y)

@@ -13,16 +13,40 @@ from ._base import (
     get,
     register,
 )
+from .binary import ARM, DisARM
+from .control_variates import DARN, REBAR, RELAX, MuProp
+from .gapped import GappedStraightThrough, gapped_logits
+from .rao import GumbelRao, conditional_gumbel
+from .reinmax import ReinMax
 from .relaxed import GumbelSoftmax, StraightThroughGumbelSoftmax
+from .score_function import NVIL, EMABaseline, LeaveOneOut, ScoreFunction
+from .straight_through import SlopeAnnealedStraightThrough, StraightThrough
 
 __all__ = [
+    "ARM",
+    "DARN",
+    "NVIL",
+    "REBAR",
+    "RELAX",
+    "DisARM",
+    "EMABaseline",
     "Estimator",
     "EstimatorResult",
+    "GappedStraightThrough",
+    "GumbelRao",
     "GumbelSoftmax",
+    "LeaveOneOut",
     "LossFn",
+    "MuProp",
     "PathwiseEstimator",
+    "ReinMax",
+    "ScoreFunction",
+    "SlopeAnnealedStraightThrough",
+    "StraightThrough",
     "StraightThroughGumbelSoftmax",
     "available",
+    "conditional_gumbel",
+    "gapped_logits",
     "get",
     "register",
 ]

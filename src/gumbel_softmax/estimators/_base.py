@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from .._numerics import check_logits, validation_enabled
+
 __all__ = [
     "Estimator",
     "EstimatorResult",
@@ -70,6 +72,10 @@ class Estimator(nn.Module):
     def __call__(  # type: ignore[override]
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
     ) -> EstimatorResult:
+        # The checks every estimator shares; shape rules are each estimator's own.
+        check_logits(logits, validate=validation_enabled(None))
+        if not callable(f):
+            raise TypeError(f"f must be a callable mapping samples to losses, got {f!r}")
         return super().__call__(logits, f, generator=generator)
 
 

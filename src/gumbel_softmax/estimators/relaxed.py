@@ -1,12 +1,16 @@
-"""Gumbel-Softmax estimators: the relaxed sample and its straight-through form (arXiv:1611.01144)."""
+"""Gumbel-Softmax estimators: the relaxed sample and its straight-through form, arXiv:1611.01144."""
 
 from __future__ import annotations
 
+import math
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..functional import gumbel_softmax
 from ._base import PathwiseEstimator, register
+from ._pathwise import check_estimator_logits
+from .straight_through import _positive_float
 
 __all__ = ["GumbelSoftmax", "StraightThroughGumbelSoftmax"]
 
@@ -19,14 +23,47 @@ class GumbelSoftmax(PathwiseEstimator):
     :math:`\nabla_\theta f(z)`: biased for :math:`\mathbb E f(\text{one-hot})` unless ``f`` is
     linear; the bias falls and the variance grows as :math:`\tau \to 0`. ``f`` sees relaxed
     samples, so use it where ``f`` is defined on the simplex.
+
+    Args:
+        temperature: :math:`\tau > 0` (the initial value when learned).
+        learn_temperature: make :math:`\tau = \exp(\lambda)` a learned ``nn.Parameter``
+            ``log_temperature`` (Jang et al. 2017 note that a learned temperature acts like an
+            entropy regulariser). It receives its gradient from the same
+            ``surrogate.backward()`` as the model, so add ``estimator.parameters()`` to the
+            optimiser. For ``gs`` that gradient
+            minimises the relaxed objective :math:`\mathbb E f(y_\tau)`; for ``st-gs`` it is the
+            straight-through gradient through the relaxed sample only.
+
+    Raises:
+        TypeError / ValueError: a non-float or non-positive ``temperature``; non-floating, NaN,
+        fewer than 2-dimensional or all-masked ``logits``.
     """
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(self, temperature: float = 1.0, *, learn_temperature: bool = False) -> None:
         super().__init__()
-        self.temperature = temperature
+        t = _positive_float(temperature, "temperature")
+        self.learn_temperature = bool(learn_temperature)
+        if self.learn_temperature:
+            # log-parametrised so that gradient steps keep it positive
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(t)))
+        else:
+            self._temperature = t
+
+    @property
+    def temperature(self) -> float | Tensor:
+        """The temperature: a float, or a 0-d tensor with gradient when it is learned."""
+        if self.learn_temperature:
+            return self.log_temperature.exp()
+        return self._temperature
 
     def sample(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        return gumbel_softmax(logits, self.temperature, generator=generator)
+        return gumbel_softmax(check_estimator_logits(logits), self.temperature, generator=generator)
+
+    def extra_repr(self) -> str:
+        t = self._temperature
+        if self.learn_temperature:
+            t = float(self.log_temperature.detach().exp())
+        return f"temperature={t:.4g}, learn_temperature={self.learn_temperature}"
 
 
 @register("st-gs", "straight-through-gumbel-softmax")
@@ -38,4 +75,5 @@ class StraightThroughGumbelSoftmax(GumbelSoftmax):
     """
 
     def sample(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        return gumbel_softmax(logits, self.temperature, hard=True, generator=generator)
+        x = check_estimator_logits(logits)
+        return gumbel_softmax(x, self.temperature, hard=True, generator=generator)

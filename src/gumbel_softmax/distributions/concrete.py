@@ -1,0 +1,319 @@
+r"""The Concrete (Gumbel-Softmax) distribution on the simplex, built on its log-space form.
+
+Maddison, Mnih & Teh, *The Concrete Distribution* (arXiv:1611.00712), and Jang, Gu & Poole,
+*Categorical Reparameterization with Gumbel-Softmax* (arXiv:1611.01144).
+
+The mathematics lives once, in :class:`ExpConcrete` (appendix C.3 of Maddison et al.): sampling and
+the log-density are computed in log space, where nothing underflows. :class:`Concrete` is its image
+under ``exp``, and :class:`StraightThroughConcrete` rounds that to a vertex in the forward pass.
+
+Masks: a ``-inf`` logit removes its class. Samples put exactly zero mass there, and the densities
+are those of the Concrete over the remaining :math:`K'` classes (the face of the simplex they span).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+from .._numerics import check_temperature, compute_dtype, downcast, gumbel_noise, upcast
+from ..functional import straight_through
+
+__all__ = ["Concrete", "ExpConcrete", "RelaxedSample", "StraightThroughConcrete"]
+
+
+class _PositiveFinite(constraints.Constraint):
+    """Positive and finite (a temperature)."""
+
+    def check(self, value: Tensor) -> Tensor:
+        return torch.isfinite(value) & (value > 0)
+
+    def __repr__(self) -> str:
+        return "PositiveFinite()"
+
+
+positive_finite = _PositiveFinite()
+
+
+class _LogSimplex(constraints.Constraint):
+    """Vectors ``y`` with ``logsumexp(y) = 0`` along the last dimension (``exp(y)`` on the simplex)."""
+
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        # Rounding each coordinate to the dtype moves the LSE by up to about K * eps.
+        tol = max(1e-3, 4 * value.shape[-1] * torch.finfo(value.dtype).eps)
+        lse = torch.logsumexp(value.float(), -1)
+        return (~torch.isnan(value)).all(-1) & (lse.abs() <= tol)
+
+    def __repr__(self) -> str:
+        return "LogSimplex()"
+
+
+log_simplex = _LogSimplex()
+
+
+class _SimplexOrFace(constraints.Constraint):
+    """The probability simplex (float tolerance scaled to the dtype and K)."""
+
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        tol = 4 * value.shape[-1] * torch.finfo(value.dtype).eps
+        return (value >= 0).all(-1) & ((value.sum(-1) - 1).abs() <= max(tol, 1e-6))
+
+    def __repr__(self) -> str:
+        return "Simplex()"
+
+
+simplex = _SimplexOrFace()
+
+
+def _params(
+    temperature: float | Tensor, logits: Tensor | None, probs: Tensor | None, *, event_dims: int
+) -> tuple[Tensor, Tensor]:
+    """Common parameter handling: exactly one of logits/probs, floating, and a temperature tensor."""
+    if (logits is None) == (probs is None):
+        raise ValueError(
+            "exactly one of logits or probs must be given, got "
+            f"logits={'None' if logits is None else 'a tensor'} and "
+            f"probs={'None' if probs is None else 'a tensor'}"
+        )
+    name, p = ("logits", logits) if logits is not None else ("probs", probs)
+    if not isinstance(p, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(p).__name__}")
+    if not p.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {p.dtype}; convert with .float()")
+    if p.dim() < event_dims:
+        raise ValueError(f"{name} must have at least {event_dims} dimension(s), got a scalar")
+    t = check_temperature(temperature)
+    tau = t if isinstance(t, Tensor) else torch.tensor(t, dtype=p.dtype, device=p.device)
+    return p, tau
+
+
+def _masked_lse(x: Tensor, mask: Tensor) -> Tensor:
+    return torch.logsumexp(x.masked_fill(~mask, -torch.inf), -1)
+
+
+class ExpConcrete(Distribution):
+    r"""The log-space Concrete ("ExpConcrete"): :math:`Y` with :math:`\exp(Y) \sim \mathrm{Concrete}`.
+
+    Sampling (Maddison et al. 2017, arXiv:1611.00712, appendix C.3):
+
+    .. math:: Y_k = \frac{\log\alpha_k + G_k}{\tau}
+                    - \operatorname{LSE}_i \frac{\log\alpha_i + G_i}{\tau}.
+
+    Log-density with respect to the Lebesgue measure on the first :math:`K-1` coordinates of the
+    hyperplane :math:`\operatorname{LSE}(y) = 0`:
+
+    .. math:: \log\kappa_{\alpha,\tau}(y) = \log((K-1)!) + (K-1)\log\tau
+              + \sum_k (\log\alpha_k - \tau y_k) - K \operatorname{LSE}_k(\log\alpha_k - \tau y_k).
+
+    Args:
+        temperature: :math:`\tau > 0`, float or tensor broadcastable with the batch shape.
+        logits: ``(*batch, K)`` unnormalised :math:`\log\alpha`; ``-inf`` masks a class.
+        probs: ``(*batch, K)`` probabilities on the simplex (zeros mask), instead of logits.
+        validate_args: torch's argument and support validation.
+
+    Numerics: sampling and densities run in float32 for 16-bit parameters; samples are clamped to
+    the dtype's finite range (a 16-bit sample at :math:`\tau = 10^{-3}` would otherwise round
+    to ``-inf``), so masked classes hold ``finfo.min``, whose ``exp`` is exactly 0.
+    """
+
+    arg_constraints = {"temperature": positive_finite, "logits": constraints.real_vector}
+    support = log_simplex
+    has_rsample = True
+
+    def __init__(
+        self,
+        temperature: float | Tensor,
+        logits: Tensor | None = None,
+        probs: Tensor | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        p, tau = _params(temperature, logits, probs, event_dims=1)
+        if probs is not None:
+            validate = Distribution._validate_args if validate_args is None else validate_args
+            if validate:
+                if not bool(simplex.check(p).all()):
+                    raise ValueError(
+                        f"probs (Tensor of shape {tuple(p.shape)}) must lie on the simplex "
+                        "(non-negative, summing to 1 along the last dimension)"
+                    )
+            p = p.log()
+        if bool(torch.isneginf(p).all(-1).any()):
+            raise ValueError(
+                "logits has a row whose classes are all masked with -inf; "
+                "such a row has no distribution"
+            )
+        batch_shape = torch.broadcast_shapes(p.shape[:-1], tau.shape)
+        # Computation uses the parameters in the compute dtype (cast once, see _numerics.upcast).
+        lc = upcast(p)
+        self._logits = (lc - lc.logsumexp(-1, keepdim=True)).expand(batch_shape + p.shape[-1:])
+        self._tau = upcast(tau).to(lc.dtype).expand(batch_shape)
+        self.logits = self._logits.to(p.dtype)
+        self.temperature = tau.to(p.dtype).expand(batch_shape)
+        super().__init__(batch_shape, p.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> ExpConcrete:
+        new = self._get_checked_instance(type(self), _instance)
+        batch_shape = torch.Size(batch_shape)
+        new._logits = self._logits.expand(batch_shape + self.event_shape)
+        new._tau = self._tau.expand(batch_shape)
+        new.logits = self.logits.expand(batch_shape + self.event_shape)
+        new.temperature = self.temperature.expand(batch_shape)
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def probs(self) -> Tensor:
+        """Class probabilities :math:`\\alpha / \\sum\\alpha` (the zero-temperature limit)."""
+        return self.logits.exp()
+
+    @property
+    def mask(self) -> Tensor:
+        """``(*batch, K)`` True for classes that are not masked out."""
+        return ~torch.isneginf(self.logits)
+
+    def rsample(
+        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        g = gumbel_noise(
+            shape, dtype=self._logits.dtype, device=self._logits.device, generator=generator
+        )
+        # Masked classes enter as -inf after the division: (-inf)/tau would give NaN in tau's
+        # gradient (0 * inf), whereas torch.where sends them no gradient at all.
+        mask = self.mask
+        s = (self._logits.masked_fill(~mask, 0.0) + g) / self._tau.unsqueeze(-1)
+        y = torch.log_softmax(s.masked_fill(~mask, -torch.inf), -1)
+        return y.clamp(min=torch.finfo(self.logits.dtype).min).to(self.logits.dtype)
+
+    def sample(
+        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape, generator=generator)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return downcast(self._log_density(value), self.logits.dtype)
+
+    def _log_density(self, value: Tensor) -> Tensor:
+        """The log-density in the compute dtype, without validation."""
+        logits, value = torch.broadcast_tensors(self._logits, value.to(self._logits.dtype))
+        mask = ~torch.isneginf(logits)
+        tau = self._tau
+        # Masked classes leave the density: they take no part in the sum, the LSE or K.
+        # (Zero the masked values first: -inf there would put 0 * inf = NaN in tau's gradient.)
+        t = torch.where(mask, logits - tau.unsqueeze(-1) * value.masked_fill(~mask, 0.0), 0.0)
+        k = mask.sum(-1).to(tau.dtype)
+        return torch.lgamma(k) + (k - 1) * tau.log() + t.sum(-1) - k * _masked_lse(t, mask)
+
+
+class RelaxedSample(NamedTuple):
+    """A straight-through draw: the hard one-hot ``value`` and the ``relaxed`` sample behind it."""
+
+    value: Tensor
+    relaxed: Tensor
+
+
+class Concrete(Distribution):
+    r"""The Concrete / Gumbel-Softmax distribution on the simplex (also ``RelaxedCategorical``).
+
+    :math:`X = \mathrm{softmax}((\log\alpha + G)/\tau)`, with density (Maddison et al. 2017,
+    arXiv:1611.00712, eq. 8; Jang et al. 2017, arXiv:1611.01144, eq. 3)
+
+    .. math:: p_{\alpha,\tau}(x) = (K-1)!\,\tau^{K-1} \prod_{k=1}^K
+              \frac{\alpha_k x_k^{-\tau-1}}{\sum_{i=1}^K \alpha_i x_i^{-\tau}},
+
+    computed as :math:`\log p_X(x) = \log\kappa_{\alpha,\tau}(\log x) - \sum_k \log x_k` through
+    :class:`ExpConcrete` (``.base``), so that it stays finite at small :math:`\tau`.
+
+    Properties (tested): rounding, :math:`P(\arg\max_k X_k = k) = \alpha_k/\sum_i\alpha_i`; zero
+    temperature, :math:`X \to` one-hot as :math:`\tau \to 0`; log-convexity of the density for
+    :math:`\tau \le 1/(K-1)`.
+
+    Numerics: unmasked coordinates of samples are clamped to ``finfo.tiny`` so that
+    :math:`\log x` and hence ``log_prob`` of the distribution's own samples stay finite even when
+    the softmax underflows (at small :math:`\tau` the density is infinite at the vertices); the sum
+    then exceeds 1 by at most ``K * tiny``. Masked coordinates are exactly 0.
+    """
+
+    arg_constraints = ExpConcrete.arg_constraints
+    support = simplex
+    has_rsample = True
+
+    def __init__(
+        self,
+        temperature: float | Tensor,
+        logits: Tensor | None = None,
+        probs: Tensor | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        self.base = ExpConcrete(temperature, logits, probs, validate_args=validate_args)
+        super().__init__(self.base.batch_shape, self.base.event_shape, validate_args=validate_args)
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> Concrete:
+        new = self._get_checked_instance(type(self), _instance)
+        new.base = self.base.expand(batch_shape)
+        Distribution.__init__(new, new.base.batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    logits = property(lambda self: self.base.logits, doc="Normalised logits :math:`\\log p`.")
+    probs = property(lambda self: self.base.probs, doc="Class probabilities.")
+    temperature = property(lambda self: self.base.temperature, doc="The temperature tau.")
+    mask = property(lambda self: self.base.mask, doc="True for classes not masked out.")
+
+    def rsample(
+        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        x = self.base.rsample(sample_shape, generator=generator).exp()
+        return torch.where(self.mask, x.clamp(min=torch.finfo(x.dtype).tiny), 0.0)
+
+    def sample(
+        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape, generator=generator)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        dt = compute_dtype(value.dtype)
+        mask, v = torch.broadcast_tensors(self.mask, value.to(dt))
+        # Zeros on unmasked classes (a vertex, as the straight-through form returns) are read as
+        # the clamped vertex rsample would give: the density there is finite, though huge.
+        log_x = torch.where(mask, v.clamp(min=torch.finfo(value.dtype).tiny), 1.0).log()
+        # Jacobian of exp restricted to the face spanned by the unmasked classes.
+        log_p = self.base._log_density(torch.where(mask, log_x, -torch.inf)) - log_x.sum(-1)
+        return downcast(log_p, value.dtype)
+
+
+class StraightThroughConcrete(Concrete):
+    r"""Straight-through Concrete: one-hot forward, relaxed gradient (Jang et al. 2017).
+
+    :meth:`rsample` returns the exact one-hot :math:`\arg\max_k X_k` (a categorical sample, by the
+    rounding property) whose gradient is that of the relaxed :math:`X`. :meth:`rsample_with_relaxed`
+    returns both, explicitly; ``log_prob`` is the Concrete density and should be given the
+    ``relaxed`` sample (at a vertex it is the density at the clamped vertex, finite but huge).
+    """
+
+    def rsample_with_relaxed(
+        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
+    ) -> RelaxedSample:
+        x = super().rsample(sample_shape, generator=generator)
+        index = x.argmax(-1, keepdim=True)
+        hard = torch.zeros_like(x).scatter_(-1, index, 1.0)
+        return RelaxedSample(straight_through(hard, x), x)
+
+    def rsample(
+        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        return self.rsample_with_relaxed(sample_shape, generator=generator).value

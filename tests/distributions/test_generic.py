@@ -1,0 +1,166 @@
+"""One registry of examples drives the generic checks of every public distribution:
+shapes, expand, support, gradients, determinism, numerics (issue item 7) and errors (item 8)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from tests.conftest import DTYPES, TEMPERATURES
+from torch.distributions import Distribution
+
+import gumbel_softmax.distributions as D
+
+CATEGORICAL = [D.ExpConcrete, D.Concrete, D.StraightThroughConcrete]
+BINARY = [D.LogitBinaryConcrete, D.BinaryConcrete, D.StraightThroughBinaryConcrete]
+EXAMPLES = CATEGORICAL + BINARY
+
+
+def make(cls, temperature, logits):
+    return cls(temperature, logits=logits)
+
+
+def example_logits(cls, batch=(2, 3), k=4, dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    shape = batch + ((k,) if cls in CATEGORICAL else ())
+    return torch.randn(shape, generator=g).to(dtype)
+
+
+def test_every_public_distribution_has_an_example():
+    public = {
+        obj
+        for name in D.__all__
+        if inspect.isclass(obj := getattr(D, name)) and issubclass(obj, Distribution)
+    }
+    assert public == set(EXAMPLES), public ^ set(EXAMPLES)
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_shapes_expand_and_support(cls, gen):
+    logits = example_logits(cls)
+    tau = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    d = make(cls, tau, logits)
+    event = (4,) if cls in CATEGORICAL else ()
+    assert d.batch_shape == (2, 3) and d.event_shape == event
+    x = d.rsample((5,), generator=gen)
+    assert x.shape == (5, 2, 3, *event)
+    assert bool(d.support.check(x).all())
+    assert d.log_prob(x).shape == (5, 2, 3)
+    e = d.expand((4, 2, 3))
+    assert e.batch_shape == (4, 2, 3) and e.sample(generator=gen).shape == (4, 2, 3, *event)
+    assert e.log_prob(x[:1].expand(4, 2, 3, *event)).shape == (4, 2, 3)
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_rsample_is_differentiable_in_logits_and_temperature(cls, gen):
+    logits = example_logits(cls).requires_grad_(True)
+    tau = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    x = make(cls, tau, logits).rsample((3,), generator=gen)
+    w = torch.randn(x.shape, dtype=x.dtype, generator=gen)
+    (x * w).sum().backward()
+    assert logits.grad is not None and bool(logits.grad.abs().sum() > 0)
+    assert tau.grad is not None and bool(torch.isfinite(tau.grad))
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_determinism_and_global_rng(cls):
+    state = torch.get_rng_state()
+    d = make(cls, 0.5, example_logits(cls))
+    a = d.sample((10,), generator=torch.Generator().manual_seed(1))
+    b = d.sample((10,), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+@pytest.mark.parametrize("cls", [D.StraightThroughConcrete, D.StraightThroughBinaryConcrete])
+def test_straight_through_forms(cls, gen):
+    logits = example_logits(cls).requires_grad_(True)
+    d = make(cls, 0.5, logits)
+    hard, relaxed = d.rsample_with_relaxed((200,), generator=torch.Generator().manual_seed(3))
+    if cls is D.StraightThroughConcrete:
+        assert torch.equal(hard, torch.nn.functional.one_hot(relaxed.argmax(-1), 4).double())
+    else:
+        assert torch.equal(hard, (relaxed > 0.5).double())
+    assert bool(torch.isfinite(d.log_prob(relaxed)).all())
+    # The hard value carries the relaxed sample's gradient.
+    w = torch.randn(hard.shape, dtype=hard.dtype, generator=gen)
+    (g_hard,) = torch.autograd.grad((hard * w).sum(), logits)
+    d2 = make(cls, 0.5, logits)  # d's graph (the logits' normalisation) was freed by backward
+    _, relaxed2 = d2.rsample_with_relaxed((200,), generator=torch.Generator().manual_seed(3))
+    (g_soft,) = torch.autograd.grad((relaxed2 * w).sum(), logits)
+    assert torch.equal(g_hard, g_soft)
+
+
+def _extreme(cls, dtype, scale, masked):
+    logits = example_logits(cls, batch=(3,), k=6, dtype=torch.float32) * scale
+    if masked and cls in CATEGORICAL:
+        logits[:, 2] = -torch.inf
+        logits[0, 3:] = -torch.inf
+    return logits.to(dtype).requires_grad_(True)
+
+
+# Masks (-inf logits) are a categorical notion; binary logits are tested unmasked.
+MASK_CASES = [
+    (cls, m) for cls in EXAMPLES for m in ([False, True] if cls in CATEGORICAL else [False])
+]
+
+
+@pytest.mark.parametrize(("cls", "masked"), MASK_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_numerics_grid(cls, masked, dtype, temperature, scale):
+    logits = _extreme(cls, dtype, scale, masked)
+    tau = torch.tensor(temperature, dtype=dtype, requires_grad=True)
+    d = make(cls, tau, logits)
+    x = d.rsample((16,), generator=torch.Generator().manual_seed(0))
+    assert x.dtype == dtype and bool(torch.isfinite(x).all())
+    if masked and cls is not D.ExpConcrete:
+        assert bool((x[:, torch.isneginf(logits)] == 0).all())
+    if cls in CATEGORICAL and cls is not D.ExpConcrete:
+        sums = x.float().sum(-1)
+        assert bool(((sums - 1).abs() < 1e-2).all())
+    lp = d.log_prob(x.detach())
+    assert bool(torch.isfinite(lp).all()), lp
+    ((x * torch.linspace(-1, 1, x.shape[-1], dtype=dtype)).sum() + lp.sum()).backward()
+    assert bool(torch.isfinite(logits.grad).all()) and bool(torch.isfinite(tau.grad).all())
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_bad_input(cls):
+    logits = example_logits(cls)
+    for bad in [0.0, -1.0, float("inf"), float("nan")]:
+        with pytest.raises(ValueError, match="temperature must be positive and finite"):
+            make(cls, bad, logits)
+    with pytest.raises(ValueError, match="exactly one of logits or probs"):
+        cls(1.0)
+    with pytest.raises(ValueError, match="exactly one of logits or probs"):
+        cls(1.0, logits=logits, probs=logits.softmax(-1))
+    with pytest.raises(TypeError, match="logits must have a floating dtype"):
+        cls(1.0, logits=torch.ones(3, 4, dtype=torch.int64))
+    with pytest.raises(TypeError, match="temperature must be a float or a floating tensor"):
+        cls(torch.tensor([1, 2]), logits=logits)
+    nan = logits.clone()
+    nan.view(-1)[0] = torch.nan
+    with pytest.raises(ValueError, match="logits"):
+        cls(1.0, logits=nan, validate_args=True)
+    if cls in CATEGORICAL:
+        with pytest.raises(ValueError, match=r"probs .* must lie on the simplex"):
+            cls(1.0, probs=torch.tensor([0.5, 0.6]), validate_args=True)
+        with pytest.raises(ValueError, match="all masked"):
+            cls(1.0, logits=torch.full((2, 3), -torch.inf))
+    else:
+        with pytest.raises(ValueError, match=r"probs .* must lie in \[0, 1\]"):
+            cls(1.0, probs=torch.tensor([0.5, 1.5]), validate_args=True)
+
+
+def test_probs_parameterisation_matches_logits(gen):
+    p = torch.tensor([0.2, 0.0, 0.5, 0.3], dtype=torch.float64)
+    a = D.Concrete(0.5, probs=p)
+    b = D.Concrete(0.5, logits=p.log())
+    x = a.sample((4,), generator=gen)
+    assert bool((x[:, 1] == 0).all())
+    torch.testing.assert_close(a.log_prob(x), b.log_prob(x))
+    q = torch.tensor([0.3, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(D.BinaryConcrete(0.5, probs=q).logits, torch.logit(q))

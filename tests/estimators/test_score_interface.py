@@ -1,0 +1,117 @@
+"""The interface expectations, checked for the score-function family and its relatives:
+shapes, detached samples, determinism, no global RNG, clear errors, finite numerics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gumbel_softmax.estimators import get
+
+NAMES = ["sf", "sf-ema", "rloo", "nvil", "darn", "muprop", "rebar", "relax", "arm", "disarm"]
+UNBIASED = {"sf", "sf-ema", "rloo", "nvil", "muprop", "rebar", "relax", "arm", "disarm"}
+MULTI = {"rloo": 4, "arm": 2, "disarm": 2}  # value is (M, *batch)
+
+
+def _k(name: str) -> int:
+    return 2 if get(name).binary_only else 3
+
+
+def _f(z: torch.Tensor) -> torch.Tensor:
+    w = torch.arange(z.shape[-1], dtype=z.dtype)
+    return ((z * w).sum(-1) ** 2).sum(-1) + torch.sin(z[..., 0]).sum(-1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_with_flags(name: str) -> None:
+    est = get(name)
+    assert est.unbiased == (name in UNBIASED)
+    assert est.registry_name == name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_and_detached_outputs(name: str) -> None:
+    k = _k(name)
+    logits = torch.randn(5, 4, 3, k, requires_grad=True)
+    r = get(name)(logits, _f, generator=torch.Generator().manual_seed(0))
+    m = MULTI.get(name)
+    assert r.surrogate.shape == (5, 4)
+    assert r.value.shape == ((m, 5, 4) if m else (5, 4))
+    assert r.sample.shape == ((m, 5, 4, 3, k) if m else (5, 4, 3, k))
+    assert not r.value.requires_grad and not r.sample.requires_grad
+    assert torch.all(r.sample.sum(-1) == 1)  # every f(z) sees exact one-hot samples (or relaxed
+    # ones in addition, for the control variates); the returned sample is discrete
+    r.surrogate.sum().backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_given_a_generator_and_global_rng_untouched(name: str) -> None:
+    k = _k(name)
+    logits = torch.randn(6, 2, k, dtype=torch.float64)
+    grads = []
+    for _ in range(2):
+        est = get(name)
+        state = torch.random.get_rng_state()
+        x = logits.clone().requires_grad_(True)
+        r = est(x, _f, generator=torch.Generator().manual_seed(7))
+        r.surrogate.sum().backward()
+        assert torch.equal(torch.random.get_rng_state(), state)
+        grads.append((x.grad, r.sample, r.surrogate.detach()))
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_raises_clear_errors(name: str) -> None:
+    est = get(name)
+    with pytest.raises(TypeError, match=r"logits must be a torch\.Tensor"):
+        est([[0.0, 1.0]], _f)
+    with pytest.raises(TypeError, match="floating dtype"):
+        est(torch.zeros(2, 2, dtype=torch.long), _f)
+    with pytest.raises(TypeError, match="f must be"):
+        est(torch.zeros(2, 2), "not a function")
+    with pytest.raises(ValueError, match=r"shape \(\*batch, N, "):
+        est(torch.zeros(3), _f)
+    with pytest.raises(ValueError, match="NaN"):
+        est(torch.tensor([[0.0, float("nan")]]), _f)
+    if not est.binary_only:
+        with pytest.raises(ValueError, match="all masked"):
+            est(torch.tensor([[0.0, 0.0, 0.0], [-torch.inf] * 3]), _f)
+    with pytest.raises(ValueError, match=r"f must map samples of shape .* to losses of shape"):
+        est(torch.zeros(4, 2, 2), lambda z: z.sum(-1))
+
+
+def test_binary_only_estimators_reject_three_classes() -> None:
+    for name in ("arm", "disarm"):
+        with pytest.raises(ValueError, match=r"binary-only.*got shape \(4, 2, 3\)"):
+            get(name)(torch.zeros(4, 2, 3), _f)
+
+
+def test_estimators_that_differentiate_f_say_so() -> None:
+    def black_box(z):
+        return z.argmax(-1).sum(-1).to(z.dtype)
+
+    for name in ("darn", "muprop", "rebar", "relax"):
+        with pytest.raises(ValueError, match="differentiates f with respect to its input"):
+            get(name)(torch.zeros(3, 2, 3), black_box)
+    for name in ("sf", "rloo", "arm"):  # black boxes are fine for these
+        get(name)(torch.zeros(3, 2, 2), black_box)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_finite_for_extreme_and_masked_logits(name: str, dtype: torch.dtype) -> None:
+    k = _k(name)
+    rows = [[1e4] + [-1e4] * (k - 1), [0.0] * k, [-torch.inf] + [0.0] * (k - 1)]
+    logits = torch.tensor([rows], dtype=dtype).repeat(8, 1, 1).requires_grad_(True)
+
+    def f(z):
+        return ((z.float() * torch.arange(k)).sum((-1, -2)) ** 2).to(z.dtype)
+
+    r = get(name)(logits, f, generator=torch.Generator().manual_seed(1))
+    r.surrogate.sum().backward()
+    assert torch.isfinite(logits.grad).all(), logits.grad
+    assert torch.isfinite(r.surrogate).all() and torch.isfinite(r.value).all()
+    # the masked class is never drawn, the certain one always
+    sample = r.sample if r.sample.dim() == 3 else r.sample.flatten(0, 1)
+    assert torch.all(sample[:, 2, 0] == 0) and torch.all(sample[:, 0, 0] == 1)
