@@ -21,15 +21,14 @@ import os
 import platform
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
 
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.config import VAEConfig
+from gumbel_softmax.lab.data import load_dataset
 from gumbel_softmax.lab.records import git_revision
 
 HERE = Path(__file__).resolve().parent
@@ -52,18 +51,7 @@ PAPER = {
 
 
 def load_fixed_binarized(data_dir: str) -> Any:
-    """The fixed binarized MNIST (50k/10k/10k) through the library's loader.
-
-    Until ``gumbel_softmax.lab.data`` is merged, fall back to reading the same file the loader
-    reads, ``<data_dir>/binarized-mnist/binarized_mnist.npz`` (uint8 0/1 images), unchanged.
-    """
-    try:
-        from gumbel_softmax.lab.data import load_dataset
-    except ImportError:
-        d = np.load(Path(data_dir) / "binarized-mnist" / "binarized_mnist.npz")
-        flat = {k: d[f"x_{k}"].reshape(-1, 784).astype(np.float32)
-                for k in ("train", "valid", "test")}
-        return SimpleNamespace(**flat, binarized=True, name="binarized-mnist")
+    """The fixed binarized MNIST (50k/10k/10k) through the library's loader."""
     return load_dataset("binarized-mnist", data_dir=data_dir)
 
 

@@ -40,7 +40,9 @@ HELP: dict[str, str] = {
     "lr_decay": "multiply the learning rate by this factor every lr_decay_every steps (1 = off)",
     "lr_decay_every": "steps between learning-rate decays",
     "temperature": "temperature mode: 'constant' (tau0), 'anneal' (tau=max(tau_min, "
-    "tau0*exp(-anneal_rate*t)) updated every anneal_every steps) or 'learned'",
+    "tau0*exp(-anneal_rate*t)) updated every anneal_every steps) or 'learned' (the estimator's "
+    "own learned temperature, starting at tau0: gs, st-gs); estimators without a temperature "
+    "ignore it",
     "tau0": "initial (or constant) temperature",
     "tau_min": "floor of the annealed temperature",
     "anneal_rate": "decay rate r per step of the annealed temperature",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from gumbel_softmax import Constant, ExponentialAnneal, Schedule, estimators
 
@@ -72,26 +71,6 @@ class RunResult:
     figures: list[Path]
 
 
-class LearnedTemperature(nn.Module):
-    r"""A learned temperature :math:`\tau = \tau_{\min} + e^{\rho}`, optimised with the model.
-
-    The floor keeps the relaxation away from the :math:`\tau \to 0` limit, where the estimator's
-    variance blows up; :math:`\rho` starts at :math:`\log(\tau_0 - \tau_{\min})`.
-    """
-
-    def __init__(self, tau0: float, tau_min: float) -> None:
-        super().__init__()
-        if not tau0 > tau_min:
-            raise ConfigError(
-                f"a learned temperature needs tau0 > tau_min, got tau0={tau0}, tau_min={tau_min}"
-            )
-        self.tau_min = tau_min
-        self.rho = nn.Parameter(torch.tensor(math.log(tau0 - tau_min)))
-
-    def forward(self) -> Tensor:
-        return self.tau_min + self.rho.exp()
-
-
 def build_model(config: VAEConfig) -> DiscreteVAE:
     """The model a config describes, initialised from ``config.seed`` (global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
@@ -104,21 +83,49 @@ def build_model(config: VAEConfig) -> DiscreteVAE:
         )
 
 
-def build_estimator(config: VAEConfig) -> estimators.Estimator:
-    """The registry's estimator, given the initial temperature if it takes one."""
-    probe = estimators.get(config.estimator) if _no_required_args(config.estimator) else None
-    takes_t = probe is None or "temperature" in inspect.signature(type(probe).__init__).parameters
-    if takes_t:
-        return estimators.get(config.estimator, temperature=config.tau0)
-    return estimators.get(config.estimator)
+def _init_options(name: str) -> set[str]:
+    cls = type(estimators.get(name))
+    return set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
 
 
-def _no_required_args(name: str) -> bool:
-    try:
-        estimators.get(name)
-    except TypeError:
-        return False
-    return True
+def build_estimator(config: VAEConfig, temperature: float | None = None) -> estimators.Estimator:
+    r"""The registry's estimator for ``config``, at ``temperature`` (default: the schedule's
+    value at step 0) if it takes one.
+
+    * ``temperature="learned"`` uses the estimator's own learned temperature
+      (``learn_temperature=True``, :math:`\tau = e^{\lambda}` optimised with the model).
+    * ``temperature="anneal"`` rebuilds the estimator whenever the schedule changes the value,
+      which is exact for estimators without learned parts (all those with a ``temperature``
+      argument except ``rebar``/``relax``, which learn theirs).
+    * Estimators without a temperature (``sf``, ``nvil``, ``arm`` ...) ignore these options.
+
+    Raises:
+        ConfigError: a combination the estimator does not support (a learned temperature it does
+            not have, annealing an estimator with learned parts, a binary-only estimator on
+            categorical latents).
+    """
+    options = _init_options(config.estimator)
+    kwargs: dict[str, Any] = {}
+    if "temperature" in options:
+        kwargs["temperature"] = build_schedule(config)(0) if temperature is None else temperature
+        if config.temperature == "learned":
+            if "learn_temperature" not in options:
+                raise ConfigError(
+                    f"temperature='learned' needs an estimator with a learned temperature; "
+                    f"{config.estimator!r} has none (use 'gs' or 'st-gs', or another mode)"
+                )
+            kwargs["learn_temperature"] = True
+    est = estimators.get(config.estimator, **kwargs)
+    if config.temperature == "anneal" and "temperature" in options and list(est.parameters()):
+        raise ConfigError(
+            f"temperature='anneal' cannot drive {config.estimator!r}, which learns its own "
+            "temperature; use temperature='constant' (its initial value is tau0)"
+        )
+    if est.binary_only and config.n_classes != 2:
+        raise ConfigError(
+            f"estimator {config.estimator!r} handles binary variables only; use latent='bernoulli'"
+        )
+    return est
 
 
 def build_schedule(config: VAEConfig) -> Schedule:
@@ -188,9 +195,13 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
 
     run_dir = Path(config.run_dir)
     _check_resume(config, run_dir)
+    device = torch.device(config.device)
+    model = build_model(config).to(device)
+    estimator = build_estimator(config).to(device)  # bad combinations fail here, before any work
+    schedule = build_schedule(config)
+    anneal = config.temperature == "anneal" and "temperature" in _init_options(config.estimator)
     if splits is None:
         splits = load_splits(config)
-    device = torch.device(config.device)
     train_x = _as_tensor(splits.train).to(device)
     steps_per_epoch = train_x.shape[0] // config.batch_size
     if steps_per_epoch < 1:
@@ -204,17 +215,7 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     test_x = _eval_set(splits.test, splits.binarized, config.seed, "test", config.test_images)
     valid_x, test_x = valid_x.to(device), test_x.to(device)
 
-    model = build_model(config).to(device)
-    estimator = build_estimator(config).to(device)
-    schedule = build_schedule(config)
-    learned_t = (
-        LearnedTemperature(config.tau0, config.tau_min).to(device)
-        if config.temperature == "learned"
-        else None
-    )
     params = list(model.parameters()) + list(estimator.parameters())
-    if learned_t is not None:
-        params += list(learned_t.parameters())
     optimizer: torch.optim.Optimizer
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(params, lr=config.lr)
@@ -234,8 +235,6 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     if state is not None:
         model.load_state_dict(state["model"])
         estimator.load_state_dict(state["estimator"])
-        if learned_t is not None:
-            learned_t.load_state_dict(state["temperature"])
         optimizer.load_state_dict(state["optimizer"])
         lr_schedule.load_state_dict(state["lr_schedule"])
         sampler.set_state(state["sampler"])
@@ -266,7 +265,6 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             {
                 "model": model.state_dict(),
                 "estimator": estimator.state_dict(),
-                "temperature": learned_t.state_dict() if learned_t is not None else {},
                 "optimizer": optimizer.state_dict(),
                 "lr_schedule": lr_schedule.state_dict(),
                 "sampler": sampler.get_state(),
@@ -277,8 +275,9 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             run_dir / CHECKPOINT,
         )
 
-    def temperature_now() -> float | Tensor:
-        return learned_t() if learned_t is not None else schedule(step)
+    def temperature_now() -> float | None:
+        t = getattr(estimator, "temperature", None)
+        return None if t is None else float(t.detach() if isinstance(t, Tensor) else t)
 
     binarize: Callable[..., Tensor] | None = None
     if not splits.binarized:
@@ -297,8 +296,10 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             x = train_x[order[1][i * config.batch_size : (i + 1) * config.batch_size]]
             if binarize is not None:
                 x = binarize(x, generator=sampler)  # a fresh binarization per batch
+            if anneal and schedule(step) != temperature_now():
+                # The schedule moved: the same (parameter-free) estimator at the new temperature.
+                estimator = build_estimator(config, schedule(step)).to(device)
             tau = temperature_now()
-            estimator.temperature = tau  # type: ignore[assignment]
             logits = model.encode(x)
             result = estimator(logits, partial(_nll, model, x=x), generator=sampler)
             kl = model.kl(logits)
@@ -319,11 +320,12 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
                 row = {
                     "kind": "train", "step": step, "epoch": step / steps_per_epoch,
                     "loss": window["loss"] / window["n"], "kl": window["kl"] / window["n"],
-                    "temperature": float(tau.detach() if isinstance(tau, Tensor) else tau),
+                    "temperature": tau,
                     "lr": float(optimizer.param_groups[0]["lr"]),
                 }
                 log(row)
-                progress.set_postfix(loss=f"{row['loss']:.2f}", tau=f"{row['temperature']:.3f}")
+                progress.set_postfix(loss=f"{row['loss']:.2f}",
+                                     tau="n/a" if tau is None else f"{tau:.3f}")
                 window = {"loss": 0.0, "kl": 0.0, "n": 0}
             if step % eval_every == 0 or end:
                 b = _bounds(model, valid_x, config, config.eval_samples_during, "valid", step)

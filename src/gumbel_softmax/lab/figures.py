@@ -70,8 +70,9 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
     if train or evals:
         ax.legend()
     ax.grid(alpha=0.3)
-    if train:
-        axt.plot([r["step"] for r in train], [r["temperature"] for r in train])
+    temps = [(r["step"], r["temperature"]) for r in train if r.get("temperature") is not None]
+    if temps:
+        axt.plot(*zip(*temps, strict=True))
     axt.set_xlabel("step")
     axt.set_ylabel("temperature τ")
     axt.grid(alpha=0.3)
