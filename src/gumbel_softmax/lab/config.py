@@ -143,6 +143,10 @@ class VAEConfig:
         _choice("temperature", self.temperature, ("constant", "anneal", "learned"))
         from gumbel_softmax import estimators
 
+        from .data import DATASETS
+
+        _choice("dataset", self.dataset, DATASETS)
+
         names = estimators.available()
         if self.estimator not in names:
             try:

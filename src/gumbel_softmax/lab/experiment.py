@@ -201,7 +201,10 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     schedule = build_schedule(config)
     anneal = config.temperature == "anneal" and "temperature" in _init_options(config.estimator)
     if splits is None:
-        splits = load_splits(config)
+        try:
+            splits = load_splits(config)
+        except FileNotFoundError as err:  # data not where the config points: a config error
+            raise ConfigError(str(err)) from None
     train_x = _as_tensor(splits.train).to(device)
     steps_per_epoch = train_x.shape[0] // config.batch_size
     if steps_per_epoch < 1:

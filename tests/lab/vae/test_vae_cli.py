@@ -31,13 +31,14 @@ def test_top_level_help(capsys):
         (["vae", "--epochs", "ten"], "invalid int value"),
         (["vae", "--no-such-option"], "unrecognized arguments"),
         (["vae", "--config", "/nonexistent.toml"], "does not exist"),
+        (["vae", "--dataset", "mnist", "--data-dir", "/nonexistent"], "missing"),
     ],
 )
 def test_bad_options_fail_before_any_work(argv, match, capsys, monkeypatch):
-    def no_work(*a, **k):
-        raise AssertionError("the experiment must not start")
+    def no_training(*a, **k):
+        raise AssertionError("training must not start")
 
-    monkeypatch.setattr(experiment, "main", no_work)
+    monkeypatch.setattr(experiment, "_as_tensor", no_training)  # the first use of loaded data
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2

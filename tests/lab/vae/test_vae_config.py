@@ -28,6 +28,7 @@ def test_bernoulli_defaults_to_the_papers_200_bits():
         ({"epochs": 0}, "epochs must be >= 1"),
         ({"max_steps": -1}, "max_steps must be >= 0"),
         ({"latent": "gaussian"}, "latent must be one of"),
+        ({"dataset": "cifar"}, "dataset must be one of"),
         ({"estimator": "nope"}, r"estimator must be one of \[.*'st-gs'"),
         ({"temperature": "hot"}, "temperature must be one of"),
         ({"latent": "bernoulli", "n_classes": 10}, "n_classes must be 2"),
