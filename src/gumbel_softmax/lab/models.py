@@ -147,10 +147,10 @@ class DiscreteVAE(nn.Module):
         The sum runs over the variables and classes of the factorised posterior and prior.
         """
         log_q = torch.log_softmax(logits, dim=-1)
-        q = log_q.exp()
-        # q·log q is 0 where q underflows to 0; xlogy keeps that exact and NaN-free.
-        neg_entropy = torch.special.xlogy(q, q)
-        return (neg_entropy - q * self.prior_log_probs()).sum((-2, -1))
+        # q·(log q - log p) with log q from log_softmax, finite for finite logits: where q
+        # underflows to 0 the term and its gradient are exactly 0. (xlogy(q, q) would give the
+        # gradient 0/0 = NaN there, which a confident encoder reaches after a few epochs.)
+        return (log_q.exp() * (log_q - self.prior_log_probs())).sum((-2, -1))
 
     def log_joint_minus_q(self, z: Tensor, x: Tensor, logits: Tensor) -> Tensor:
         r"""Log importance weight :math:`\log p(x\mid z) + \log p(z) - \log q(z\mid x)` for one-hot

@@ -35,6 +35,17 @@ def test_kl_matches_torch_distributions():
     torch.testing.assert_close(m.kl(logits), expected)
 
 
+@pytest.mark.parametrize("gap", [50.0, 200.0, 1e4])
+def test_kl_gradient_is_finite_for_confident_posteriors(gap):
+    # q underflows to exactly 0 on some classes once the logit gap exceeds ~104 in float32.
+    m = DiscreteVAE(n_latent=2, n_classes=3, hidden=(4,), image_dim=2, prior="learned")
+    logits = torch.tensor([[[0.0, gap, 5.0], [-gap, 0.0, gap]]], requires_grad=True)
+    kl = m.kl(logits)
+    kl.sum().backward()
+    assert torch.isfinite(kl).all() and torch.isfinite(logits.grad).all()
+    assert torch.isfinite(m.prior_logits.grad).all()
+
+
 def test_uniform_prior_kl_is_zero_at_uniform_posterior():
     m = DiscreteVAE(n_latent=2, n_classes=5, hidden=(4,), image_dim=3)
     assert m.kl(torch.zeros(1, 2, 5)).abs().max() < 1e-6
