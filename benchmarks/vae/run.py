@@ -34,12 +34,11 @@ from gumbel_softmax.lab.records import git_revision
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "results.md"
-PAPER_ROWS = ("gs", "st-gs", "sf", "darn", "muprop", "st", "annealed-st")
 
 # Table 1 of arXiv:1611.01144, VAE rows (negative variational lower bound, nats; lower is better),
 # as copied in /work/shared/reference/paper-numbers.md. Keys are this registry's names.
 PAPER_COLUMNS = {
-    "sf": "SF", "darn": "DARN", "muprop": "MuProp", "st": "ST", "annealed-st": "Annealed ST",
+    "sf": "SF", "darn": "DARN", "muprop": "MuProp", "st": "ST", "st-annealed": "Annealed ST",
     "gs": "Gumbel-S.", "st-gs": "ST Gumbel-S.",
 }
 PAPER = {
