@@ -93,7 +93,8 @@ def draw_all(
     * ``prior_samples.png``: decoder means at codes drawn from the prior;
     * ``latents.png``: what each latent variable does: starting from the posterior mode of one test
       image, each row sets one variable to each class ``k`` (columns), all else fixed; the rows are
-      the (at most 20) variables with the largest effect on the picture, largest first.
+      the (at most 20) variables with the largest effect on the picture, largest first, and a last
+      column shows where each one acts (max - min over its classes, scaled to [0, 1] per row).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     was_training = model.training
@@ -125,12 +126,17 @@ def draw_all(
     effect = (pics - pics.mean(1, keepdim=True)).abs().sum((1, 2))
     order = effect.argsort(descending=True)[: min(n, 20)]
     shown = [int(i) for i in order]
+    # Last column: where the variable acts, max - min over its classes, scaled per row.
+    change = pics.amax(1) - pics.amin(1)
+    change = change / change.amax(-1, keepdim=True).clamp_min(1e-6)
+    rows = torch.cat([pics, change.unsqueeze(1)], 1)[order]
     paths.append(_save_grid(
-        _grid(pics[order].reshape(-1, pics.shape[-1]), len(shown), k), out_dir / "latents.png",
-        "each latent variable set to each class",
+        _grid(rows.reshape(-1, pics.shape[-1]), len(shown), k + 1), out_dir / "latents.png",
+        "each latent variable set to each class; last column: where it acts",
         ylabel=f"variables {shown[:6]}... (largest effect first)" if n > 20 else
         "variable (largest effect first)",
-        xlabel="class k" if model.latent == "categorical" else "bit on | off",
+        xlabel=("class k" if model.latent == "categorical" else "bit on | off")
+        + " | change (scaled)",
     ))
     model.train(was_training)
     return paths
