@@ -129,9 +129,9 @@ def draw_all(
     # Last column: where the variable acts, max - min over its classes, scaled per row.
     change = pics.amax(1) - pics.amin(1)
     change = change / change.amax(-1, keepdim=True).clamp_min(1e-6)
-    rows = torch.cat([pics, change.unsqueeze(1)], 1)[order]
+    table = torch.cat([pics, change.unsqueeze(1)], 1)[order]
     paths.append(_save_grid(
-        _grid(rows.reshape(-1, pics.shape[-1]), len(shown), k + 1), out_dir / "latents.png",
+        _grid(table.reshape(-1, pics.shape[-1]), len(shown), k + 1), out_dir / "latents.png",
         "each latent variable set to each class; last column: where it acts",
         ylabel=f"variables {shown[:6]}... (largest effect first)" if n > 20 else
         "variable (largest effect first)",
