@@ -175,13 +175,15 @@ def main() -> None:
     ).validate()
     splits = load_fixed_binarized(a.data_dir)
     rev = a.git_revision or git_revision(HERE)  # of the code that runs, read before a long run
+    load_start = os.getloadavg()[0]  # the machine is shared: its load explains wall times
     t0 = time.time()
     result = experiment.main(config, splits=splits)
     wall = time.time() - t0
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in ("run_dir", "data_dir", "progress", "figures", "download")}
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-               f"{torch.__version__}, {torch.get_num_threads()} thread(s)")
+               f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load average "
+               f"{load_start:.1f} at start and {os.getloadavg()[0]:.1f} at end")
     if config.device.startswith("cuda"):
         machine += f", {torch.cuda.get_device_name(torch.device(config.device))}"
     base = {
