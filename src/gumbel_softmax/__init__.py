@@ -13,10 +13,14 @@ from .functional import (
     sample_without_replacement,
     straight_through,
 )
+from .schedules import Constant, ExponentialAnneal, Schedule
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Constant",
+    "ExponentialAnneal",
+    "Schedule",
     "__version__",
     "gumbel",
     "gumbel_like",

@@ -1,0 +1,118 @@
+"""The ``gumbel-softmax`` command: a thin parser that builds a config and calls the experiment.
+
+    gumbel-softmax vae --latent categorical --estimator st-gs --dataset binarized-mnist \\
+        --epochs 100 --run-dir runs/x
+
+``gumbel-softmax data download ...`` hands its options to
+:func:`gumbel_softmax.lab.data.download_main`.
+
+Every option of ``vae`` is a field of :class:`~gumbel_softmax.lab.config.VAEConfig`; its help
+text is the field's entry in :data:`~gumbel_softmax.lab.config.HELP`. Precedence: the defaults, then
+``--config file.toml``, then the options given on the command line. Running the same command with
+the same ``--run-dir`` again resumes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from typing import Any
+
+from .config import HELP, ConfigError, VAEConfig, load_toml
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+_CHOICES = {
+    "latent": ["categorical", "bernoulli"],
+    "prior": ["uniform", "learned"],
+    "optimizer": ["adam", "sgd"],
+    "temperature": ["constant", "anneal", "learned"],
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gumbel-softmax",
+        description="Experiments of Jang, Gu & Poole 2017 (arXiv:1611.01144) with the "
+        "gumbel-softmax library.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    vae = sub.add_parser(
+        "vae",
+        help="train and evaluate a VAE with discrete latents (resumes if --run-dir has a run)",
+        description="Train and evaluate a discrete-latent VAE on binarized MNIST (or another "
+        "dataset); write the run record (config, provenance, metrics.jsonl, TensorBoard events, "
+        "checkpoint, figures) to --run-dir. Running again with the same --run-dir resumes from "
+        "its last checkpoint to the same result.",
+    )
+    vae.add_argument(
+        "--config", metavar="FILE.toml", default=argparse.SUPPRESS,
+        help="read options from a TOML file (flat keys, or a [vae] table, named as the fields "
+        "below with underscores); command-line options override it",
+    )
+    defaults = VAEConfig()
+    for f in fields(VAEConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
+                              "help": f"{HELP[f.name]} (default: {default!r})"}
+        if isinstance(default, bool):
+            vae.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        kw["type"] = type(default)
+        if f.name in _CHOICES:
+            kw["choices"] = _CHOICES[f.name]
+        vae.add_argument(flag, metavar=f.name.upper(), **kw)
+    data = sub.add_parser(
+        "data", help="data sets: `gumbel-softmax data download --help`",
+        description="Data-set commands of gumbel_softmax.lab.data.",
+    )
+    data.add_argument("action", choices=["download"], help="download data sets into the cache")
+    data.add_argument("rest", nargs=argparse.REMAINDER, help="the action's options")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> VAEConfig:
+    """Defaults < TOML file < command line; raises :class:`ConfigError` on any bad value."""
+    values: dict[str, Any] = {}
+    given = vars(args).copy()
+    for key in ("command", "action", "rest"):
+        given.pop(key, None)
+    path = given.pop("config", None)
+    if path is not None:
+        values.update(load_toml(path))
+    values.update(given)
+    return VAEConfig.from_dict(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "data":
+        from .data import download_main
+
+        return int(download_main(args.rest))
+    try:
+        config = config_from_args(args)
+    except ConfigError as err:
+        parser.error(str(err))  # exits with status 2 before any work starts
+    from . import experiment
+
+    try:
+        result = experiment.main(config)
+    except ConfigError as err:
+        parser.error(str(err))
+    print(
+        f"step {result.step}: test -ELBO {result.test['neg_elbo']:.2f} nats, "
+        f"test -IW bound (m={config.eval_samples}) {result.test['iw_bound']:.2f} nats; "
+        f"valid -ELBO {result.valid['neg_elbo']:.2f}, -IW {result.valid['iw_bound']:.2f}"
+    )
+    print(f"run record: {result.run_dir}")
+    if result.figures:
+        print(f"figures: {result.figures[0].parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Typed experiment configuration: a dataclass, from TOML or a dict; an unknown key is an error.
+
+Every field is documented in :data:`HELP`, which the CLI's ``--help`` prints verbatim, so the
+options are explained in exactly one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "ConfigError", "VAEConfig", "load_toml"]
+
+
+class ConfigError(ValueError):
+    """A bad configuration value or key; the message names the key and the value."""
+
+
+HELP: dict[str, str] = {
+    "latent": "latent type: 'categorical' (N variables of K classes) or 'bernoulli' (N bits)",
+    "n_latent": "number of latent variables N (with latent=bernoulli and no value given: 200)",
+    "n_classes": "classes per categorical variable K (with latent=bernoulli and no value given: 2)",
+    "estimator": "gradient estimator name from gumbel_softmax.estimators.available()",
+    "prior": "'uniform' categorical prior, or 'learned' factorised categorical prior",
+    "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist, "
+    "mnist, fashion-mnist (grey-scale sets are dynamically binarized each batch)",
+    "data_dir": "directory holding the datasets (default: the loader's cache directory)",
+    "download": "download a missing dataset (needs the internet)",
+    "epochs": "number of passes over the training split",
+    "max_steps": "stop after this many optimizer steps in total (0 = no limit); a later run with "
+    "a larger value resumes",
+    "batch_size": "training minibatch size",
+    "optimizer": "'adam' or 'sgd' (SGD with momentum, as in the paper)",
+    "lr": "learning rate",
+    "momentum": "SGD momentum (ignored by adam)",
+    "lr_decay": "multiply the learning rate by this factor every lr_decay_every steps (1 = off)",
+    "lr_decay_every": "steps between learning-rate decays",
+    "temperature": "temperature mode: 'constant' (tau0), 'anneal' (tau=max(tau_min, "
+    "tau0*exp(-anneal_rate*t)) updated every anneal_every steps) or 'learned' (the estimator's "
+    "own learned temperature, starting at tau0: gs, st-gs); estimators without a temperature "
+    "ignore it",
+    "tau0": "initial (or constant) temperature",
+    "tau_min": "floor of the annealed temperature",
+    "anneal_rate": "decay rate r per step of the annealed temperature",
+    "anneal_every": "update interval N (steps) of the annealed temperature",
+    "seed": "seed of the initial weights, the data order and every sample",
+    "eval_every": "evaluate on the validation split every this many steps (0 = once per epoch)",
+    "eval_samples": "m, samples of the importance-weighted bound in the final evaluation "
+    "(the paper uses 1000)",
+    "eval_samples_during": "m used for the periodic validation curves",
+    "eval_images": "validation images for the curves and the final validation bound (0 = all)",
+    "test_images": "test images for the final test bounds (0 = all)",
+    "eval_batch_size": "images per evaluation batch",
+    "eval_chunk": "importance samples per evaluation chunk (bounds the memory)",
+    "checkpoint_every": "write the checkpoint every this many steps (and at the end)",
+    "log_every": "write a training-metrics row every this many steps",
+    "figures": "draw the figures at the end of the run",
+    "progress": "show a progress bar",
+    "device": "torch device to train on: 'cpu', 'cuda', 'cuda:1', ... (results are reproducible "
+    "per device, not across devices)",
+    "run_dir": "directory of the run record; running again with the same run_dir resumes",
+}
+
+
+@dataclass
+class VAEConfig:
+    """All options of a VAE run; see :data:`HELP` for each field.
+
+    Raises:
+        ConfigError: from :meth:`validate` (a value out of range, an unknown choice) and from
+            :meth:`from_dict` (an unknown key, a value of the wrong type).
+    """
+
+    latent: str = "categorical"
+    n_latent: int = 20
+    n_classes: int = 10
+    estimator: str = "st-gs"
+    prior: str = "uniform"
+    dataset: str = "binarized-mnist-subset"
+    data_dir: str = ""
+    download: bool = False
+    epochs: int = 10
+    max_steps: int = 0
+    batch_size: int = 100
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1000
+    temperature: str = "anneal"
+    tau0: float = 1.0
+    tau_min: float = 0.5
+    anneal_rate: float = 3e-5
+    anneal_every: int = 1000
+    seed: int = 0
+    eval_every: int = 0
+    eval_samples: int = 1000
+    eval_samples_during: int = 10
+    eval_images: int = 0
+    test_images: int = 0
+    eval_batch_size: int = 100
+    eval_chunk: int = 100
+    checkpoint_every: int = 500
+    log_every: int = 10
+    figures: bool = True
+    progress: bool = True
+    device: str = "cpu"
+    run_dir: str = "runs/vae"
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
+        """Build from a mapping; every key must be a field and every value of the field's type."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        if data.get("latent") == "bernoulli":
+            # The paper's Bernoulli VAE: 200 bits, unless the caller says otherwise.
+            data = {"n_latent": 200, "n_classes": 2, **data}
+        for key, value in data.items():
+            kwargs[key] = _coerce(key, known[key].type, value)
+        return cls(**kwargs).validate()
+
+    def replace(self, **changes: Any) -> VAEConfig:
+        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
+        return VAEConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> VAEConfig:
+        """Check every value; return ``self`` or raise :class:`ConfigError` naming the key."""
+        _choice("latent", self.latent, ("categorical", "bernoulli"))
+        _choice("prior", self.prior, ("uniform", "learned"))
+        _choice("optimizer", self.optimizer, ("adam", "sgd"))
+        _choice("temperature", self.temperature, ("constant", "anneal", "learned"))
+        from gumbel_softmax import estimators
+
+        from .data import DATASETS
+
+        _choice("dataset", self.dataset, DATASETS)
+
+        names = estimators.available()
+        if self.estimator not in names:
+            try:
+                estimators.get(self.estimator)
+            except ValueError:
+                raise ConfigError(
+                    f"estimator must be one of {names}, got {self.estimator!r}"
+                ) from None
+            except TypeError:
+                pass  # an alias whose constructor needs arguments: a valid name
+        if self.latent == "bernoulli" and self.n_classes != 2:
+            raise ConfigError(
+                f"n_classes must be 2 for latent='bernoulli', got {self.n_classes} "
+                "(pass --n-classes 2)"
+            )
+        for key in ("n_latent", "epochs", "batch_size", "lr_decay_every", "anneal_every",
+                    "eval_samples", "eval_samples_during", "eval_batch_size", "eval_chunk",
+                    "checkpoint_every", "log_every"):
+            _at_least(key, getattr(self, key), 1)
+        _at_least("n_classes", self.n_classes, 2)
+        for key in ("max_steps", "eval_every", "eval_images", "test_images", "seed"):
+            _at_least(key, getattr(self, key), 0)
+        for key in ("lr", "tau0", "tau_min"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{key} must be positive and finite, got {v!r}")
+        if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
+            raise ConfigError(f"anneal_rate must be >= 0 and finite, got {self.anneal_rate!r}")
+        if not (0 <= self.momentum < 1):
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if not (0 < self.lr_decay <= 1):
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        try:
+            import torch
+
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"device must be a torch device such as 'cpu' or 'cuda', "
+                              f"got {self.device!r}") from None
+        if not self.run_dir:
+            raise ConfigError("run_dir must be a non-empty path")
+        return self
+
+
+def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"{key} must be one of {list(options)}, got {value!r}")
+
+
+def _at_least(key: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"{key} must be >= {low}, got {value!r}")
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _coerce(key: str, type_name: Any, value: Any) -> Any:
+    want = _TYPES[type_name if isinstance(type_name, str) else type_name.__name__]
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is int and isinstance(value, bool):
+        raise ConfigError(f"{key} must be an int, got {value!r}")
+    if not isinstance(value, want):
+        article = "an" if want is int else "a"
+        raise ConfigError(f"{key} must be {article} {want.__name__}, got {value!r}")
+    return value
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file into a dict (``tomllib`` on Python 3.11+, ``tomli`` before).
+
+    Raises:
+        ConfigError: the file is missing or is not valid TOML.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
+    # Accept both a flat file and one with a [vae] table.
+    if set(data) == {"vae"} and isinstance(data["vae"], dict):
+        data = data["vae"]
+    return data
