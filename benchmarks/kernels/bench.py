@@ -314,12 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="two shapes, three repeats")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads for every method (default: torch's choice)")
     p.add_argument("--out", type=pathlib.Path, default=None,
                    help="results file (default: results.md, or results-cuda.md on CUDA)")
     args = p.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     shapes = [SHAPES[0], SHAPES[1]] if args.quick else SHAPES
     repeats = 3 if args.quick else args.repeats
     out = args.out or HERE / ("results-cuda.md" if device.type == "cuda" else "results.md")
