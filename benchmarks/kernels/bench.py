@@ -161,16 +161,26 @@ def check(device: torch.device) -> list[str]:
         for shape in [(64, 10), (8, 5000), (3, 20000)]:
             for hard in (False, True):
                 x = torch.randn(shape, device=device, requires_grad=True)
-                y = gs.gumbel_softmax(x, 0.5, hard=hard, backend=name,
-                                      generator=torch.Generator(device=device).manual_seed(1))
-                noise = backends._noise(name, shape, device=device,
-                                        generator=torch.Generator(device=device).manual_seed(1))
+                y = gs.gumbel_softmax(
+                    x,
+                    0.5,
+                    hard=hard,
+                    backend=name,
+                    generator=torch.Generator(device=device).manual_seed(1),
+                )
+                noise = backends._noise(
+                    name,
+                    shape,
+                    device=device,
+                    generator=torch.Generator(device=device).manual_seed(1),
+                )
                 ref = gs.gumbel_softmax(x, 0.5, hard=hard, noise=noise, backend="reference")
                 w = torch.randn_like(y)
                 (ga,) = torch.autograd.grad((y * w).sum(), x)
                 (gb,) = torch.autograd.grad((ref * w).sum(), x)
-                worst = max(worst, float((y - ref).detach().abs().max()),
-                            float((ga - gb).abs().max()))
+                worst = max(
+                    worst, float((y - ref).detach().abs().max()), float((ga - gb).abs().max())
+                )
         status = "ok" if worst < 1e-4 else "MISMATCH"
         lines.append(f"check {name}: max |fused - reference(kernel noise)| = {worst:.2e} {status}")
     return lines
@@ -244,7 +254,9 @@ def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
     )
     faults = t["empty + fill_ (fresh)"] - t["fill_ (preallocated)"]
     lines = [f"| {k} | {v * 1e9 / n:.2f} |" for k, v in t.items()]
-    lines.append(f"| page faults of a fresh output (difference of the fills) | {faults * 1e9 / n:.2f} |")
+    lines.append(
+        f"| page faults of a fresh output (difference of the fills) | {faults * 1e9 / n:.2f} |"
+    )
     return [
         f"### Where the time goes: numba forward, soft, {tuple(shape)}, "
         f"{torch.get_num_threads()} threads",
@@ -294,18 +306,26 @@ def targets(results: dict, fast: str) -> list[str]:
         r = rows[fast]
         k = shape[-1]
         if k >= 1024:
-            lines.append(f"- {tuple(shape)} {mode}: forward {r['fwd_speedup']:.1f}x (>= 10x: "
-                         f"{verdict(r['fwd_speedup'] >= 10)}), forward+backward "
-                         f"{r['both_speedup']:.1f}x (>= 5x: {verdict(r['both_speedup'] >= 5)})")
+            lines.append(
+                f"- {tuple(shape)} {mode}: forward {r['fwd_speedup']:.1f}x (>= 10x: "
+                f"{verdict(r['fwd_speedup'] >= 10)}), forward+backward "
+                f"{r['both_speedup']:.1f}x (>= 5x: {verdict(r['both_speedup'] >= 5)})"
+            )
         elif shape == (100, 20, 10):
-            lines.append(f"- {tuple(shape)} {mode}: forward {r['fwd_speedup']:.1f}x (>= 3x: "
-                         f"{verdict(r['fwd_speedup'] >= 3)})")
+            lines.append(
+                f"- {tuple(shape)} {mode}: forward {r['fwd_speedup']:.1f}x (>= 3x: "
+                f"{verdict(r['fwd_speedup'] >= 3)})"
+            )
         if shape == (2048, 8192):
-            lines.append(f"- {tuple(shape)} {mode}: forward / copy_ = {r['fwd_vs_copy']:.1f} "
-                         f"(<= 10: {verdict(r['fwd_vs_copy'] <= 10)})")
-        lines.append(f"- {tuple(shape)} {mode}: peak memory forward {r['fwd_mem']:.2f}, "
-                     f"forward+backward {r['both_mem']:.2f} outputs (<= 1 and 2, up to the "
-                     f"per-row temperature: {verdict(r['fwd_mem'] < 1.05 and r['both_mem'] < 2.05)})")
+            lines.append(
+                f"- {tuple(shape)} {mode}: forward / copy_ = {r['fwd_vs_copy']:.1f} "
+                f"(<= 10: {verdict(r['fwd_vs_copy'] <= 10)})"
+            )
+        lines.append(
+            f"- {tuple(shape)} {mode}: peak memory forward {r['fwd_mem']:.2f}, "
+            f"forward+backward {r['both_mem']:.2f} outputs (<= 1 and 2, up to the "
+            f"per-row temperature: {verdict(r['fwd_mem'] < 1.05 and r['both_mem'] < 2.05)})"
+        )
     return lines
 
 
@@ -314,10 +334,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="two shapes, three repeats")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads for every method (default: torch's choice)")
-    p.add_argument("--out", type=pathlib.Path, default=None,
-                   help="results file (default: results.md, or results-cuda.md on CUDA)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads for every method (default: torch's choice)",
+    )
+    p.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="results file (default: results.md, or results-cuda.md on CUDA)",
+    )
     args = p.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -340,9 +368,15 @@ def main(argv: list[str] | None = None) -> int:
             mode = "hard" if hard else "soft"
             results[(shape, mode)] = run_case(shape, hard, device, repeats)
             print("\n".join(table({(shape, mode): results[(shape, mode)]})[2:]), flush=True)
-    details = [] if args.quick else [
-        line for shape in ((2048, 8192), (64, 50257)) for line in breakdown(shape, device, repeats)
-    ]
+    details = (
+        []
+        if args.quick
+        else [
+            line
+            for shape in ((2048, 8192), (64, 50257))
+            for line in breakdown(shape, device, repeats)
+        ]
+    )
     print("\n".join(details), flush=True)
     load_after = load()
     report = [
@@ -362,9 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         "allocated before it, in units of the output's size. Forward: logits not requiring grad "
         "(a sample; `hard` then needs no exp). Forward+backward: logits requiring grad, "
         "`y.backward(g)` with `g` pre-drawn. "
-        + ("CUDA: CUDA events, `max_memory_allocated`." if device.type == "cuda" else
-           "CPU: `time.perf_counter`; memory from a `torch.profiler` trace "
-           "(`profile_memory=True`): allocation and free events ordered by time."),
+        + (
+            "CUDA: CUDA events, `max_memory_allocated`."
+            if device.type == "cuda"
+            else "CPU: `time.perf_counter`; memory from a `torch.profiler` trace "
+            "(`profile_memory=True`): allocation and free events ordered by time."
+        ),
         "",
         *table(results),
         "",

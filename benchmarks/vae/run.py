@@ -38,14 +38,33 @@ RESULTS_MD = HERE / "results.md"
 # Table 1 of arXiv:1611.01144, VAE rows (negative variational lower bound, nats; lower is better),
 # as copied in /work/shared/reference/paper-numbers.md. Keys are this registry's names.
 PAPER_COLUMNS = {
-    "sf": "SF", "darn": "DARN", "muprop": "MuProp", "st": "ST", "st-annealed": "Annealed ST",
-    "gs": "Gumbel-S.", "st-gs": "ST Gumbel-S.",
+    "sf": "SF",
+    "darn": "DARN",
+    "muprop": "MuProp",
+    "st": "ST",
+    "st-annealed": "Annealed ST",
+    "gs": "Gumbel-S.",
+    "st-gs": "ST Gumbel-S.",
 }
 PAPER = {
-    "bernoulli": {"SF": 112.2, "DARN": 110.9, "MuProp": 109.7, "ST": 116.0, "Annealed ST": 111.5,
-                  "Gumbel-S.": 105.0, "ST Gumbel-S.": 111.5},
-    "categorical": {"SF": 110.6, "DARN": 128.8, "MuProp": 107.0, "ST": 110.9,
-                    "Annealed ST": 107.8, "Gumbel-S.": 101.5, "ST Gumbel-S.": 107.8},
+    "bernoulli": {
+        "SF": 112.2,
+        "DARN": 110.9,
+        "MuProp": 109.7,
+        "ST": 116.0,
+        "Annealed ST": 111.5,
+        "Gumbel-S.": 105.0,
+        "ST Gumbel-S.": 111.5,
+    },
+    "categorical": {
+        "SF": 110.6,
+        "DARN": 128.8,
+        "MuProp": 107.0,
+        "ST": 110.9,
+        "Annealed ST": 107.8,
+        "Gumbel-S.": 101.5,
+        "ST Gumbel-S.": 107.8,
+    },
 }
 
 
@@ -89,9 +108,11 @@ def selected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _row_md(r: dict[str, Any]) -> str:
     s = r["settings"]
-    settings = (f"{s['optimizer']} lr={s['lr']}, batch {s['batch_size']}, "
-                f"τ {s['temperature']} τ0={s['tau0']} r={s['anneal_rate']} "
-                f"N={s['anneal_every']} τmin={s['tau_min']}, prior {s['prior']}")
+    settings = (
+        f"{s['optimizer']} lr={s['lr']}, batch {s['batch_size']}, "
+        f"τ {s['temperature']} τ0={s['tau0']} r={s['anneal_rate']} "
+        f"N={s['anneal_every']} τmin={s['tau_min']}, prior {s['prior']}"
+    )
     paper = "—" if r["paper_value"] is None else f"{r['paper_value']:.1f}"
     return (
         f"| {r['latent']} {r['n_latent']}×{r['n_classes']} | {r['estimator']} | {r['metric']} "
@@ -148,14 +169,25 @@ def main() -> None:
     p.add_argument("--anneal-rate", type=float, default=1e-4)
     p.add_argument("--anneal-every", type=int, default=1000)
     p.add_argument("--eval-samples", type=int, default=1000, help="m of the final test bound")
-    p.add_argument("--valid-images", type=int, default=0,
-                   help="validation images for the curves and the final validation bound")
+    p.add_argument(
+        "--valid-images",
+        type=int,
+        default=0,
+        help="validation images for the curves and the final validation bound",
+    )
     p.add_argument("--tag", default="", help="suffix of the run directory")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--results-dir", type=Path, default=HERE,
-                   help="where results.json/.md and runs/ go (default: benchmarks/vae)")
-    p.add_argument("--git-revision", default="",
-                   help="the revision to record when the code runs outside its checkout")
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=HERE,
+        help="where results.json/.md and runs/ go (default: benchmarks/vae)",
+    )
+    p.add_argument(
+        "--git-revision",
+        default="",
+        help="the revision to record when the code runs outside its checkout",
+    )
     p.add_argument("--render", action="store_true", help="only re-render results.md")
     a = p.parse_args()
     if a.render:
@@ -164,14 +196,31 @@ def main() -> None:
     bern = a.latent == "bernoulli"
     name = f"{a.latent}-{a.estimator}-s{a.seed}{a.tag}"
     config = VAEConfig(
-        latent=a.latent, n_latent=200 if bern else 20, n_classes=2 if bern else 10,
-        estimator=a.estimator, dataset="binarized-mnist", data_dir=a.data_dir, epochs=a.epochs,
-        optimizer=a.optimizer, lr=a.lr, temperature=a.temperature, tau0=a.tau0,
-        tau_min=a.tau_min, anneal_rate=a.anneal_rate, anneal_every=a.anneal_every, seed=a.seed,
-        eval_samples=a.eval_samples, eval_images=a.valid_images, eval_every=0,
-        run_dir=str(a.results_dir / "runs" / name), progress=False, checkpoint_every=2500,
-        device=a.device, max_steps=a.max_steps,
-        log_every=100, eval_batch_size=1000 if a.device.startswith("cuda") else 100,
+        latent=a.latent,
+        n_latent=200 if bern else 20,
+        n_classes=2 if bern else 10,
+        estimator=a.estimator,
+        dataset="binarized-mnist",
+        data_dir=a.data_dir,
+        epochs=a.epochs,
+        optimizer=a.optimizer,
+        lr=a.lr,
+        temperature=a.temperature,
+        tau0=a.tau0,
+        tau_min=a.tau_min,
+        anneal_rate=a.anneal_rate,
+        anneal_every=a.anneal_every,
+        seed=a.seed,
+        eval_samples=a.eval_samples,
+        eval_images=a.valid_images,
+        eval_every=0,
+        run_dir=str(a.results_dir / "runs" / name),
+        progress=False,
+        checkpoint_every=2500,
+        device=a.device,
+        max_steps=a.max_steps,
+        log_every=100,
+        eval_batch_size=1000 if a.device.startswith("cuda") else 100,
     ).validate()
     splits = load_fixed_binarized(a.data_dir)
     rev = a.git_revision or git_revision(HERE)  # of the code that runs, read before a long run
@@ -179,25 +228,47 @@ def main() -> None:
     t0 = time.time()
     result = experiment.main(config, splits=splits)
     wall = time.time() - t0
-    settings = {k: v for k, v in config.to_dict().items()
-                if k not in ("run_dir", "data_dir", "progress", "figures", "download")}
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-               f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load average "
-               f"{load_start:.1f} at start and {os.getloadavg()[0]:.1f} at end")
+    settings = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in ("run_dir", "data_dir", "progress", "figures", "download")
+    }
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load average "
+        f"{load_start:.1f} at start and {os.getloadavg()[0]:.1f} at end"
+    )
     if config.device.startswith("cuda"):
         machine += f", {torch.cuda.get_device_name(torch.device(config.device))}"
     base = {
-        "latent": a.latent, "n_latent": config.n_latent, "n_classes": config.n_classes,
-        "estimator": a.estimator, "paper_value": paper_value(a.latent, a.estimator),
-        "epochs": a.epochs, "steps": result.step, "seed": a.seed, "git_revision": rev,
-        "settings": settings, "wall_s": round(wall, 1), "machine": machine,
-        "run_dir": str(Path("benchmarks/vae/runs") / name), "device": config.device,
+        "latent": a.latent,
+        "n_latent": config.n_latent,
+        "n_classes": config.n_classes,
+        "estimator": a.estimator,
+        "paper_value": paper_value(a.latent, a.estimator),
+        "epochs": a.epochs,
+        "steps": result.step,
+        "seed": a.seed,
+        "git_revision": rev,
+        "settings": settings,
+        "wall_s": round(wall, 1),
+        "machine": machine,
+        "run_dir": str(Path("benchmarks/vae/runs") / name),
+        "device": config.device,
     }
     rows = [
-        {**base, "metric": "neg_elbo", "value": result.test["neg_elbo"],
-         "valid_value": result.valid["neg_elbo"]},
-        {**base, "metric": f"iw_bound_m{a.eval_samples}", "value": result.test["iw_bound"],
-         "valid_value": result.valid["iw_bound"]},
+        {
+            **base,
+            "metric": "neg_elbo",
+            "value": result.test["neg_elbo"],
+            "valid_value": result.valid["neg_elbo"],
+        },
+        {
+            **base,
+            "metric": f"iw_bound_m{a.eval_samples}",
+            "value": result.test["iw_bound"],
+            "valid_value": result.valid["iw_bound"],
+        },
     ]
     append_rows(rows, a.results_dir)
     print(json.dumps(rows, indent=2))

@@ -306,7 +306,12 @@ def gumbel_softmax(
     fused = _backends.resolve_backend(backend, logits, noise=noise)
     if fused is not None:
         return _backends.fused_gumbel_softmax(
-            fused, logits, temperature, hard=hard, dim=dim, generator=generator,
+            fused,
+            logits,
+            temperature,
+            hard=hard,
+            dim=dim,
+            generator=generator,
             validate_args=validate_args,
         )
     z, d = _perturbed(logits, dim, generator, noise, validate_args)

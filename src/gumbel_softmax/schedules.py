@@ -55,9 +55,7 @@ class Constant(Schedule):
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "temperature", _positive_finite("temperature", self.temperature)
-        )
+        object.__setattr__(self, "temperature", _positive_finite("temperature", self.temperature))
 
     def __call__(self, step: int) -> float:
         _check_step(step)

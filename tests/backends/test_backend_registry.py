@@ -59,8 +59,11 @@ def test_auto_falls_back_silently_when_numba_cannot_load(monkeypatch: pytest.Mon
 
 def test_forcing_an_unloadable_backend_says_why(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(backends._loaded, "numba", ImportError("numba is not installed"))
-    with pytest.raises(BackendUnavailableError, match=r"backend='numba' is not available here.*"
-                       r"numba is not installed"):
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"backend='numba' is not available here.*"
+        r"numba is not installed",
+    ):
         gs.gumbel_softmax(torch.zeros(2, 3), backend="numba")
     monkeypatch.setenv(BACKEND_ENV, "numba")
     with pytest.raises(BackendUnavailableError, match=f"{BACKEND_ENV}='numba' is not available"):
@@ -141,8 +144,11 @@ def test_a_compile_failure_falls_back_silently_or_says_why_when_forced(
     x = torch.zeros(2, 3)
     assert resolve_backend(None, x) is None  # the automatic choice: the reference path
     assert gs.gumbel_softmax(x).shape == (2, 3)
-    with pytest.raises(BackendUnavailableError, match=r"failed to compile for torch.float32: "
-                       r"RuntimeError: cannot lower for torch.float32"):
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"failed to compile for torch.float32: "
+        r"RuntimeError: cannot lower for torch.float32",
+    ):
         gs.gumbel_softmax(x, backend="numba")
     # non-floating logits are left to the argument checks
     with pytest.raises(TypeError, match="logits must have a floating dtype"):

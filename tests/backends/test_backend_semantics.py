@@ -41,8 +41,9 @@ def _pair(name, logits, temperature, *, hard, dim, seed=0):
         logits, temperature, hard=hard, dim=dim, generator=generator(name, seed), backend=name
     )
     noise = _kernel_noise_for(name, logits, dim, seed)
-    ref = gs.gumbel_softmax(logits, temperature, hard=hard, dim=dim, noise=noise,
-                            backend="reference")
+    ref = gs.gumbel_softmax(
+        logits, temperature, hard=hard, dim=dim, noise=noise, backend="reference"
+    )
     return y, ref
 
 
@@ -94,8 +95,11 @@ def test_hard_is_one_hot_at_the_soft_argmax_and_carries_the_soft_gradient(fused,
     assert torch.equal(hard.sum(-1), torch.ones(64, device=dev))
     assert torch.equal(hard.argmax(-1), soft.argmax(-1))
     w = torch.randn_like(soft)
-    for a, b in zip(torch.autograd.grad((hard * w).sum(), (logits, tau)),
-                    torch.autograd.grad((soft * w).sum(), (logits, tau)), strict=True):
+    for a, b in zip(
+        torch.autograd.grad((hard * w).sum(), (logits, tau)),
+        torch.autograd.grad((soft * w).sum(), (logits, tau)),
+        strict=True,
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -136,14 +140,19 @@ def test_every_dtype_computes_in_float32_or_better_and_returns_its_own(fused, dt
     tau = torch.full((16,), 0.5, device=dev).to(dtype).requires_grad_()
     y = gs.gumbel_softmax(logits, tau, generator=generator(fused, 5), backend=fused)
     assert y.dtype == dtype
-    torch.testing.assert_close(y.double().sum(-1), torch.ones(16, dtype=torch.float64,
-                               device=dev), rtol=0, atol=50 * torch.finfo(dtype).eps)
+    torch.testing.assert_close(
+        y.double().sum(-1),
+        torch.ones(16, dtype=torch.float64, device=dev),
+        rtol=0,
+        atol=50 * torch.finfo(dtype).eps,
+    )
     gl, gt = torch.autograd.grad((y * torch.randn_like(y)).sum(), (logits, tau))
     assert gl.dtype == gt.dtype == dtype
     assert bool(torch.isfinite(gl).all()) and bool(torch.isfinite(gt).all())
     if dtype in (torch.float16, torch.bfloat16):  # the same sample as from float32 inputs
-        y32 = gs.gumbel_softmax(logits.float(), tau.float(), generator=generator(fused, 5),
-                                backend=fused)
+        y32 = gs.gumbel_softmax(
+            logits.float(), tau.float(), generator=generator(fused, 5), backend=fused
+        )
         assert torch.equal(y, y32.to(dtype))
 
 
@@ -189,8 +198,9 @@ def test_numba_sample_does_not_depend_on_the_thread_count():
     try:
         for n in (1, 2, 3):
             torch.set_num_threads(n)
-            y = gs.gumbel_softmax(logits.requires_grad_(), 0.5, generator=generator("numba", 10),
-                                  backend="numba")
+            y = gs.gumbel_softmax(
+                logits.requires_grad_(), 0.5, generator=generator("numba", 10), backend="numba"
+            )
             out.append((y, torch.autograd.grad(y[:, 0].sum(), logits)[0]))
     finally:
         torch.set_num_threads(threads)
@@ -208,20 +218,37 @@ def test_non_contiguous_logits_and_temperature_broadcast(fused):
 
 
 BAD_INPUTS = [
-    (lambda d: (torch.zeros(2, 3, device=d), 0.0, {}), ValueError,
-     "temperature must be positive and finite"),
-    (lambda d: (torch.zeros(2, 3, device=d), torch.tensor([1.0, -1.0], device=d), {}), ValueError,
-     r"temperature must be positive and finite, got \[-1.0\]"),
-    (lambda d: (torch.zeros(2, 3, device=d), torch.tensor([1, 2], device=d), {}), TypeError,
-     "temperature must be a float or a floating tensor"),
-    (lambda d: (torch.zeros(2, 3, device=d), torch.ones(3, device=d), {}), ValueError,
-     r"temperature of shape \(3,\) does not broadcast"),
-    (lambda d: (torch.zeros(2, 3, dtype=torch.int64, device=d), 1.0, {}), TypeError,
-     "logits must have a floating dtype"),
-    (lambda d: (torch.tensor([0.0, torch.nan], device=d), 1.0, {}), ValueError,
-     r"logits .* contains NaN"),
-    (lambda d: (torch.zeros(2, 3, device=d), 1.0, {"dim": 2}), ValueError,
-     "dim=2 is out of range"),
+    (
+        lambda d: (torch.zeros(2, 3, device=d), 0.0, {}),
+        ValueError,
+        "temperature must be positive and finite",
+    ),
+    (
+        lambda d: (torch.zeros(2, 3, device=d), torch.tensor([1.0, -1.0], device=d), {}),
+        ValueError,
+        r"temperature must be positive and finite, got \[-1.0\]",
+    ),
+    (
+        lambda d: (torch.zeros(2, 3, device=d), torch.tensor([1, 2], device=d), {}),
+        TypeError,
+        "temperature must be a float or a floating tensor",
+    ),
+    (
+        lambda d: (torch.zeros(2, 3, device=d), torch.ones(3, device=d), {}),
+        ValueError,
+        r"temperature of shape \(3,\) does not broadcast",
+    ),
+    (
+        lambda d: (torch.zeros(2, 3, dtype=torch.int64, device=d), 1.0, {}),
+        TypeError,
+        "logits must have a floating dtype",
+    ),
+    (
+        lambda d: (torch.tensor([0.0, torch.nan], device=d), 1.0, {}),
+        ValueError,
+        r"logits .* contains NaN",
+    ),
+    (lambda d: (torch.zeros(2, 3, device=d), 1.0, {"dim": 2}), ValueError, "dim=2 is out of range"),
     (lambda d: (torch.full((1, 3), -torch.inf, device=d), 1.0, {}), ValueError, "all masked"),
     (lambda d: (torch.tensor(0.0, device=d), 1.0, {}), ValueError, "at least one dimension"),
 ]

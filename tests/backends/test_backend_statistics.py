@@ -29,8 +29,7 @@ def test_gumbel_max_categorical_with_masks(backend):
     # argmax of the perturbed logits (hard samples) ~ softmax(logits); masked classes never drawn
     n = 20_000 if interpreted(backend) else 100_000
     logits = LOGITS.to(device_of(backend)).expand(n, 10)
-    y = gs.gumbel_softmax(logits, 1.0, hard=True, generator=generator(backend, 11),
-                          backend=backend)
+    y = gs.gumbel_softmax(logits, 1.0, hard=True, generator=generator(backend, 11), backend=backend)
     idx = y.argmax(-1).cpu()
     assert not bool(torch.isin(idx, torch.tensor([6, 9])).any())
     assert_categorical(idx, LOGITS.softmax(-1), false_alarm=FALSE_ALARM)  # false alarm 1e-3
@@ -42,8 +41,9 @@ def test_rounding_property(backend, temperature):
     n = 20_000 if interpreted(backend) else 100_000
     logits = LOGITS.to(device_of(backend)).expand(n, 10)
     y = gs.gumbel_softmax(logits, temperature, generator=generator(backend, 12), backend=backend)
-    assert_categorical(y.argmax(-1).cpu(), LOGITS.softmax(-1),
-                       false_alarm=FALSE_ALARM)  # false alarm 1e-3
+    assert_categorical(
+        y.argmax(-1).cpu(), LOGITS.softmax(-1), false_alarm=FALSE_ALARM
+    )  # false alarm 1e-3
 
 
 def test_gumbel_max_at_a_large_vocabulary(backend):
@@ -56,8 +56,12 @@ def test_gumbel_max_at_a_large_vocabulary(backend):
     logits[torch.randperm(k, generator=g)[:5_000]] = -torch.inf
     n, cells = {"reference": (400, 40), "numba": (1_000, 50)}.get(backend, (30, 3))
     with torch.no_grad():
-        y = gs.gumbel_softmax(logits.to(device_of(backend)).expand(n, k), hard=True,
-                              generator=generator(backend, 13), backend=backend)
+        y = gs.gumbel_softmax(
+            logits.to(device_of(backend)).expand(n, k),
+            hard=True,
+            generator=generator(backend, 13),
+            backend=backend,
+        )
     idx = y.argmax(-1).cpu()
     assert bool(torch.isfinite(logits[idx]).all())
     p = logits.double().softmax(-1)
@@ -78,8 +82,13 @@ def test_kernel_noise_is_gumbel_tails_included(fused, dtype):
     # where a flawed uniform or an inaccurate log near 1 would show, and a Poisson count of the
     # far upper tail (G > 10.5, 2.8e-5). Four tests at 2.5e-4 each: false alarm 1e-3 in all.
     n = 1 << (20 if interpreted(fused) else 22)
-    g = backends._noise(fused, (n,), dtype=dtype, device=device_of(fused),
-                        generator=generator(fused, 14)).cpu().double()
+    g = (
+        backends._noise(
+            fused, (n,), dtype=dtype, device=device_of(fused), generator=generator(fused, 14)
+        )
+        .cpu()
+        .double()
+    )
     a = FALSE_ALARM / 4
     assert ks_test(g, _gumbel_cdf).p_value > a  # false alarm 2.5e-4
     lo, hi = -1.5, 6.0
@@ -112,6 +121,7 @@ def test_numba_and_triton_draw_the_same_noise():
     shape = (3, 5000)
     a = backends._noise("numba", shape, generator=torch.Generator().manual_seed(16))
     # the seed is drawn on the generator's device: a CPU generator gives both the same seed
-    b = backends._noise("triton", shape, device=device_of("triton"),
-                        generator=torch.Generator().manual_seed(16)).cpu()
+    b = backends._noise(
+        "triton", shape, device=device_of("triton"), generator=torch.Generator().manual_seed(16)
+    ).cpu()
     torch.testing.assert_close(a, b, rtol=4e-7, atol=4e-7)

@@ -64,7 +64,9 @@ class _Backend:
     name: str
     module: str  # the module holding its kernels; "" for the reference path
     factory: str  # the Kernels class in that module
-    devices: tuple[str, ...]  # device types the automatic choice sends to it, in order of preference
+    devices: tuple[
+        str, ...
+    ]  # device types the automatic choice sends to it, in order of preference
 
 
 # The registry, in order of preference for the automatic choice.
@@ -106,9 +108,7 @@ def _check_name(name: object, source: str) -> str:
     if name is None or name == "":
         return AUTO
     if not isinstance(name, str) or (name != AUTO and name not in _REGISTRY):
-        raise ValueError(
-            f"{source} must be one of {(AUTO, *BACKENDS)} or None, got {name!r}"
-        )
+        raise ValueError(f"{source} must be one of {(AUTO, *BACKENDS)} or None, got {name!r}")
     return name
 
 
@@ -155,9 +155,7 @@ def resolve_backend(
             f"{source}={name!r} is not available here: {type(kernels).__name__}: {kernels}"
         ) from kernels
     if not kernels.supports(logits.device):
-        raise ValueError(
-            f"{source}={name!r} does not run on tensors of device {logits.device}"
-        )
+        raise ValueError(f"{source}={name!r} does not run on tensors of device {logits.device}")
     failure = _prepare(kernels, logits)
     if failure is not None:
         raise BackendUnavailableError(

@@ -649,7 +649,16 @@ class NumbaKernels(Kernels):
         rows, k_size = x.shape
         want_soft = soft is not None
         soft_arr = _flat(soft if soft is not None else out)
-        args = (_flat(x), _flat(inv_tau), _seed(seed), _flat(out), soft_arr, k_size, hard, want_soft)
+        args = (
+            _flat(x),
+            _flat(inv_tau),
+            _seed(seed),
+            _flat(out),
+            soft_arr,
+            k_size,
+            hard,
+            want_soft,
+        )
         counts = _launch(_forward, x.numel(), _forward_tasks(rows, k_size), *args)
         return sum(c[0] for c in counts), sum(c[1] for c in counts)
 

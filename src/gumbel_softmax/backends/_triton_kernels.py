@@ -81,13 +81,15 @@ def _gumbel(seed, idx, F64: tl.constexpr):
     """Gumbel noise numbers ``idx`` (int64, >= 0) of the stream ``seed`` (uint64)."""
     if F64:  # 53 bits of hash number idx
         z = _mix(seed + (idx.to(tl.uint64) + 1) * _GAMMA)
-        u = tl.maximum((z >> 11).to(tl.int64).to(tl.float64) * 1.1102230246251565e-16,
-                       2.2250738585072014e-308)
+        u = tl.maximum(
+            (z >> 11).to(tl.int64).to(tl.float64) * 1.1102230246251565e-16, 2.2250738585072014e-308
+        )
     else:  # 24 bits of hash number idx >> 1: its high half for even idx, its low half for odd
         z = _mix(seed + ((idx >> 1).to(tl.uint64) + 1) * _GAMMA)
         bits = tl.where((idx & 1) == 1, (z >> 8) & 0xFFFFFF, z >> 40)
-        u = tl.maximum(bits.to(tl.int32).to(tl.float32) * 5.9604644775390625e-08,
-                       1.1754943508222875e-38)
+        u = tl.maximum(
+            bits.to(tl.int32).to(tl.float32) * 5.9604644775390625e-08, 1.1754943508222875e-38
+        )
     return -_log(-_log(u, F64), F64)
 
 
@@ -107,9 +109,20 @@ def _perturbed(x_ptr, seed, offs, mask, F64: tl.constexpr):
 
 @triton.jit
 def _forward_kernel(
-    x_ptr, inv_tau_ptr, seed_ptr, out_ptr, y_ptr, R, K,
-    TAU_STRIDE, HARD: tl.constexpr, WANT_SOFT: tl.constexpr, ROWS: tl.constexpr,
-    BLOCK: tl.constexpr, SINGLE: tl.constexpr, F64: tl.constexpr,
+    x_ptr,
+    inv_tau_ptr,
+    seed_ptr,
+    out_ptr,
+    y_ptr,
+    R,
+    K,
+    TAU_STRIDE,
+    HARD: tl.constexpr,
+    WANT_SOFT: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
+    SINGLE: tl.constexpr,
+    F64: tl.constexpr,
 ):
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     rmask = rows < R
@@ -165,8 +178,18 @@ def _forward_kernel(
 
 @triton.jit
 def _backward_kernel(
-    y_ptr, g_ptr, inv_tau_ptr, grad_ptr, grad_tau_ptr, R, K, TAU_STRIDE,
-    WANT_TAU: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, SINGLE: tl.constexpr,
+    y_ptr,
+    g_ptr,
+    inv_tau_ptr,
+    grad_ptr,
+    grad_tau_ptr,
+    R,
+    K,
+    TAU_STRIDE,
+    WANT_TAU: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
+    SINGLE: tl.constexpr,
     F64: tl.constexpr,
 ):
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
@@ -235,15 +258,32 @@ class TritonKernels(Kernels):
         return device.type == ("cpu" if _INTERPRETED else "cuda")
 
     def forward(  # type: ignore[override]
-        self, x: Tensor, inv_tau: Tensor, seed: Tensor, out: Tensor, soft: Tensor | None,
+        self,
+        x: Tensor,
+        inv_tau: Tensor,
+        seed: Tensor,
+        out: Tensor,
+        soft: Tensor | None,
         hard: bool,
     ) -> tuple[int, int]:
         rows, k_size = x.shape
         per, block, single, grid, warps = _tiles(rows, k_size)
         _forward_kernel[grid](
-            x, inv_tau, seed.to(x.device), out, soft if soft is not None else out, rows, k_size,
-            int(inv_tau.numel() > 1), HARD=hard, WANT_SOFT=soft is not None, ROWS=per, BLOCK=block, SINGLE=single,
-            F64=x.dtype == torch.float64, num_warps=warps,
+            x,
+            inv_tau,
+            seed.to(x.device),
+            out,
+            soft if soft is not None else out,
+            rows,
+            k_size,
+            int(inv_tau.numel() > 1),
+            HARD=hard,
+            WANT_SOFT=soft is not None,
+            ROWS=per,
+            BLOCK=block,
+            SINGLE=single,
+            F64=x.dtype == torch.float64,
+            num_warps=warps,
         )
         return 0, 0  # the driver validates beforehand (checks_input is False)
 
@@ -253,9 +293,20 @@ class TritonKernels(Kernels):
         rows, k_size = y.shape
         per, block, single, grid, warps = _tiles(rows, k_size)
         _backward_kernel[grid](
-            y, g, inv_tau, grad, grad_tau if grad_tau is not None else inv_tau, rows, k_size,
-            int(inv_tau.numel() > 1), WANT_TAU=grad_tau is not None, ROWS=per, BLOCK=block, SINGLE=single,
-            F64=y.dtype == torch.float64, num_warps=warps,
+            y,
+            g,
+            inv_tau,
+            grad,
+            grad_tau if grad_tau is not None else inv_tau,
+            rows,
+            k_size,
+            int(inv_tau.numel() > 1),
+            WANT_TAU=grad_tau is not None,
+            ROWS=per,
+            BLOCK=block,
+            SINGLE=single,
+            F64=y.dtype == torch.float64,
+            num_warps=warps,
         )
 
     def noise(self, seed: Tensor, out: Tensor) -> None:  # type: ignore[override]

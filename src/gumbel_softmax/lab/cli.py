@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         "its last checkpoint to the same result.",
     )
     vae.add_argument(
-        "--config", metavar="FILE.toml", default=argparse.SUPPRESS,
+        "--config",
+        metavar="FILE.toml",
+        default=argparse.SUPPRESS,
         help="read options from a TOML file (flat keys, or a [vae] table, named as the fields "
         "below with underscores); command-line options override it",
     )
@@ -55,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(VAEConfig):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
-                              "help": f"{HELP[f.name]} (default: {default!r})"}
+        kw: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": f"{HELP[f.name]} (default: {default!r})",
+        }
         if isinstance(default, bool):
             vae.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
@@ -65,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             kw["choices"] = _CHOICES[f.name]
         vae.add_argument(flag, metavar=f.name.upper(), **kw)
     data = sub.add_parser(
-        "data", help="data sets: `gumbel-softmax data download --help`",
+        "data",
+        help="data sets: `gumbel-softmax data download --help`",
         description="Data-set commands of gumbel_softmax.lab.data.",
     )
     data.add_argument("action", choices=["download"], help="download data sets into the cache")

@@ -162,9 +162,19 @@ class VAEConfig:
                 f"n_classes must be 2 for latent='bernoulli', got {self.n_classes} "
                 "(pass --n-classes 2)"
             )
-        for key in ("n_latent", "epochs", "batch_size", "lr_decay_every", "anneal_every",
-                    "eval_samples", "eval_samples_during", "eval_batch_size", "eval_chunk",
-                    "checkpoint_every", "log_every"):
+        for key in (
+            "n_latent",
+            "epochs",
+            "batch_size",
+            "lr_decay_every",
+            "anneal_every",
+            "eval_samples",
+            "eval_samples_during",
+            "eval_batch_size",
+            "eval_chunk",
+            "checkpoint_every",
+            "log_every",
+        ):
             _at_least(key, getattr(self, key), 1)
         _at_least("n_classes", self.n_classes, 2)
         for key in ("max_steps", "eval_every", "eval_images", "test_images", "seed"):
@@ -184,8 +194,9 @@ class VAEConfig:
 
             torch.device(self.device)
         except (RuntimeError, ValueError):
-            raise ConfigError(f"device must be a torch device such as 'cpu' or 'cuda', "
-                              f"got {self.device!r}") from None
+            raise ConfigError(
+                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
+            ) from None
         if not self.run_dir:
             raise ConfigError("run_dir must be a non-empty path")
         return self

@@ -16,16 +16,31 @@ from . import experiment
 from .config import VAEConfig
 
 DEMO = VAEConfig(
-    latent="categorical", n_latent=20, n_classes=10, estimator="st-gs",
-    dataset="binarized-mnist-subset", epochs=12, batch_size=100, lr=3e-3,
-    temperature="anneal", tau0=1.0, anneal_rate=1e-3, anneal_every=100, tau_min=0.5,
-    eval_samples=100, eval_samples_during=10, checkpoint_every=200, run_dir="runs/demo",
+    latent="categorical",
+    n_latent=20,
+    n_classes=10,
+    estimator="st-gs",
+    dataset="binarized-mnist-subset",
+    epochs=12,
+    batch_size=100,
+    lr=3e-3,
+    temperature="anneal",
+    tau0=1.0,
+    anneal_rate=1e-3,
+    anneal_every=100,
+    tau_min=0.5,
+    eval_samples=100,
+    eval_samples_during=10,
+    checkpoint_every=200,
+    run_dir="runs/demo",
 )
 
 
 def main() -> None:
-    print("Training the categorical VAE (20 x 10, ST Gumbel-Softmax) on the shipped "
-          "binarized-MNIST subset ...")
+    print(
+        "Training the categorical VAE (20 x 10, ST Gumbel-Softmax) on the shipped "
+        "binarized-MNIST subset ..."
+    )
     t0 = time.time()
     r = experiment.main(DEMO)
     print(f"done in {time.time() - t0:.0f} s, {r.step} steps")

@@ -57,9 +57,7 @@ def iw_log_weights_bound(
     done = 0
     while done < m:
         c = min(chunk, m - done)
-        z = sample_categorical(
-            logits.expand(c, *logits.shape), one_hot=True, generator=generator
-        )
+        z = sample_categorical(logits.expand(c, *logits.shape), one_hot=True, generator=generator)
         logw = model.log_joint_minus_q(z, x, logits)  # (c, B)
         acc = torch.logaddexp(acc, torch.logsumexp(logw, dim=0))
         done += c

@@ -131,7 +131,9 @@ def build_estimator(config: VAEConfig, temperature: float | None = None) -> esti
 def build_schedule(config: VAEConfig) -> Schedule:
     if config.temperature == "anneal":
         return ExponentialAnneal(
-            tau0=config.tau0, rate=config.anneal_rate, tau_min=config.tau_min,
+            tau0=config.tau0,
+            rate=config.anneal_rate,
+            tau_min=config.tau_min,
             every=config.anneal_every,
         )
     return Constant(config.tau0)
@@ -168,7 +170,8 @@ def _check_resume(config: VAEConfig, run_dir: Path) -> None:
         return
     stored = VAEConfig.from_dict(json.loads(stored_path.read_text()))
     diff = sorted(
-        k for k, v in config.to_dict().items()
+        k
+        for k, v in config.to_dict().items()
         if k not in _RESUMABLE_KEYS and stored.to_dict()[k] != v
     )
     if diff:
@@ -321,20 +324,32 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             end = step == config.epochs * steps_per_epoch
             if step % config.log_every == 0 or end:
                 row = {
-                    "kind": "train", "step": step, "epoch": step / steps_per_epoch,
-                    "loss": window["loss"] / window["n"], "kl": window["kl"] / window["n"],
+                    "kind": "train",
+                    "step": step,
+                    "epoch": step / steps_per_epoch,
+                    "loss": window["loss"] / window["n"],
+                    "kl": window["kl"] / window["n"],
                     "temperature": tau,
                     "lr": float(optimizer.param_groups[0]["lr"]),
                 }
                 log(row)
-                progress.set_postfix(loss=f"{row['loss']:.2f}",
-                                     tau="n/a" if tau is None else f"{tau:.3f}")
+                progress.set_postfix(
+                    loss=f"{row['loss']:.2f}", tau="n/a" if tau is None else f"{tau:.3f}"
+                )
                 window = {"loss": 0.0, "kl": 0.0, "n": 0}
             if step % eval_every == 0 or end:
                 b = _bounds(model, valid_x, config, config.eval_samples_during, "valid", step)
-                log({"kind": "eval", "split": "valid", "step": step,
-                     "epoch": step / steps_per_epoch, "neg_elbo": b.neg_elbo,
-                     "iw_bound": b.iw_bound, "m": b.m})
+                log(
+                    {
+                        "kind": "eval",
+                        "split": "valid",
+                        "step": step,
+                        "epoch": step / steps_per_epoch,
+                        "neg_elbo": b.neg_elbo,
+                        "iw_bound": b.iw_bound,
+                        "m": b.m,
+                    }
+                )
             if step % config.checkpoint_every == 0 or step == total:
                 checkpoint()
             progress.update(1)
@@ -355,20 +370,23 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
         figures = figures_module.draw_all(
             model, read_metrics(run_dir / METRICS), test_x, run_dir / "figures", seed=config.seed
         )
-    return RunResult(step=step, valid=final["valid"], test=final["test"], run_dir=run_dir,
-                     figures=figures)
+    return RunResult(
+        step=step, valid=final["valid"], test=final["test"], run_dir=run_dir, figures=figures
+    )
 
 
 def _nll(model: DiscreteVAE, z: Tensor, *, x: Tensor) -> Tensor:
     return model.reconstruction_nll(z, x)
 
 
-def _bounds(model: DiscreteVAE, data: Tensor, config: VAEConfig, m: int, split: str,
-            step: int) -> Bounds:
+def _bounds(
+    model: DiscreteVAE, data: Tensor, config: VAEConfig, m: int, split: str, step: int
+) -> Bounds:
     g = torch.Generator(device=data.device)
     g.manual_seed(derive_seed(config.seed, "eval", split, step, m))
-    return evaluate(model, data, m=m, batch_size=config.eval_batch_size, chunk=config.eval_chunk,
-                    generator=g)
+    return evaluate(
+        model, data, m=m, batch_size=config.eval_batch_size, chunk=config.eval_chunk, generator=g
+    )
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -390,4 +408,3 @@ def _progress(enabled: bool, total: int, initial: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-

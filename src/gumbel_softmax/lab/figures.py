@@ -53,14 +53,28 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
     evals = [r for r in metrics if r.get("kind") == "eval"]
     fig, (ax, axt) = plt.subplots(1, 2, figsize=(10, 4))
     if train:
-        ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8,
-                label="train loss (training objective)")
+        ax.plot(
+            [r["step"] for r in train],
+            [r["loss"] for r in train],
+            lw=0.8,
+            label="train loss (training objective)",
+        )
     if evals:
         m = evals[-1].get("m")
-        ax.plot([r["step"] for r in evals], [r["neg_elbo"] for r in evals], "o-", ms=3,
-                label="valid −ELBO (one-hot, 1 sample)")
-        ax.plot([r["step"] for r in evals], [r["iw_bound"] for r in evals], "s-", ms=3,
-                label=f"valid −IW bound (m={m})")
+        ax.plot(
+            [r["step"] for r in evals],
+            [r["neg_elbo"] for r in evals],
+            "o-",
+            ms=3,
+            label="valid −ELBO (one-hot, 1 sample)",
+        )
+        ax.plot(
+            [r["step"] for r in evals],
+            [r["iw_bound"] for r in evals],
+            "s-",
+            ms=3,
+            label=f"valid −IW bound (m={m})",
+        )
     values = [r["loss"] for r in train[len(train) // 10 :]]
     values += [r[k] for r in evals for k in ("neg_elbo", "iw_bound")]
     if values:
@@ -109,13 +123,23 @@ def draw_all(
     mode = torch.nn.functional.one_hot(model.encode(x).argmax(-1), k).to(x.dtype)
     recon = torch.sigmoid(model.decode(mode))
     pairs = torch.stack([x.reshape(rows, 8, -1), recon.reshape(rows, 8, -1)], 1).reshape(-1, 784)
-    paths.append(_save_grid(_grid(pairs, 2 * rows, 8), out_dir / "reconstructions.png",
-                            "test images (odd rows), reconstructions (even)"))
+    paths.append(
+        _save_grid(
+            _grid(pairs, 2 * rows, 8),
+            out_dir / "reconstructions.png",
+            "test images (odd rows), reconstructions (even)",
+        )
+    )
 
     prior = model.prior_log_probs().expand(64, n, k)
     z = sample_categorical(prior, one_hot=True, generator=g)
-    paths.append(_save_grid(_grid(torch.sigmoid(model.decode(z)), 8, 8),
-                            out_dir / "prior_samples.png", "samples from the prior (means)"))
+    paths.append(
+        _save_grid(
+            _grid(torch.sigmoid(model.decode(z)), 8, 8),
+            out_dir / "prior_samples.png",
+            "samples from the prior (means)",
+        )
+    )
 
     # Every variable set to every class, the rest at the posterior mode of one test image.
     base = mode[:1].expand(n * k, n, k).clone()
@@ -130,13 +154,17 @@ def draw_all(
     change = pics.amax(1) - pics.amin(1)
     change = change / change.amax(-1, keepdim=True).clamp_min(1e-6)
     table = torch.cat([pics, change.unsqueeze(1)], 1)[order]
-    paths.append(_save_grid(
-        _grid(table.reshape(-1, pics.shape[-1]), len(shown), k + 1), out_dir / "latents.png",
-        "each latent variable set to each class; last column: where it acts",
-        ylabel=f"variables {shown[:6]}... (largest effect first)" if n > 20 else
-        "variable (largest effect first)",
-        xlabel=("class k" if model.latent == "categorical" else "bit on | off")
-        + " | change (scaled)",
-    ))
+    paths.append(
+        _save_grid(
+            _grid(table.reshape(-1, pics.shape[-1]), len(shown), k + 1),
+            out_dir / "latents.png",
+            "each latent variable set to each class; last column: where it acts",
+            ylabel=f"variables {shown[:6]}... (largest effect first)"
+            if n > 20
+            else "variable (largest effect first)",
+            xlabel=("class k" if model.latent == "categorical" else "bit on | off")
+            + " | change (scaled)",
+        )
+    )
     model.train(was_training)
     return paths

@@ -24,8 +24,9 @@ def fake_splits(n_train: int = 120, n_eval: int = 20, *, binarized: bool = True,
         x = p.expand(n, 784)
         return torch.bernoulli(x, generator=g) if binarized else x.clone()
 
-    return SimpleNamespace(train=draw(n_train), valid=draw(n_eval), test=draw(n_eval),
-                           binarized=binarized, name="fake")
+    return SimpleNamespace(
+        train=draw(n_train), valid=draw(n_eval), test=draw(n_eval), binarized=binarized, name="fake"
+    )
 
 
 @pytest.fixture
@@ -40,8 +41,20 @@ def fake_data(monkeypatch):
 def tiny_config(tmp_path):
     """A config that trains a few steps and evaluates cheaply."""
     return VAEConfig(
-        epochs=1, batch_size=20, max_steps=6, eval_samples=5, eval_samples_during=3,
-        eval_images=10, test_images=10, eval_chunk=3, checkpoint_every=2, log_every=2,
-        eval_every=3, anneal_every=2, anneal_rate=0.1, figures=False, progress=False,
+        epochs=1,
+        batch_size=20,
+        max_steps=6,
+        eval_samples=5,
+        eval_samples_during=3,
+        eval_images=10,
+        test_images=10,
+        eval_chunk=3,
+        checkpoint_every=2,
+        log_every=2,
+        eval_every=3,
+        anneal_every=2,
+        anneal_rate=0.1,
+        figures=False,
+        progress=False,
         run_dir=str(tmp_path / "run"),
     )

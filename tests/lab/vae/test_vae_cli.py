@@ -49,11 +49,20 @@ def test_toml_then_command_line(tmp_path, fake_data, capsys):
     toml = tmp_path / "c.toml"
     toml.write_text(
         'estimator = "gs"\nlr = 0.01\nbatch_size = 20\neval_samples = 3\neval_images = 10\n'
-        'test_images = 10\nprogress = false\nfigures = false\n'
+        "test_images = 10\nprogress = false\nfigures = false\n"
     )
     run = tmp_path / "run"
-    argv = ["vae", "--config", str(toml), "--lr", "0.002", "--max-steps", "3",
-            "--run-dir", str(run)]
+    argv = [
+        "vae",
+        "--config",
+        str(toml),
+        "--lr",
+        "0.002",
+        "--max-steps",
+        "3",
+        "--run-dir",
+        str(run),
+    ]
     assert cli.main(argv) == 0
     stored = json.loads((run / "config.json").read_text())
     assert stored["estimator"] == "gs" and stored["lr"] == 0.002 and stored["max_steps"] == 3

@@ -39,7 +39,10 @@ def test_training_writes_the_run_record(fake_data, tiny_config, tmp_path):
     final = json.loads((run / "final.json").read_text())
     assert final["test"]["n_images"] == 10 and final["m"] == 5
     assert {p.name for p in result.figures} == {
-        "curves.png", "reconstructions.png", "prior_samples.png", "latents.png"
+        "curves.png",
+        "reconstructions.png",
+        "prior_samples.png",
+        "latents.png",
     }
     for p in result.figures:
         assert p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG"
@@ -96,8 +99,10 @@ def test_training_lowers_the_loss(fake_data, tiny_config):
 
 def _state(run_dir):
     ck = load_checkpoint(f"{run_dir}/checkpoint.pt")
-    return ck, read_metrics(f"{run_dir}/metrics.jsonl"), json.loads(
-        open(f"{run_dir}/final.json").read()
+    return (
+        ck,
+        read_metrics(f"{run_dir}/metrics.jsonl"),
+        json.loads(open(f"{run_dir}/final.json").read()),
     )
 
 
@@ -110,7 +115,7 @@ def test_resume_is_exact(fake_data, tiny_config, tmp_path):
     # A kill can also land after rows were written beyond the checkpoint, mid-line, or during a
     # checkpoint write: all of it must be ignored.
     with open(tmp_path / "parts" / "metrics.jsonl", "a") as fh:
-        fh.write(json.dumps({"kind": "train", "step": 7, "loss": 1.0}) + "\n{\"kind\": \"tr")
+        fh.write(json.dumps({"kind": "train", "step": 7, "loss": 1.0}) + '\n{"kind": "tr')
     (tmp_path / "parts" / "checkpoint.pt.tmp999").write_bytes(b"half a checkpoint")
     experiment.main(parts)  # the same command again resumes
     (ck_a, rows_a, final_a), (ck_b, rows_b, final_b) = _state(whole.run_dir), _state(parts.run_dir)
