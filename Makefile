@@ -34,5 +34,12 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Benchmarks (minutes; results are written beside each script). The VAE rows take hours on a CPU:
+#   $(BIN)/python benchmarks/vae/run.py --help
+bench: $(STAMP)
+	$(BIN)/python benchmarks/core/bench.py
+	$(BIN)/python benchmarks/kernels/bench.py
+	$(BIN)/python benchmarks/estimators/bench.py
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
