@@ -96,6 +96,8 @@ def _perturbed(
         g = gumbel_noise(logits.shape, dtype=x.dtype, device=x.device, generator=generator)
     else:
         g = check_noise(noise, logits.shape, kind="Gumbel").to(x.dtype)
+    if noise is None:  # our own fresh noise: add the logits into it instead of allocating
+        return g.add_(x), d
     return x + g, d
 
 
@@ -204,7 +206,8 @@ class _TemperedSoftmax(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
         y, tau = ctx.saved_tensors
-        a = y * (g - (g * y).sum(ctx.dim, keepdim=True))
+        # a = y * (g - <g, y>), in one fused pass (the softmax backward kernel).
+        a = torch.ops.aten._softmax_backward_data(g, y, ctx.dim, y.dtype)
         grad_z = a / tau if ctx.needs_input_grad[0] else None
         grad_tau = None
         if ctx.needs_input_grad[1]:
