@@ -84,6 +84,8 @@ def measure(num_samples: int, names: list[str], problems: dict[str, ToyProblem])
         baseline = torch_baseline_seconds(problem, num_samples)
         for name in names:
             for t, est in builds(name):
+                if est.binary_only and problem.logits.shape[-1] != 2:
+                    continue  # binary-only estimators (ARM, DisARM): "n/a" on K > 2 problems
                 s = gradient_stats(
                     est,
                     problem.f,
