@@ -16,12 +16,13 @@ from torch.distributions import Distribution, constraints
 
 from .._numerics import compute_dtype, downcast, logistic_noise, upcast
 from ..functional import straight_through
+from ._base import LogSpaceDistribution, TransformedRelaxed
 from .concrete import RelaxedSample, _params, positive_finite
 
 __all__ = ["BinaryConcrete", "LogitBinaryConcrete", "StraightThroughBinaryConcrete"]
 
 
-class LogitBinaryConcrete(Distribution):
+class LogitBinaryConcrete(LogSpaceDistribution):
     r"""The logit-space binary Concrete: :math:`Y = (\log\alpha + L)/\tau`, a logistic variable.
 
     Log-density (Maddison et al. 2017, arXiv:1611.00712, appendix C.3):
@@ -40,7 +41,6 @@ class LogitBinaryConcrete(Distribution):
 
     arg_constraints = {"temperature": positive_finite, "logits": constraints.real}
     support = constraints.real
-    has_rsample = True
 
     def __init__(
         self,
@@ -63,17 +63,6 @@ class LogitBinaryConcrete(Distribution):
         self.temperature = tau.to(p.dtype).expand(batch_shape)
         super().__init__(batch_shape, validate_args=validate_args)
 
-    def expand(self, batch_shape: Any, _instance: Any = None) -> LogitBinaryConcrete:
-        new = self._get_checked_instance(type(self), _instance)
-        batch_shape = torch.Size(batch_shape)
-        new._logits = self._logits.expand(batch_shape)
-        new._tau = self._tau.expand(batch_shape)
-        new.logits = self.logits.expand(batch_shape)
-        new.temperature = self.temperature.expand(batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
     @property
     def probs(self) -> Tensor:
         """The Bernoulli probability :math:`\\sigma(\\log\\alpha)` (the zero-temperature limit)."""
@@ -93,12 +82,6 @@ class LogitBinaryConcrete(Distribution):
         fin = torch.finfo(self.logits.dtype)
         return y.clamp(fin.min, fin.max).to(self.logits.dtype)
 
-    def sample(
-        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
-    ) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, generator=generator)
-
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
             self._validate_sample(value)
@@ -107,7 +90,7 @@ class LogitBinaryConcrete(Distribution):
         return downcast(tau.log() + s - 2 * F.softplus(s), self.logits.dtype)
 
 
-class BinaryConcrete(Distribution):
+class BinaryConcrete(TransformedRelaxed):
     r"""The binary Concrete / relaxed Bernoulli on (0, 1) (also exported as ``RelaxedBernoulli``).
 
     :math:`X = \sigma((\log\alpha + L)/\tau)`, with density (Maddison et al. 2017, eq. 10)
@@ -122,7 +105,6 @@ class BinaryConcrete(Distribution):
 
     arg_constraints = LogitBinaryConcrete.arg_constraints
     support = constraints.unit_interval
-    has_rsample = True
 
     def __init__(
         self,
@@ -131,19 +113,9 @@ class BinaryConcrete(Distribution):
         probs: Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        self.base = LogitBinaryConcrete(temperature, logits, probs, validate_args=validate_args)
-        super().__init__(self.base.batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape: Any, _instance: Any = None) -> BinaryConcrete:
-        new = self._get_checked_instance(type(self), _instance)
-        new.base = self.base.expand(batch_shape)
-        Distribution.__init__(new, new.base.batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    logits = property(lambda self: self.base.logits, doc="Log-odds :math:`\\log\\alpha`.")
-    probs = property(lambda self: self.base.probs, doc="Bernoulli probability.")
-    temperature = property(lambda self: self.base.temperature, doc="The temperature tau.")
+        super().__init__(
+            LogitBinaryConcrete(temperature, logits, probs, validate_args), validate_args
+        )
 
     @staticmethod
     def _squash(y: Tensor) -> Tensor:
@@ -155,12 +127,6 @@ class BinaryConcrete(Distribution):
         self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
     ) -> Tensor:
         return self._squash(self.base.rsample(sample_shape, generator=generator))
-
-    def sample(
-        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
-    ) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, generator=generator)
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:

@@ -21,6 +21,7 @@ from torch.distributions import Distribution, constraints
 
 from .._numerics import check_temperature, compute_dtype, downcast, gumbel_noise, upcast
 from ..functional import straight_through
+from ._base import LogSpaceDistribution, TransformedRelaxed
 
 __all__ = ["Concrete", "ExpConcrete", "RelaxedSample", "StraightThroughConcrete"]
 
@@ -98,7 +99,7 @@ def _masked_lse(x: Tensor, mask: Tensor) -> Tensor:
     return torch.logsumexp(x.masked_fill(~mask, -torch.inf), -1)
 
 
-class ExpConcrete(Distribution):
+class ExpConcrete(LogSpaceDistribution):
     r"""The log-space Concrete ("ExpConcrete"): :math:`Y` with :math:`\exp(Y) \sim \mathrm{Concrete}`.
 
     Sampling (Maddison et al. 2017, arXiv:1611.00712, appendix C.3):
@@ -125,7 +126,6 @@ class ExpConcrete(Distribution):
 
     arg_constraints = {"temperature": positive_finite, "logits": constraints.real_vector}
     support = log_simplex
-    has_rsample = True
 
     def __init__(
         self,
@@ -158,17 +158,6 @@ class ExpConcrete(Distribution):
         self.temperature = tau.to(p.dtype).expand(batch_shape)
         super().__init__(batch_shape, p.shape[-1:], validate_args=validate_args)
 
-    def expand(self, batch_shape: Any, _instance: Any = None) -> ExpConcrete:
-        new = self._get_checked_instance(type(self), _instance)
-        batch_shape = torch.Size(batch_shape)
-        new._logits = self._logits.expand(batch_shape + self.event_shape)
-        new._tau = self._tau.expand(batch_shape)
-        new.logits = self.logits.expand(batch_shape + self.event_shape)
-        new.temperature = self.temperature.expand(batch_shape)
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
     @property
     def probs(self) -> Tensor:
         """Class probabilities :math:`\\alpha / \\sum\\alpha` (the zero-temperature limit)."""
@@ -192,12 +181,6 @@ class ExpConcrete(Distribution):
         s = (self._logits.masked_fill(~mask, 0.0) + g) / self._tau.unsqueeze(-1)
         y = torch.log_softmax(s.masked_fill(~mask, -torch.inf), -1)
         return y.clamp(min=torch.finfo(self.logits.dtype).min).to(self.logits.dtype)
-
-    def sample(
-        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
-    ) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, generator=generator)
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
@@ -223,7 +206,7 @@ class RelaxedSample(NamedTuple):
     relaxed: Tensor
 
 
-class Concrete(Distribution):
+class Concrete(TransformedRelaxed):
     r"""The Concrete / Gumbel-Softmax distribution on the simplex (also ``RelaxedCategorical``).
 
     :math:`X = \mathrm{softmax}((\log\alpha + G)/\tau)`, with density (Maddison et al. 2017,
@@ -247,7 +230,6 @@ class Concrete(Distribution):
 
     arg_constraints = ExpConcrete.arg_constraints
     support = simplex
-    has_rsample = True
 
     def __init__(
         self,
@@ -256,19 +238,9 @@ class Concrete(Distribution):
         probs: Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        self.base = ExpConcrete(temperature, logits, probs, validate_args=validate_args)
-        super().__init__(self.base.batch_shape, self.base.event_shape, validate_args=validate_args)
+        super().__init__(ExpConcrete(temperature, logits, probs, validate_args), validate_args)
 
-    def expand(self, batch_shape: Any, _instance: Any = None) -> Concrete:
-        new = self._get_checked_instance(type(self), _instance)
-        new.base = self.base.expand(batch_shape)
-        Distribution.__init__(new, new.base.batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    logits = property(lambda self: self.base.logits, doc="Normalised logits :math:`\\log p`.")
-    probs = property(lambda self: self.base.probs, doc="Class probabilities.")
-    temperature = property(lambda self: self.base.temperature, doc="The temperature tau.")
+    base: ExpConcrete
     mask = property(lambda self: self.base.mask, doc="True for classes not masked out.")
 
     def rsample(
@@ -276,12 +248,6 @@ class Concrete(Distribution):
     ) -> Tensor:
         x = self.base.rsample(sample_shape, generator=generator).exp()
         return torch.where(self.mask, x.clamp(min=torch.finfo(x.dtype).tiny), 0.0)
-
-    def sample(
-        self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
-    ) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, generator=generator)
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
