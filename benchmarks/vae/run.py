@@ -148,6 +148,16 @@ def render(results_dir: Path = HERE) -> None:
     lines += ["## Selected on validation", "", *head, *map(_row_md, selected(rows))]
     lines += ["", "## Every run", "", *head, *map(_row_md, rows), "", "## Machines", ""]
     lines += [*sorted({f"- {r.get('device', 'cpu')}: {r['machine']}" for r in rows}), ""]
+    lines += [
+        "Figures of each run (curves, reconstructions, prior samples, latents):",
+        "`benchmarks/vae/figures/<run>/`, copied from the run records, which stay uncommitted",
+        "under `benchmarks/vae/runs/`. The 15-epoch categorical st-gs run of be59be42 predates the",
+        "NaN-free KL gradient (37c0379), which the categorical gs run needed;",
+        "`categorical-st-gs-s0-fixed` is that configuration rerun from scratch after the fix.",
+        "Runs of 50 and 100 epochs continued their run directories from the checkpoints (exact",
+        "resume: the same as uninterrupted runs of that length).",
+        "",
+    ]
     (results_dir / RESULTS_MD.name).write_text("\n".join(lines))
 
 
