@@ -228,6 +228,8 @@ def plot(rows: list[Row], problems: dict[str, ToyProblem], path: Path) -> None:
     for j, pname in enumerate(problems):
         for name in names:
             rs = [r for r in rows if r.problem == pname and r.estimator == name]
+            if not rs:  # binary-only estimators on K > 2 problems
+                continue
             temps = [r.temperature for r in rs if r.temperature is not None]
             for i, key in enumerate(("bias", "variance")):
                 ax = axes[i, j]
