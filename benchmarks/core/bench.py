@@ -92,7 +92,8 @@ def main() -> None:
         "",
         f"Machine: {desc}.",
         "",
-        f"Command: `python benchmarks/core/bench.py --repeats {args.repeats}`. Median of "
+        f"Command: `python benchmarks/core/bench.py --repeats {args.repeats}"
+        f"{f' --threads {args.threads}' if args.threads else ''}`. Median of "
         f"{args.repeats} interleaved runs after 2 warm-ups, temperature 0.5, float32. "
         "Speed-up = torch time / our time (> 1: ours is faster).",
         "",
