@@ -117,7 +117,6 @@ def test_relaxed_bernoulli_gradcheck_and_hard():
     g = torch.Generator().manual_seed(5)
     logits = torch.randn(6, dtype=torch.float64, requires_grad=True)
     tau = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
-    noise = torch.distributions.Logistic(0, 1).sample if False else None
     u = torch.rand(6, dtype=torch.float64, generator=g)
     noise = u.log() - torch.log1p(-u)
     assert torch.autograd.gradcheck(
