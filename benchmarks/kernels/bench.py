@@ -11,8 +11,9 @@ from other processes falls on all of them alike; results are reported as ratios.
     python benchmarks/kernels/bench.py --device cuda    # writes results-cuda.md
     python benchmarks/kernels/bench.py --quick          # two shapes, three repeats
 
-Timing: CPU, ``time.perf_counter`` around each call; CUDA, CUDA events around each call. Reported:
-the median over repeats. Peak memory: CUDA, ``torch.cuda.max_memory_allocated`` minus the
+Timing: CPU, ``time.perf_counter``; CUDA, CUDA events; around a block of consecutive calls lasting
+at least 20 ms (one call where a call takes longer). Reported: the median over repeats of the
+time per call. Peak memory: CUDA, ``torch.cuda.max_memory_allocated`` minus the
 allocation before the call; CPU, a ``torch.profiler`` trace with ``profile_memory=True``, whose
 allocation and free events, ordered by time, give the running total of bytes held by torch's
 allocator (the numba kernels allocate nothing outside it: their buffers are torch tensors).
@@ -40,6 +41,7 @@ from gumbel_softmax import backends
 SHAPES = [(100, 20, 10), (1024, 1024), (256, 32768), (64, 50257), (2048, 8192)]
 BASELINE = "F.gumbel_softmax"
 HERE = pathlib.Path(__file__).resolve().parent
+BLOCK_S = 0.02  # the least duration of one timing sample, see time_interleaved
 
 
 # --- the machine ---------------------------------------------------------------------------------
@@ -85,30 +87,38 @@ def load() -> str:
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def _time_once(fn: Callable[[], object], device: torch.device) -> float:
+def _time_block(fn: Callable[[], object], number: int, device: torch.device) -> float:
+    """Seconds per call of ``fn``, averaged over ``number`` consecutive calls."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        fn()
+        for _ in range(number):
+            fn()
         end.record()
         torch.cuda.synchronize(device)
-        return start.elapsed_time(end) / 1e3
+        return start.elapsed_time(end) / 1e3 / number
     t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
 
 
 def time_interleaved(
     fns: dict[str, Callable[[], object]], repeats: int, device: torch.device
 ) -> dict[str, float]:
-    """Median seconds per call of each function, run in turn within each repeat."""
-    for fn in fns.values():  # warm-up: compilation, caches, allocator
+    """Median seconds per call of each function over ``repeats`` samples, the functions taking
+    turns within each repeat. A sample is a block of consecutive calls lasting at least
+    BLOCK_S (one call for slow functions), as ``timeit``'s autorange: a single call of a fraction
+    of a millisecond is timed mostly by what ran just before it (caches, torch's OpenMP workers
+    still spinning after its last parallel op)."""
+    number = {}
+    for name, fn in fns.items():  # warm-up (compilation, caches, allocator) and block sizes
         fn()
-        fn()
+        number[name] = max(1, min(1000, round(BLOCK_S / max(_time_block(fn, 1, device), 1e-7))))
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            samples[name].append(_time_once(fn, device))
+            samples[name].append(_time_block(fn, number[name], device))
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -390,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         *[f"- {line}" for line in checks],
         "",
         "Times are medians over "
-        f"{repeats} repeats, methods interleaved. *speedup* = time of `{BASELINE}` / time of "
+        f"{repeats} repeats, methods interleaved; a repeat times a block of consecutive calls "
+        f"lasting at least {BLOCK_S * 1e3:.0f} ms (one call where a call takes longer). *speedup* = time of `{BASELINE}` / time of "
         "the method; *fwd / copy_* = time of the method / time of `copy_` of the same bytes into "
         "a preallocated tensor; *peak mem* = peak bytes allocated during the call above those "
         "allocated before it, in units of the output's size. Forward: logits not requiring grad "

@@ -53,6 +53,7 @@ from .._numerics import (
     upcast,
     validation_enabled,
 )
+from ._memory import empty_like
 
 # SplitMix64's increment (the golden ratio times 2^64) and its two mixing multipliers.
 GAMMA = 0x9E3779B97F4A7C15
@@ -134,8 +135,8 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         want_grad: bool,
         found: list[int],
     ) -> Tensor:
-        out = torch.empty_like(x)
-        soft = torch.empty_like(x) if hard and want_grad else None
+        out = empty_like(x)
+        soft = empty_like(x) if hard and want_grad else None
         found.extend(kernels.forward(x, tau.reciprocal(), seed, out, soft, hard))
         ctx.kernels = kernels
         ctx.hard = hard
@@ -150,7 +151,7 @@ class FusedGumbelSoftmax(torch.autograd.Function):
     ) -> tuple[Tensor | None, Tensor | None, None, None, None, None, None]:
         y, tau = ctx.saved_tensors
         # hard: y is ours alone, so the gradient may take its memory once the graph is let go
-        grad = y if ctx.hard and not _graph_kept() else torch.empty_like(y)
+        grad = y if ctx.hard and not _graph_kept() else empty_like(y)
         grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
         ctx.kernels.backward(y, g.to(y.dtype).contiguous(), tau.reciprocal(), grad, grad_tau)
         return (grad if ctx.needs_input_grad[0] else None), grad_tau, None, None, None, None, None

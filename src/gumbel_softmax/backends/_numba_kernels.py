@@ -26,27 +26,27 @@ How it is made fast, on a machine without a vectorised math library (no SVML):
   chunk of rows at a time, the noise, the addition and the ``exp`` as flat passes over the chunk,
   and the per-row reductions as passes over all rows of the chunk, so that vectors run *across*
   rows, never along a row of ten classes only.
-* Rows (or chunks) are spread over ``torch.get_num_threads()`` Python threads, the kernels
-  releasing the GIL; each row is computed by one thread in a fixed order, so results do not
-  depend on the thread count.
+* Rows (or chunks) are spread over ``torch.get_num_threads()`` threads by
+  :mod:`gumbel_softmax.backends._parallel`: torch's own OpenMP threads, through C callbacks
+  compiled here (``cfunc``), or else a pool of Python threads, the kernels releasing the GIL.
+  Each row is computed by one thread in a fixed order, so results do not depend on the thread
+  count or on the path.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic, overload
 
 from ._fused import GAMMA, MIX1, MIX2, Kernels
+from ._parallel import launch, torch_openmp
 
 # ``reassoc`` lets LLVM vectorise the sums; ``nnan`` and ``ninf`` are left out on purpose: -inf
 # is a meaningful input (a mask) and NaN logits (unvalidated) must give NaN, not anything.
@@ -69,8 +69,6 @@ def _entry(fn: Callable[..., Any]) -> Any:
 _ROW_MIN = 256
 _CHUNK = 4096
 _BLOCK = 2048  # a long row is perturbed in blocks of this many elements, each staying in L1
-# Below this many elements a parallel launch costs more than it saves.
-_PARALLEL_MIN = 1 << 15
 
 _F32 = np.float32
 _U64 = np.uint64
@@ -578,33 +576,168 @@ def _noise(c0, c1, seed, out):  # type: ignore[no-untyped-def]
     _fill_noise(out[lo : min(out.size, c1 * _CHUNK)], seed, lo)
 
 
+# --- entry points for torch's OpenMP threads ----------------------------------------------------
+# C callbacks ``worker(slots)`` run by every thread of an OpenMP team (see _parallel.launch for
+# the slots): each claims blocks of tasks until none is left and stores a block's two counts (the
+# forward's NaN logits and all-masked rows) in the results array.
+
+
+def _claim_typer(typingctx: Any, slots: Any) -> Any:
+    """Atomically ``slots[0] += 1``, returning the value before (the block claimed)."""
+    if not (isinstance(slots, types.Array) and slots.dtype == types.int64):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(slots), codegen
+
+
+_claim: Any = intrinsic(_claim_typer)  # Any: see _bitcast
+
+
+def _pointer(name: str, dtype: Any, dtype_ir: Any) -> Any:
+    """An intrinsic ``name(address)``: the int64 (or void pointer) ``address`` as a pointer to
+    ``dtype``, for ``numba.carray``."""
+
+    def typer(typingctx: Any, address: Any) -> Any:
+        if address not in (types.int64, types.voidptr):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            if signature.args[0] == types.voidptr:
+                return builder.bitcast(args[0], ir.PointerType(dtype_ir))
+            return builder.inttoptr(args[0], ir.PointerType(dtype_ir))
+
+        return types.CPointer(dtype)(address), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    return intrinsic(typer)
+
+
+_i64_at = _pointer("_i64_at", types.int64, ir.IntType(64))
+_f32_at = _pointer("_f32_at", types.float32, ir.FloatType())
+_f64_at = _pointer("_f64_at", types.float64, ir.DoubleType())
+
+
+@_helper
+def _claim_blocks(s):  # type: ignore[no-untyped-def]
+    """The next unclaimed block ``(b, c0, c1)``, ``b = -1`` once none is left."""
+    b = _claim(s)
+    if b >= s[1]:
+        return -1, 0, 0
+    return b, b * s[2], min(s[3], (b + 1) * s[2])
+
+
+@_helper
+def _forward_blocks(s, x, inv_tau, out, soft):  # type: ignore[no-untyped-def]
+    # slots after the head: x (2), inv_tau (2), seed, out (2), soft (2), K, hard, want_soft
+    results = carray(_i64_at(s[4]), 2 * s[1])
+    while True:
+        b, c0, c1 = _claim_blocks(s)
+        if b < 0:
+            return
+        n, m = _forward(c0, c1, x, inv_tau, _U64(s[10]), out, soft, s[15], s[16] != 0, s[17] != 0)
+        results[2 * b] = n
+        results[2 * b + 1] = m
+
+
+def _forward_worker(data):  # type: ignore[no-untyped-def]
+    s = carray(_i64_at(data), 18)
+    if s[5] == 32:
+        _forward_blocks(
+            s,
+            carray(_f32_at(s[6]), s[7]),
+            carray(_f32_at(s[8]), s[9]),
+            carray(_f32_at(s[11]), s[12]),
+            carray(_f32_at(s[13]), s[14]),
+        )
+    else:
+        _forward_blocks(
+            s,
+            carray(_f64_at(s[6]), s[7]),
+            carray(_f64_at(s[8]), s[9]),
+            carray(_f64_at(s[11]), s[12]),
+            carray(_f64_at(s[13]), s[14]),
+        )
+
+
+@_helper
+def _backward_blocks(s, y, g, inv_tau, grad, grad_tau):  # type: ignore[no-untyped-def]
+    # slots after the head: y, g, inv_tau, grad, grad_tau (2 each), K, want_tau
+    while True:
+        b, c0, c1 = _claim_blocks(s)
+        if b < 0:
+            return
+        _backward(c0, c1, y, g, inv_tau, grad, grad_tau, s[16], s[17] != 0)
+
+
+def _backward_worker(data):  # type: ignore[no-untyped-def]
+    s = carray(_i64_at(data), 18)
+    if s[5] == 32:
+        _backward_blocks(
+            s,
+            carray(_f32_at(s[6]), s[7]),
+            carray(_f32_at(s[8]), s[9]),
+            carray(_f32_at(s[10]), s[11]),
+            carray(_f32_at(s[12]), s[13]),
+            carray(_f32_at(s[14]), s[15]),
+        )
+    else:
+        _backward_blocks(
+            s,
+            carray(_f64_at(s[6]), s[7]),
+            carray(_f64_at(s[8]), s[9]),
+            carray(_f64_at(s[10]), s[11]),
+            carray(_f64_at(s[12]), s[13]),
+            carray(_f64_at(s[14]), s[15]),
+        )
+
+
+@_helper
+def _noise_blocks(s, out):  # type: ignore[no-untyped-def]
+    # slots after the head: seed, out (2)
+    while True:
+        b, c0, c1 = _claim_blocks(s)
+        if b < 0:
+            return
+        _noise(c0, c1, _U64(s[6]), out)
+
+
+def _noise_worker(data):  # type: ignore[no-untyped-def]
+    s = carray(_i64_at(data), 9)
+    if s[5] == 32:
+        _noise_blocks(s, carray(_f32_at(s[7]), s[8]))
+    else:
+        _noise_blocks(s, carray(_f64_at(s[7]), s[8]))
+
+
+_workers: dict[str, int | None] = {}
+
+
+def _worker(fn: Callable[..., Any]) -> Callable[[], int | None]:
+    """A getter of the address of ``fn`` compiled as a C callback (once, on first use; cached on
+    disk by numba), or None if it does not compile: then the kernels run on a thread pool."""
+
+    def address() -> int | None:
+        if fn.__name__ not in _workers:
+            try:
+                compiled = cfunc(types.void(types.voidptr), cache=True, error_model="numpy")(fn)
+                _workers[fn.__name__] = compiled.address
+            except Exception:  # a numba or LLVM failure: the pool path needs no C callback
+                _workers[fn.__name__] = None
+        return _workers[fn.__name__]
+
+    return address
+
+
+_FORWARD_WORKER = _worker(_forward_worker)
+_BACKWARD_WORKER = _worker(_backward_worker)
+_NOISE_WORKER = _worker(_noise_worker)
+
+
 # --- the Python side ----------------------------------------------------------------------------
-
-_pool: list[tuple[int, ThreadPoolExecutor]] = []  # (owning process id, pool)
-_pool_lock = threading.Lock()
-
-
-def _threads(size: int, tasks: int) -> int:
-    """How many threads to split ``tasks`` over: torch's intra-op thread count, one for small
-    work (below _PARALLEL_MIN elements a thread costs more than it saves)."""
-    return 1 if size < _PARALLEL_MIN else max(1, min(torch.get_num_threads(), tasks))
-
-
-def _launch(kernel, size: int, tasks: int, *args) -> list[Any]:  # type: ignore[no-untyped-def]
-    """Run ``kernel(c0, c1, *args)`` over ``range(tasks)``, split into contiguous parts run by
-    Python threads: the kernels release the GIL (``nogil``), so the parts run in parallel. This
-    uses no numba threading layer, hence nothing that breaks under ``fork`` or concurrent calls.
-    """
-    n = _threads(size, tasks)
-    if n == 1:
-        return [kernel(0, tasks, *args)]
-    with _pool_lock:
-        if not _pool or _pool[0][0] != os.getpid():  # a pool inherited through fork has no threads
-            _pool[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1))]
-    bounds = [tasks * i // n for i in range(n + 1)]
-    parts = [_pool[0][1].submit(kernel, bounds[i], bounds[i + 1], *args) for i in range(1, n)]
-    first = kernel(bounds[0], bounds[1], *args)
-    return [first, *(p.result() for p in parts)]
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:
@@ -638,6 +771,9 @@ class NumbaKernels(Kernels):
                 _forward(0, 1, a, one, _U64(0), a.copy(), a.copy(), 10, True, True)
                 _backward(0, 2, a, a, one, a.copy(), a[:2].copy(), 10, True)
                 _noise(0, 1, _U64(0), a.copy())
+                if torch_openmp() is not None:  # the C workers too; None (pool) if they fail
+                    for worker in (_FORWARD_WORKER, _BACKWARD_WORKER, _NOISE_WORKER):
+                        worker()
                 self._prepared[dtype] = None
             except Exception as exc:  # a numba or LLVM failure: this dtype is not served
                 self._prepared[dtype] = exc
@@ -659,7 +795,7 @@ class NumbaKernels(Kernels):
             hard,
             want_soft,
         )
-        counts = _launch(_forward, x.numel(), _forward_tasks(rows, k_size), *args)
+        counts = launch(_forward, _FORWARD_WORKER, x.numel(), _forward_tasks(rows, k_size), *args)
         return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
     def backward(self, y, g, inv_tau, grad, grad_tau):  # type: ignore[no-untyped-def]
@@ -667,8 +803,8 @@ class NumbaKernels(Kernels):
         want_tau = grad_tau is not None
         tau_arr = _flat(grad_tau) if grad_tau is not None else np.empty(0, _flat(y).dtype)
         args = (_flat(y), _flat(g), _flat(inv_tau), _flat(grad), tau_arr, k_size, want_tau)
-        _launch(_backward, y.numel(), rows, *args)
+        launch(_backward, _BACKWARD_WORKER, y.numel(), rows, *args)
 
     def noise(self, seed, out):  # type: ignore[no-untyped-def]
         n = out.numel()
-        _launch(_noise, n, (n + _CHUNK - 1) // _CHUNK, _seed(seed), _flat(out))
+        launch(_noise, _NOISE_WORKER, n, (n + _CHUNK - 1) // _CHUNK, _seed(seed), _flat(out))
