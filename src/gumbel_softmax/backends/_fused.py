@@ -50,6 +50,7 @@ from .._numerics import (
     check_dim,
     check_logits,
     check_temperature,
+    compute_dtype,
     upcast,
     validation_enabled,
 )
@@ -121,47 +122,55 @@ def _graph_kept() -> bool:
 
 
 class FusedGumbelSoftmax(torch.autograd.Function):
-    """``(x, tau, seed) -> sample``; see the module docstring. ``x``: ``(rows, K)``, ``tau``:
-    ``(rows,)``, or ``(1,)`` for a temperature shared by all rows (then without gradient)."""
+    """``(logits, tau, seed) -> sample`` along axis ``d``; see the module docstring. ``tau``:
+    ``(rows,)`` in the compute dtype, or ``(1,)`` for a temperature shared by all rows (then
+    without gradient). The kernels' ``(rows, K)`` layout and compute dtype are made inside, so
+    that the autograd graph holds this one node (each node costs microseconds per call)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
-        x: Tensor,
+        logits: Tensor,
         tau: Tensor,
         seed: Tensor,
         kernels: Kernels,
         hard: bool,
+        d: int,
         want_grad: bool,
         found: list[int],
     ) -> Tensor:
+        x = logits.movedim(d, -1)
+        moved = x.shape
+        x = x.to(compute_dtype(logits.dtype)).reshape(-1, moved[-1]).contiguous()
         out = empty_like(x)
         soft = empty_like(x) if hard and want_grad else None
         found.extend(kernels.forward(x, tau.reciprocal(), seed, out, soft, hard))
         ctx.kernels = kernels
         ctx.hard = hard
+        ctx.layout = (d, moved, logits.dtype)
         if want_grad:
             ctx.save_for_backward(soft if soft is not None else out, tau)
-        return out
+        return out.view(moved).movedim(-1, d).to(logits.dtype)
 
     @staticmethod
     @once_differentiable
     def backward(  # type: ignore[override]
         ctx: Any, g: Tensor
-    ) -> tuple[Tensor | None, Tensor | None, None, None, None, None, None]:
+    ) -> tuple[Tensor | None, Tensor | None, None, None, None, None, None, None]:
         y, tau = ctx.saved_tensors
+        d, moved, dtype = ctx.layout
         # hard: y is ours alone, so the gradient may take its memory once the graph is let go
         grad = y if ctx.hard and not _graph_kept() else empty_like(y)
         grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
-        ctx.kernels.backward(y, g.to(y.dtype).contiguous(), tau.reciprocal(), grad, grad_tau)
-        return (grad if ctx.needs_input_grad[0] else None), grad_tau, None, None, None, None, None
-
-
-def _rows_layout(logits: Tensor, d: int) -> tuple[Tensor, torch.Size]:
-    """``logits`` in the compute dtype as a C-contiguous ``(rows, K)`` tensor, class axis last."""
-    x = upcast(logits).movedim(d, -1)
-    moved = x.shape
-    return x.reshape(-1, moved[-1]).contiguous(), moved
+        g = g.movedim(d, -1).reshape(y.shape).to(y.dtype).contiguous()
+        ctx.kernels.backward(y, g, tau.reciprocal(), grad, grad_tau)
+        grad_logits = None
+        if ctx.needs_input_grad[0]:
+            grad_logits = grad.view(moved).movedim(-1, d)
+            if dtype != grad.dtype:  # a 16-bit input: saturate rather than overflow (upcast)
+                fin = torch.finfo(dtype)
+                grad_logits = grad_logits.clamp(fin.min, fin.max).to(dtype)
+        return grad_logits, grad_tau, None, None, None, None, None, None
 
 
 def fused_gumbel_softmax(
@@ -184,17 +193,16 @@ def fused_gumbel_softmax(
         check_all_masked(logits, d)
     batch = logits.shape[:d] + logits.shape[d + 1 :]
     t = check_temperature(temperature, batch)
-    x, moved = _rows_layout(logits, d)
-    rows = x.shape[0]
+    dt, dev = compute_dtype(logits.dtype), logits.device
     if isinstance(t, float):  # one value, not one per row: no memory proportional to the batch
-        tau = torch.full((1,), t, dtype=x.dtype, device=x.device)
+        tau = torch.full((1,), t, dtype=dt, device=dev)
     else:
-        tau = upcast(t).to(device=x.device, dtype=x.dtype).expand(batch).reshape(rows)
-    want_grad = torch.is_grad_enabled() and (x.requires_grad or tau.requires_grad)
-    seed = draw_seed(generator, x.device)
+        tau = upcast(t).to(device=dev, dtype=dt).expand(batch).reshape(-1)
+    want_grad = torch.is_grad_enabled() and (logits.requires_grad or tau.requires_grad)
+    seed = draw_seed(generator, dev)
     found: list[int] = []
-    out = FusedGumbelSoftmax.apply(x, tau, seed, kernels, hard, want_grad, found)
+    out = FusedGumbelSoftmax.apply(logits, tau, seed, kernels, hard, d, want_grad, found)
     if validate and any(found):  # the checks raise the reference's errors
         check_logits(logits, validate=True)
         check_all_masked(logits, d)
-    return out.view(moved).movedim(-1, d).to(logits.dtype)
+    return out

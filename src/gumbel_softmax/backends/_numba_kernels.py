@@ -497,7 +497,7 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
 
 @_helper
 def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
-    """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (see _forward_tasks)."""
+    """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (see _tasks)."""
     v = soft if (hard and want_soft) else out
     step = 1 if k_size >= _ROW_MIN else max(1, _CHUNK // k_size)
     r0 = c * step
@@ -513,8 +513,8 @@ def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # t
     )
 
 
-def _forward_tasks(rows: int, k_size: int) -> int:
-    """How many independent tasks a forward over ``rows`` rows of ``k_size`` classes splits into."""
+def _tasks(rows: int, k_size: int) -> int:
+    """How many independent tasks a forward or backward over ``rows`` rows of ``k_size`` classes splits into."""
     if k_size >= _ROW_MIN:
         return rows
     step = max(1, _CHUNK // k_size)
@@ -554,19 +554,60 @@ def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
 
 
 @_helper
-def _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
-    lo = r * k_size
-    hi = lo + k_size
-    gt = _backward_row(y[lo:hi], g[lo:hi], _tau_at(inv_tau, r), grad[lo:hi], want_tau)
+def _backward_short_rows(y, g, inv_tau, r0, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
+    """_backward_row for a chunk of rows of K < _ROW_MIN classes, vectors running across rows
+    (each per-row sum as K strided passes over all rows, in the order k = 0, 1, ...)."""
+    rows = y.size // k_size
+    dot = np.zeros(rows, y.dtype)
+    for k in range(k_size):
+        yk = y[k:]
+        gk = g[k:]
+        for r in range(rows):
+            dot[r] += gk[r * k_size] * yk[r * k_size]
+    t = np.empty(rows, y.dtype)
+    for r in range(rows):
+        t[r] = _tau_at(inv_tau, r0 + r)
     if want_tau:
-        grad_tau[r] = gt
+        tiny = _tiny(y)
+        acc = np.zeros(rows, y.dtype)
+        for k in range(k_size):
+            yk = y[k:]
+            gk = g[k:]
+            for r in range(rows):
+                yi = yk[r * k_size]
+                acc[r] += yi * (gk[r * k_size] - dot[r]) * _log(yi if yi > tiny else tiny)
+        for r in range(rows):
+            grad_tau[r0 + r] = -acc[r] * t[r]
+    for k in range(k_size):
+        yk = y[k:]
+        gk = g[k:]
+        ok = grad[k:]
+        for r in range(rows):  # grad may be y: same index, read first
+            ok[r * k_size] = yk[r * k_size] * (gk[r * k_size] - dot[r]) * t[r]
+
+
+@_helper
+def _backward_task(c, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
+    """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (as the forward's)."""
+    step = 1 if k_size >= _ROW_MIN else max(1, _CHUNK // k_size)
+    r0 = c * step
+    r1 = min(y.size // k_size, r0 + step)
+    lo = r0 * k_size
+    hi = r1 * k_size
+    if k_size >= _ROW_MIN:
+        gt = _backward_row(y[lo:hi], g[lo:hi], _tau_at(inv_tau, r0), grad[lo:hi], want_tau)
+        if want_tau:
+            grad_tau[r0] = gt
+    else:
+        yc, gc, oc = y[lo:hi], g[lo:hi], grad[lo:hi]
+        _backward_short_rows(yc, gc, inv_tau, r0, oc, grad_tau, k_size, want_tau)
 
 
 @_entry
-def _backward(r0, r1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
-    """Rows r0 .. r1 - 1 of a backward."""
-    for r in range(r0, r1):
-        _backward_task(r, y, g, inv_tau, grad, grad_tau, k_size, want_tau)
+def _backward(c0, c1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
+    """Tasks c0 .. c1 - 1 of a backward (rows, or chunks of short rows: see _tasks)."""
+    for c in range(c0, c1):
+        _backward_task(c, y, g, inv_tau, grad, grad_tau, k_size, want_tau)
 
 
 @_entry
@@ -741,11 +782,13 @@ _NOISE_WORKER = _worker(_noise_worker)
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:
-    return t.detach().view(-1).numpy()
+    """The numpy view of contiguous CPU tensor ``t``, flat (``force``: also under autograd)."""
+    return t.numpy(force=True).reshape(-1)
 
 
 def _seed(seed: torch.Tensor) -> np.uint64:
-    return np.uint64(int(seed.item()) & 0xFFFFFFFFFFFFFFFF)
+    """The one-element int64 seed tensor's bits as numba's uint64 (no ``item()``: slower)."""
+    return seed.numpy()[0].view(np.uint64)  # type: ignore[no-any-return]
 
 
 class NumbaKernels(Kernels):
@@ -795,7 +838,7 @@ class NumbaKernels(Kernels):
             hard,
             want_soft,
         )
-        counts = launch(_forward, _FORWARD_WORKER, x.numel(), _forward_tasks(rows, k_size), *args)
+        counts = launch(_forward, _FORWARD_WORKER, x.numel(), _tasks(rows, k_size), *args)
         return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
     def backward(self, y, g, inv_tau, grad, grad_tau):  # type: ignore[no-untyped-def]
@@ -803,7 +846,7 @@ class NumbaKernels(Kernels):
         want_tau = grad_tau is not None
         tau_arr = _flat(grad_tau) if grad_tau is not None else np.empty(0, _flat(y).dtype)
         args = (_flat(y), _flat(g), _flat(inv_tau), _flat(grad), tau_arr, k_size, want_tau)
-        launch(_backward, _BACKWARD_WORKER, y.numel(), rows, *args)
+        launch(_backward, _BACKWARD_WORKER, y.numel(), _tasks(rows, k_size), *args)
 
     def noise(self, seed, out):  # type: ignore[no-untyped-def]
         n = out.numel()

@@ -37,6 +37,8 @@ HELP: dict[str, str] = {
     "optimizer": "'adam' or 'sgd' (SGD with momentum, as in the paper)",
     "lr": "learning rate",
     "momentum": "SGD momentum (ignored by adam)",
+    "fused_optimizer": "use torch's fused optimizer kernel (one pass over all parameters; "
+    "falls back to torch's default implementation on a device without one)",
     "lr_decay": "multiply the learning rate by this factor every lr_decay_every steps (1 = off)",
     "lr_decay_every": "steps between learning-rate decays",
     "temperature": "temperature mode: 'constant' (tau0), 'anneal' (tau=max(tau_min, "
@@ -89,6 +91,7 @@ class VAEConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
+    fused_optimizer: bool = True
     lr_decay: float = 1.0
     lr_decay_every: int = 1000
     temperature: str = "anneal"

@@ -175,3 +175,36 @@ def test_the_shipped_subset_trains(tiny_config):
     # The default dataset ships with the package: no stand-in, no network.
     result = experiment.main(tiny_config.replace(max_steps=2, batch_size=50))
     assert result.step == 2 and result.test["n_images"] == 10
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_the_optimizer_is_fused_by_default_and_computes_the_same_update(tiny_config, kind):
+    """Fused (the default) and torch's default implementation take the same step, to rounding."""
+    params = {}
+    for fused in (True, False):
+        w = torch.nn.Parameter(torch.linspace(-1, 1, 7))
+        config = tiny_config.replace(optimizer=kind, fused_optimizer=fused, lr=0.1)
+        opt = experiment.build_optimizer(config, [w])
+        assert opt.param_groups[0]["fused"] is (True if fused else None)
+        assert type(opt).__name__ == {"adam": "Adam", "sgd": "SGD"}[kind]
+        if kind == "sgd":
+            assert opt.param_groups[0]["momentum"] == config.momentum
+        for _ in range(3):
+            opt.zero_grad()
+            (w**3).sum().backward()
+            opt.step()
+        params[fused] = w.detach()
+    torch.testing.assert_close(params[True], params[False], rtol=1e-6, atol=1e-7)
+
+
+def test_a_device_without_a_fused_optimizer_gets_the_default_one(tiny_config, monkeypatch):
+    def refuse(*args, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be on a supported device")
+        return real(*args, **kwargs)
+
+    real = torch.optim.Adam
+    monkeypatch.setattr(torch.optim, "Adam", refuse)
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = experiment.build_optimizer(tiny_config, [w])
+    assert isinstance(opt, real) and not opt.param_groups[0]["fused"]
