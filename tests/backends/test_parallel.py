@@ -132,3 +132,20 @@ def test_a_forked_child_samples_without_the_parents_openmp_threads():
         torch.set_num_threads(threads)
     assert child.exitcode == 0
     assert np.array_equal(got, parent.numpy())
+
+
+@pytest.mark.parametrize("shape", [(64, 4096), (9000, 10)])
+@pytest.mark.parametrize("path", ["default", "pool"])
+def test_checks_counted_by_the_threads_raise_the_reference_errors(monkeypatch, shape, path):
+    """NaN logits and all-masked rows are counted by whichever threads run the blocks."""
+    if path == "pool":
+        monkeypatch.setattr(_parallel, "_gomp", [None])
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    nan = torch.randn(shape)
+    nan[-1, -1] = torch.nan
+    masked = torch.randn(shape)
+    masked[shape[0] // 2] = -torch.inf
+    with pytest.raises(ValueError, match="contains NaN"):
+        gs.gumbel_softmax(nan, backend="numba")
+    with pytest.raises(ValueError, match="all masked"):
+        gs.gumbel_softmax(masked, backend="numba")
