@@ -83,7 +83,7 @@ def test_a_worker_that_does_not_compile_leaves_the_pool(monkeypatch):
 
     out = np.zeros(64)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    counts = _parallel.launch(kernel, lambda: None, 1 << 20, 64, out)
+    counts = _parallel.launch([kernel], 0, lambda: None, 1 << 20, 64, out)
     assert sorted(calls)[0][0] == 0 and sum(c[0] for c in counts) == 64 and out.all()
     assert len(calls) > 2  # blocks, not one half per thread
 

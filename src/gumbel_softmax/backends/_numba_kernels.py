@@ -46,6 +46,7 @@ from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic, overload
 
 from ._fused import GAMMA, MIX1, MIX2, Kernels
+from ._parallel import HEAD as _HEAD
 from ._parallel import launch, torch_openmp
 
 # ``reassoc`` lets LLVM vectorise the sums; ``nnan`` and ``ninf`` are left out on purpose: -inf
@@ -496,14 +497,20 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
 
 
 @_helper
-def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
-    """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (see _tasks)."""
-    v = soft if (hard and want_soft) else out
+def _task_span(c, size, k_size):  # type: ignore[no-untyped-def]
+    """Task ``c`` of ``size`` elements in rows of ``k_size``: one row when K >= _ROW_MIN, else
+    a chunk of about _CHUNK elements of rows (see _tasks); its first row and element range."""
     step = 1 if k_size >= _ROW_MIN else max(1, _CHUNK // k_size)
     r0 = c * step
-    r1 = min(x.size // k_size, r0 + step)
-    lo = r0 * k_size
-    hi = r1 * k_size
+    r1 = min(size // k_size, r0 + step)
+    return r0, r0 * k_size, r1 * k_size
+
+
+@_helper
+def _forward_task(c, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
+    """Task ``c`` of a forward (see _task_span)."""
+    v = soft if (hard and want_soft) else out
+    r0, lo, hi = _task_span(c, x.size, k_size)
     if k_size >= _ROW_MIN:
         return _long_row(
             x[lo:hi], _tau_at(inv_tau, r0), seed, lo, v[lo:hi], out[lo:hi], hard, want_soft
@@ -588,12 +595,8 @@ def _backward_short_rows(y, g, inv_tau, r0, grad, grad_tau, k_size, want_tau):  
 
 @_helper
 def _backward_task(c, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
-    """Task ``c``: one row when K >= _ROW_MIN, else one chunk of rows (as the forward's)."""
-    step = 1 if k_size >= _ROW_MIN else max(1, _CHUNK // k_size)
-    r0 = c * step
-    r1 = min(y.size // k_size, r0 + step)
-    lo = r0 * k_size
-    hi = r1 * k_size
+    """Task ``c`` of a backward (see _task_span)."""
+    r0, lo, hi = _task_span(c, y.size, k_size)
     if k_size >= _ROW_MIN:
         gt = _backward_row(y[lo:hi], g[lo:hi], _tau_at(inv_tau, r0), grad[lo:hi], want_tau)
         if want_tau:
@@ -671,111 +674,93 @@ def _claim_blocks(s):  # type: ignore[no-untyped-def]
     return b, b * s[2], min(s[3], (b + 1) * s[2])
 
 
+def _at(s, i, zero):  # type: ignore[no-untyped-def]
+    """The array of slots ``s[i]`` (address) and ``s[i + 1]`` (size), of ``zero``'s dtype."""
+
+
+@overload(_at)
+def _at_impl(s, i, zero):  # type: ignore[no-untyped-def]
+    if zero == types.float32:
+        return lambda s, i, zero: carray(_f32_at(s[i]), s[i + 1])
+    return lambda s, i, zero: carray(_f64_at(s[i]), s[i + 1])
+
+
 @_helper
-def _forward_blocks(s, x, inv_tau, out, soft):  # type: ignore[no-untyped-def]
+def _forward_blocks(s, zero):  # type: ignore[no-untyped-def]
     # slots after the head: x (2), inv_tau (2), seed, out (2), soft (2), K, hard, want_soft
+    x, inv_tau, out, soft = _at(s, 8, zero), _at(s, 10, zero), _at(s, 13, zero), _at(s, 15, zero)
     results = carray(_i64_at(s[4]), 2 * s[1])
     while True:
         b, c0, c1 = _claim_blocks(s)
         if b < 0:
             return
-        n, m = _forward(c0, c1, x, inv_tau, _U64(s[10]), out, soft, s[15], s[16] != 0, s[17] != 0)
+        n, m = _forward(c0, c1, x, inv_tau, _U64(s[12]), out, soft, s[17], s[18] != 0, s[19] != 0)
         results[2 * b] = n
         results[2 * b + 1] = m
 
 
-def _forward_worker(data):  # type: ignore[no-untyped-def]
-    s = carray(_i64_at(data), 18)
-    if s[5] == 32:
-        _forward_blocks(
-            s,
-            carray(_f32_at(s[6]), s[7]),
-            carray(_f32_at(s[8]), s[9]),
-            carray(_f32_at(s[11]), s[12]),
-            carray(_f32_at(s[13]), s[14]),
-        )
-    else:
-        _forward_blocks(
-            s,
-            carray(_f64_at(s[6]), s[7]),
-            carray(_f64_at(s[8]), s[9]),
-            carray(_f64_at(s[11]), s[12]),
-            carray(_f64_at(s[13]), s[14]),
-        )
-
-
 @_helper
-def _backward_blocks(s, y, g, inv_tau, grad, grad_tau):  # type: ignore[no-untyped-def]
+def _backward_blocks(s, zero):  # type: ignore[no-untyped-def]
     # slots after the head: y, g, inv_tau, grad, grad_tau (2 each), K, want_tau
+    y, g, inv_tau = _at(s, 8, zero), _at(s, 10, zero), _at(s, 12, zero)
+    grad, grad_tau = _at(s, 14, zero), _at(s, 16, zero)
     while True:
         b, c0, c1 = _claim_blocks(s)
         if b < 0:
             return
-        _backward(c0, c1, y, g, inv_tau, grad, grad_tau, s[16], s[17] != 0)
-
-
-def _backward_worker(data):  # type: ignore[no-untyped-def]
-    s = carray(_i64_at(data), 18)
-    if s[5] == 32:
-        _backward_blocks(
-            s,
-            carray(_f32_at(s[6]), s[7]),
-            carray(_f32_at(s[8]), s[9]),
-            carray(_f32_at(s[10]), s[11]),
-            carray(_f32_at(s[12]), s[13]),
-            carray(_f32_at(s[14]), s[15]),
-        )
-    else:
-        _backward_blocks(
-            s,
-            carray(_f64_at(s[6]), s[7]),
-            carray(_f64_at(s[8]), s[9]),
-            carray(_f64_at(s[10]), s[11]),
-            carray(_f64_at(s[12]), s[13]),
-            carray(_f64_at(s[14]), s[15]),
-        )
+        _backward(c0, c1, y, g, inv_tau, grad, grad_tau, s[18], s[19] != 0)
 
 
 @_helper
-def _noise_blocks(s, out):  # type: ignore[no-untyped-def]
+def _noise_blocks(s, zero):  # type: ignore[no-untyped-def]
     # slots after the head: seed, out (2)
+    out = _at(s, 9, zero)
     while True:
         b, c0, c1 = _claim_blocks(s)
         if b < 0:
             return
-        _noise(c0, c1, _U64(s[6]), out)
+        _noise(c0, c1, _U64(s[8]), out)
 
 
-def _noise_worker(data):  # type: ignore[no-untyped-def]
-    s = carray(_i64_at(data), 9)
-    if s[5] == 32:
-        _noise_blocks(s, carray(_f32_at(s[7]), s[8]))
+@_helper
+def _blocks(s, zero):  # type: ignore[no-untyped-def]
+    """Run the kernel slot 6 names (its index in _KERNELS) in ``zero``'s dtype."""
+    if s[6] == 0:
+        _forward_blocks(s, zero)
+    elif s[6] == 1:
+        _backward_blocks(s, zero)
     else:
-        _noise_blocks(s, carray(_f64_at(s[7]), s[8]))
+        _noise_blocks(s, zero)
 
 
-_workers: dict[str, int | None] = {}
+def _blocks_worker(data):  # type: ignore[no-untyped-def]
+    """The C callback: ``data`` points at the slots, whose float width picks the variant."""
+    s = carray(_i64_at(data), carray(_i64_at(data), _HEAD)[7])
+    if s[5] == 32:
+        _blocks(s, _F32(0))
+    else:
+        _blocks(s, np.float64(0))
 
 
-def _worker(fn: Callable[..., Any]) -> Callable[[], int | None]:
-    """A getter of the address of ``fn`` compiled as a C callback (once, on first use; cached on
+_worker: list[int | None] = []
+
+
+def _worker_address() -> int | None:
+    """The address of _blocks_worker compiled as a C callback (once, on first use; cached on
     disk by numba), or None if it does not compile: then the kernels run on a thread pool."""
-
-    def address() -> int | None:
-        if fn.__name__ not in _workers:
-            try:
-                compiled = cfunc(types.void(types.voidptr), cache=True, error_model="numpy")(fn)
-                _workers[fn.__name__] = compiled.address
-            except Exception:  # a numba or LLVM failure: the pool path needs no C callback
-                _workers[fn.__name__] = None
-        return _workers[fn.__name__]
-
-    return address
+    if not _worker:
+        try:
+            compiled = cfunc(types.void(types.voidptr), cache=True, error_model="numpy")(
+                _blocks_worker
+            )
+            _worker.append(compiled.address)
+        except Exception:  # a numba or LLVM failure: the pool path needs no C callback
+            _worker.append(None)
+    return _worker[0]
 
 
-_FORWARD_WORKER = _worker(_forward_worker)
-_BACKWARD_WORKER = _worker(_backward_worker)
-_NOISE_WORKER = _worker(_noise_worker)
+# The kernels as the C callback names them (slot 6).
+_KERNELS = (_forward, _backward, _noise)
 
 
 # --- the Python side ----------------------------------------------------------------------------
@@ -814,9 +799,8 @@ class NumbaKernels(Kernels):
                 _forward(0, 1, a, one, _U64(0), a.copy(), a.copy(), 10, True, True)
                 _backward(0, 2, a, a, one, a.copy(), a[:2].copy(), 10, True)
                 _noise(0, 1, _U64(0), a.copy())
-                if torch_openmp() is not None:  # the C workers too; None (pool) if they fail
-                    for worker in (_FORWARD_WORKER, _BACKWARD_WORKER, _NOISE_WORKER):
-                        worker()
+                if torch_openmp() is not None:  # the C callback too; None (pool) if it fails
+                    _worker_address()
                 self._prepared[dtype] = None
             except Exception as exc:  # a numba or LLVM failure: this dtype is not served
                 self._prepared[dtype] = exc
@@ -838,7 +822,7 @@ class NumbaKernels(Kernels):
             hard,
             want_soft,
         )
-        counts = launch(_forward, _FORWARD_WORKER, x.numel(), _tasks(rows, k_size), *args)
+        counts = launch(_KERNELS, 0, _worker_address, x.numel(), _tasks(rows, k_size), *args)
         return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
     def backward(self, y, g, inv_tau, grad, grad_tau):  # type: ignore[no-untyped-def]
@@ -846,8 +830,8 @@ class NumbaKernels(Kernels):
         want_tau = grad_tau is not None
         tau_arr = _flat(grad_tau) if grad_tau is not None else np.empty(0, _flat(y).dtype)
         args = (_flat(y), _flat(g), _flat(inv_tau), _flat(grad), tau_arr, k_size, want_tau)
-        launch(_backward, _BACKWARD_WORKER, y.numel(), _tasks(rows, k_size), *args)
+        launch(_KERNELS, 1, _worker_address, y.numel(), _tasks(rows, k_size), *args)
 
     def noise(self, seed, out):  # type: ignore[no-untyped-def]
         n = out.numel()
-        launch(_noise, _NOISE_WORKER, n, (n + _CHUNK - 1) // _CHUNK, _seed(seed), _flat(out))
+        launch(_KERNELS, 2, _worker_address, n, (n + _CHUNK - 1) // _CHUNK, _seed(seed), _flat(out))

@@ -46,11 +46,12 @@ PARALLEL_MIN = 1 << 15
 # Elements per block of work claimed by a thread (about 0.1 ms of forward).
 BLOCK_ELEMENTS = 1 << 15
 
-# The slots a C worker reads (an int64 array): the next block to claim (incremented atomically
-# by the threads), the number of blocks, tasks per block, tasks, the address of the int64
-# results (two per block), the float width (32 or 64), then the kernel's arguments, an array as
-# (address, size), a scalar as its 64 bits.
-HEAD = 6
+# The slots the C worker reads (an int64 array): the next block to claim (incremented
+# atomically by the threads), the number of blocks, tasks per block, tasks, the address of the
+# int64 results (two per block), the float width (32 or 64), which kernel (its index in the
+# kernels' tuple), the number of slots; then the kernel's arguments, an array as (address,
+# size), a scalar as its 64 bits.
+HEAD = 8
 
 _pool: list[tuple[int, ThreadPoolExecutor]] = []  # (owning process id, pool)
 _pool_lock = threading.Lock()
@@ -107,16 +108,19 @@ def _slots(args: Sequence[Any]) -> list[int]:
 
 
 def launch(
-    kernel: Callable[..., Any],
+    kernels: Sequence[Callable[..., Any]],
+    which: int,
     worker: Callable[[], int | None],
     size: int,
     tasks: int,
     *args: Any,
 ) -> list[Any]:
-    """Run ``kernel(c0, c1, *args)`` over ``range(tasks)`` (``size`` elements in all); returns
-    the per-block results of ``kernel``, or for the OpenMP path the ``(sum, sum)`` of the
-    two-integer results the C worker stores. ``worker()`` gives the address of the kernel's C
-    worker, or None where it cannot be compiled (then the pool serves)."""
+    """Run ``kernels[which](c0, c1, *args)`` over ``range(tasks)`` (``size`` elements in all);
+    returns the per-block results of the kernel, or for the OpenMP path the ``(sum, sum)`` of the
+    two-integer results the C worker stores. ``worker()`` gives the address of the C worker
+    (which runs ``kernels[which]`` by the same index), or None where it cannot be compiled (then
+    the pool serves)."""
+    kernel = kernels[which]
     n = threads(size, tasks)
     if n == 1:
         return [kernel(0, tasks, *args)]
@@ -128,9 +132,9 @@ def launch(
     if gomp is not None and address is not None:
         width = next(a.dtype.itemsize * 8 for a in args if isinstance(a, np.ndarray))
         results = np.zeros(2 * blocks, np.int64)
-        slots = np.array(
-            [0, blocks, per, tasks, results.ctypes.data, width, *_slots(args)], np.int64
-        )
+        rest = _slots(args)
+        head = [0, blocks, per, tasks, results.ctypes.data, width, which, HEAD + len(rest)]
+        slots = np.array(head + rest, np.int64)
         gomp(address, slots.ctypes.data, n, 0)  # ctypes releases the GIL for the call
         return [(int(results[0::2].sum()), int(results[1::2].sum()))]
     with _pool_lock:
