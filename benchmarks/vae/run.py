@@ -109,7 +109,9 @@ def selected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _row_md(r: dict[str, Any]) -> str:
     s = r["settings"]
     settings = (
-        f"{s['optimizer']} lr={s['lr']}, batch {s['batch_size']}, "
+        # runs made before the fused optimiser became the default have no such key
+        f"{s['optimizer']}{' (fused)' if s.get('fused_optimizer') else ''} lr={s['lr']}, "
+        f"batch {s['batch_size']}, "
         f"τ {s['temperature']} τ0={s['tau0']} r={s['anneal_rate']} "
         f"N={s['anneal_every']} τmin={s['tau_min']}, prior {s['prior']}"
     )
