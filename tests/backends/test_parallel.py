@@ -149,3 +149,25 @@ def test_checks_counted_by_the_threads_raise_the_reference_errors(monkeypatch, s
         gs.gumbel_softmax(nan, backend="numba")
     with pytest.raises(ValueError, match="all masked"):
         gs.gumbel_softmax(masked, backend="numba")
+
+
+def test_concurrent_calls_from_python_threads_give_their_own_samples():
+    """Each Python thread calling the kernels heads its own OpenMP team (or pool work)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    logits = torch.randn(64, 4096, generator=torch.Generator().manual_seed(8))
+
+    def sample(seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return gs.gumbel_softmax(logits, 0.7, generator=g, backend="numba")
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        expected = [sample(s) for s in range(6)]
+        with ThreadPoolExecutor(3) as pool:
+            got = list(pool.map(sample, range(6)))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)
