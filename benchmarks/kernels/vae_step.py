@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return m
 
     steps: dict[str, Callable[[], None]] = {}
+    optimizers: dict[str, torch.optim.Optimizer] = {}
     for name, ours, fused in [
         (BASELINE, False, False),
         ("torch: F.gumbel_softmax + Adam(fused=True)", False, True),
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             opt = torch.optim.Adam(m.parameters(), lr=defaults.lr)
         steps[name] = make_step(m, opt, x, ours)
-    lab_opt = build_optimizer(defaults, list(model().parameters()))
+        optimizers[name] = opt
+    lab_opt = optimizers[TARGET]
 
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = load()

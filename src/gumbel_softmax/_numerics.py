@@ -64,8 +64,15 @@ class _Upcast(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        fin = torch.finfo(ctx.src)
-        return g.clamp(fin.min, fin.max).to(ctx.src), None
+        return saturating_cast(g, ctx.src), None
+
+
+def saturating_cast(g: Tensor, dtype: torch.dtype) -> Tensor:
+    """``g`` cast to ``dtype``, clamped to its finite range first (no ``inf`` from overflow)."""
+    if g.dtype == dtype:
+        return g
+    fin = torch.finfo(dtype)
+    return g.clamp(fin.min, fin.max).to(dtype)
 
 
 def upcast(x: Tensor) -> Tensor:

@@ -51,6 +51,7 @@ from .._numerics import (
     check_logits,
     check_temperature,
     compute_dtype,
+    saturating_cast,
     upcast,
     validation_enabled,
 )
@@ -166,10 +167,8 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         ctx.kernels.backward(y, g, tau.reciprocal(), grad, grad_tau)
         grad_logits = None
         if ctx.needs_input_grad[0]:
-            grad_logits = grad.view(moved).movedim(-1, d)
-            if dtype != grad.dtype:  # a 16-bit input: saturate rather than overflow (upcast)
-                fin = torch.finfo(dtype)
-                grad_logits = grad_logits.clamp(fin.min, fin.max).to(dtype)
+            # a 16-bit input: saturate rather than overflow, as upcast's backward does
+            grad_logits = saturating_cast(grad.view(moved).movedim(-1, d), dtype)
         return grad_logits, grad_tau, None, None, None, None, None, None
 
 
