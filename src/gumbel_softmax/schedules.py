@@ -39,6 +39,12 @@ class Schedule:
     def __call__(self, step: int) -> float:
         raise NotImplementedError
 
+    @property
+    def lowest(self) -> float:
+        """The infimum of the temperatures the schedule returns over all steps (a training loop
+        checks it against what its estimator accepts before the first step)."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Constant(Schedule):
@@ -59,6 +65,10 @@ class Constant(Schedule):
 
     def __call__(self, step: int) -> float:
         _check_step(step)
+        return self.temperature
+
+    @property
+    def lowest(self) -> float:
         return self.temperature
 
 
@@ -105,3 +115,8 @@ class ExponentialAnneal(Schedule):
     def __call__(self, step: int) -> float:
         t = _check_step(step) // self.every * self.every
         return max(self.tau_min, self.tau0 * math.exp(-self.rate * t))
+
+    @property
+    def lowest(self) -> float:
+        # tau0 * exp(-r t) -> 0 as t grows when r > 0, so the floor is reached eventually
+        return self.tau_min if self.rate > 0 else max(self.tau_min, self.tau0)

@@ -1,7 +1,10 @@
 """Gradient estimators for discrete random variables, behind one interface and one registry.
 
 ``gumbel_softmax.estimators.get("st-gs", temperature=0.5)`` builds an estimator by name;
-``available()`` lists the names. See :mod:`gumbel_softmax.estimators._base` for the interface.
+``build(name, event_shape=(N, K))`` builds any of them for latents of that shape (giving the
+shape to those with shape-dependent learned parts); ``available()`` lists the names and
+``estimator_class(name)`` gives a class and its declared capabilities without building it. See
+:mod:`gumbel_softmax.estimators._base` for the interface and the capabilities.
 """
 
 from ._base import (
@@ -9,9 +12,14 @@ from ._base import (
     EstimatorResult,
     LossFn,
     PathwiseEstimator,
+    TemperatureKind,
+    TemperedEstimator,
     available,
+    build,
+    estimator_class,
     get,
     register,
+    scale_gradient,
 )
 from .binary import ARM, DisARM
 from .control_variates import DARN, REBAR, RELAX, MuProp
@@ -44,9 +52,14 @@ __all__ = [
     "SlopeAnnealedStraightThrough",
     "StraightThrough",
     "StraightThroughGumbelSoftmax",
+    "TemperatureKind",
+    "TemperedEstimator",
     "available",
+    "build",
     "conditional_gumbel",
+    "estimator_class",
     "gapped_logits",
     "get",
     "register",
+    "scale_gradient",
 ]

@@ -6,13 +6,38 @@ K classes each). It is called as ``result = estimator(logits, f, generator=...)`
 one-hot (or relaxed) samples ``z`` of shape ``(*sample, *batch, N, K)`` to a per-example loss of shape
 ``(*sample, *batch)``. ``result.surrogate.sum().backward()`` deposits the estimate in
 ``logits.grad`` (through whatever produced the logits) and in the parameters used inside ``f``.
+
+Declared capabilities. What a training loop needs to know of an estimator is declared once, as
+class attributes, and read without building it (``estimator_class(name).binary_only``):
+
+============================  =======================================================================
+``unbiased``                  the estimate is unbiased for :math:`\nabla\,\mathbb E f(z)`, z discrete
+``binary_only``               it takes K = 2 only
+``supports_masks``            it accepts ``-inf`` (masked) logits
+``evaluates_relaxed``         ``f`` is also called off the vertices of the simplex (so ``f`` must be
+                              defined, and differentiable, there)
+``temperature_kind``          ``None`` (no temperature); ``"fixed"`` (a constructor option the method
+                              keeps constant: plain straight-through); ``"scheduled"`` (meant to
+                              follow a schedule: set ``est.temperature = schedule(step)``);
+                              ``"learned"`` (a parameter the estimator trains itself)
+``learnable_temperature``     a ``"scheduled"`` temperature can instead be learned
+                              (``learn_temperature=True``)
+``min_temperature``           the smallest temperature it accepts (0: any positive value)
+``needs_event_shape``         it has learned parts whose size depends on ``(N, K)``: pass
+                              ``event_shape`` to :func:`build` so they exist before an optimiser does
+``takes_context``             it accepts ``context=`` (an input the samples do not depend on)
+============================  =======================================================================
+
+Everything an estimator learns or tracks is in its ``state_dict()`` (parameters, buffers, and the
+temperature as extra state), so a checkpoint of it resumes exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -24,12 +49,58 @@ __all__ = [
     "EstimatorResult",
     "LossFn",
     "PathwiseEstimator",
+    "TemperatureKind",
+    "TemperedEstimator",
     "available",
+    "build",
+    "call_f",
+    "estimator_class",
     "get",
+    "positive_float",
     "register",
+    "scale_gradient",
 ]
 
 LossFn = Callable[[Tensor], Tensor]
+TemperatureKind = Literal["fixed", "scheduled", "learned"] | None
+
+
+def positive_float(value: object, name: str, *, minimum: float = 0.0) -> float:
+    """``value`` as a float, checked to be finite and positive (and ``>= minimum`` when that is
+    positive); the errors name ``name`` and the value. The one check of every estimator option
+    that must be a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a positive float, got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+    return v
+
+
+def call_f(f: LossFn, z: Tensor, expected: torch.Size) -> Tensor:
+    """``f(z)``, checked to have the per-example shape ``expected``."""
+    out = f(z)
+    if not isinstance(out, Tensor) or out.shape != expected:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"f must map samples of shape {tuple(z.shape)} to losses of shape "
+            f"{tuple(expected)} (the leading dimensions of z), got {got}"
+        )
+    return out
+
+
+def scale_gradient(x: Tensor, scale: float) -> Tensor:
+    r"""``x`` with its value unchanged (bit for bit) and its gradient multiplied by ``scale``:
+    :math:`\mathrm{sg}(x) + s\,(x - \mathrm{sg}(x))`. Masked (``-inf``) entries pass unchanged.
+
+    Use it to apply :attr:`EstimatorResult.logits_scale` to the other terms of the inference
+    network's objective (e.g. an analytic KL computed from the same logits).
+    """
+    if scale == 1.0:
+        return x
+    return x.detach() + torch.where(torch.isfinite(x), x - x.detach(), 0.0) * scale
 
 
 @dataclass(frozen=True)
@@ -44,25 +115,47 @@ class EstimatorResult:
             ``(M, *batch)`` for estimators that draw M samples.
         sample: the sample(s) ``f`` was evaluated at, detached: ``(*batch, N, K)`` or
             ``(M, *batch, N, K)``.
+        logits_scale: the positive factor by which the estimator scaled the learning signal of
+            the logits (1 for all but NVIL's variance normalisation). A model whose inference
+            network has other loss terms from the same logits (an analytic KL) scales their
+            gradient by the same factor with :func:`scale_gradient`, so that the whole learning
+            signal of the inference network is normalised, as Mnih & Gregor (2014) do.
     """
 
     surrogate: Tensor
     value: Tensor
     sample: Tensor
+    logits_scale: float = 1.0
 
 
 class Estimator(nn.Module):
-    """Base class: subclasses implement :meth:`forward` with the shared signature.
+    """Base class: subclasses implement :meth:`forward` with the shared signature and declare
+    their capabilities (see the module docstring).
 
     Estimators are ``nn.Module`` so that those with learned parts (baselines, control variates,
     temperatures) carry their parameters and can be moved, saved and optimised like any model;
-    estimators without learned parts simply have none.
+    estimators without learned parts simply have none. Learned parts are built in the
+    constructor, so ``parameters()`` is complete before an optimiser is made.
     """
 
-    #: True if the gradient estimate is unbiased for E[f(z)] with z discrete.
-    unbiased: bool = False
-    #: True if the estimator only accepts binary variables (K = 2, or ``(*batch, N)`` log-odds).
-    binary_only: bool = False
+    registry_name: ClassVar[str]
+    unbiased: ClassVar[bool] = False
+    binary_only: ClassVar[bool] = False
+    supports_masks: ClassVar[bool] = True
+    evaluates_relaxed: ClassVar[bool] = False
+    temperature_kind: ClassVar[TemperatureKind] = None
+    learnable_temperature: ClassVar[bool] = False
+    min_temperature: ClassVar[float] = 0.0
+    needs_event_shape: ClassVar[bool] = False
+    takes_context: ClassVar[bool] = False
+
+    @classmethod
+    def check_temperature(cls, value: object) -> float:
+        """``value`` as a temperature this estimator accepts, else a ValueError/TypeError naming
+        it (run it on a schedule's lowest value before training)."""
+        if cls.temperature_kind is None:
+            raise TypeError(f"estimator {cls.__name__} has no temperature")
+        return positive_float(value, "temperature", minimum=cls.min_temperature)
 
     def forward(  # type: ignore[override]
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
@@ -70,20 +163,57 @@ class Estimator(nn.Module):
         raise NotImplementedError
 
     def __call__(  # type: ignore[override]
-        self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
+        self,
+        logits: Tensor,
+        f: LossFn,
+        *,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> EstimatorResult:
         # The checks every estimator shares; shape rules are each estimator's own.
         check_logits(logits, validate=validation_enabled(None))
         if not callable(f):
             raise TypeError(f"f must be a callable mapping samples to losses, got {f!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {generator!r}")
+        if self.takes_context:
+            return super().__call__(logits, f, generator=generator, context=context)
+        if context is not None:
+            raise TypeError(f"{type(self).__name__} takes no context (takes_context is False)")
         return super().__call__(logits, f, generator=generator)
+
+
+class TemperedEstimator(Estimator):
+    """An estimator with a float temperature: ``est.temperature`` reads and sets it (validated
+    by :meth:`check_temperature`), and ``state_dict()`` carries it as extra state."""
+
+    temperature_kind: ClassVar[TemperatureKind] = "scheduled"
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self._temperature = self.check_temperature(temperature)
+
+    @property
+    def temperature(self) -> float | Tensor:
+        """The temperature :math:`\\tau`."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self._temperature = self.check_temperature(value)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"temperature": self._temperature}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._temperature = self.check_temperature(state["temperature"])
 
 
 class PathwiseEstimator(Estimator):
     """An estimator that only changes how a sample is drawn and differentiated.
 
     Its :meth:`sample` is a drop-in differentiable sampler, and calling it evaluates ``f`` at
-    that sample: the surrogate is ``f(z)`` itself.
+    that sample: the surrogate is ``f(z)`` itself (checked to have shape ``(*batch)``).
     """
 
     def sample(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -93,7 +223,7 @@ class PathwiseEstimator(Estimator):
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
     ) -> EstimatorResult:
         z = self.sample(logits, generator=generator)
-        loss = f(z)
+        loss = call_f(f, z, z.shape[:-2])
         return EstimatorResult(surrogate=loss, value=loss.detach(), sample=z.detach())
 
 
@@ -110,7 +240,7 @@ def register(name: str, *aliases: str) -> Callable[[_E], _E]:
             if n in _REGISTRY or n in _ALIASES:
                 raise ValueError(f"estimator name {n!r} is already registered")
         _REGISTRY[name] = cls
-        cls.registry_name = name  # type: ignore[attr-defined]
+        cls.registry_name = name
         for a in aliases:
             _ALIASES[a] = name
         return cls
@@ -123,15 +253,60 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get(name: str, **kwargs: Any) -> Estimator:
-    """Build the estimator registered as ``name`` (or an alias) with its keyword options.
+def estimator_class(name: str) -> type[Estimator]:
+    """The class registered as ``name`` (or an alias): its capabilities, without building it.
 
     Raises:
-        ValueError: an unknown name (the message lists the known ones).
+        TypeError: ``name`` is not a str. ValueError: an unknown name (the message lists the
+        known ones).
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     key = _ALIASES.get(name, name)
     if key not in _REGISTRY:
         raise ValueError(f"unknown estimator {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[key](**kwargs)
+    return _REGISTRY[key]
+
+
+def get(name: str, **kwargs: Any) -> Estimator:
+    """Build the estimator registered as ``name`` (or an alias) with its keyword options.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones), or a bad option.
+    """
+    return estimator_class(name)(**kwargs)
+
+
+def build(
+    name: str,
+    *,
+    event_shape: Sequence[int],
+    context_features: int | None = None,
+    **options: Any,
+) -> Estimator:
+    """Build ``name`` for latents of shape ``(*batch, *event_shape)`` = ``(*batch, N, K)``.
+
+    The shape information goes to the estimators that declare they need it
+    (``needs_event_shape``, and ``context_features`` to those that ``takes_context``), so that
+    their learned parts exist before an optimiser is made; the others get ``options`` only. This
+    is how a training loop builds any registered estimator without knowing which one it is.
+
+    Raises:
+        ValueError: an unknown name, an ``event_shape`` that is not ``(N, K)`` with K >= 2, a
+            binary-only estimator with K != 2, or a bad option.
+    """
+    cls = estimator_class(name)
+    shape = tuple(event_shape)
+    if len(shape) != 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in shape):
+        raise ValueError(f"event_shape must be (N, K), two ints, got {event_shape!r}")
+    if shape[0] < 1 or shape[1] < 2:
+        raise ValueError(f"event_shape must be (N >= 1, K >= 2), got {event_shape!r}")
+    if cls.binary_only and shape[1] != 2:
+        raise ValueError(
+            f"estimator {name!r} handles binary variables only (K = 2), got event_shape {shape}"
+        )
+    if cls.needs_event_shape:
+        options["event_shape"] = shape
+    if context_features is not None and cls.takes_context:
+        options["context_features"] = context_features
+    return cls(**options)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._numerics import check_logits, compute_dtype, validation_enabled
+from .._numerics import check_logits, upcast, validation_enabled
 from ..functional import sample_categorical
 
 __all__ = ["check_estimator_logits", "one_hot_sample", "to_compute", "with_logits_gradient"]
@@ -34,8 +34,10 @@ def one_hot_sample(x: Tensor, generator: torch.Generator | None) -> Tensor:
 
 
 def to_compute(logits: Tensor) -> Tensor:
-    """``logits`` in the dtype we compute in (float32 for 16-bit inputs)."""
-    return logits.to(compute_dtype(logits.dtype))
+    """``logits`` in the dtype we compute in (float32 for 16-bit inputs), by the saturating
+    :func:`~gumbel_softmax._numerics.upcast`: a float32 gradient beyond the 16-bit range (ST at
+    tau = 1e-3) comes back as ``finfo.max``, not ``inf``."""
+    return upcast(logits)
 
 
 def with_logits_gradient(values: Tensor, logits: Tensor) -> Tensor:

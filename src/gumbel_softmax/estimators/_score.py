@@ -21,7 +21,7 @@ from torch.nn.utils import skip_init
 
 from .._numerics import check_all_masked, check_logits, validation_enabled
 from ..functional import sample_categorical
-from ._base import LossFn
+from ._base import call_f
 
 __all__ = [
     "ZeroStartMLP",
@@ -31,6 +31,7 @@ __all__ = [
     "check_unit_interval",
     "inject_gradient",
     "log_prob",
+    "network_input_size",
     "one_hot_sample",
     "variance_term",
 ]
@@ -66,18 +67,6 @@ def check_unit_interval(value: object, name: str) -> float:
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
     return float(value)
-
-
-def call_f(f: LossFn, z: Tensor, expected: torch.Size) -> Tensor:
-    """``f(z)``, checked to have the per-example shape ``expected``."""
-    out = f(z)
-    if not isinstance(out, Tensor) or out.shape != expected:
-        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(
-            f"f must map samples of shape {tuple(z.shape)} to losses of shape "
-            f"{tuple(expected)} (the leading dimensions of z), got {got}"
-        )
-    return out
 
 
 def one_hot_sample(
@@ -136,6 +125,23 @@ def variance_term(
             total = total + ((p - p.detach()) * g.detach()).sum()
     count = max(1, batch_shape.numel())
     return (total / count).expand(batch_shape)
+
+
+def network_input_size(
+    context_features: int | None, in_features: int | None, event_shape: tuple[int, int] | None
+) -> int:
+    """The input size D of a default network: the first of the three that is given."""
+    if context_features is not None:
+        return check_positive_int(context_features, "context_features")
+    if in_features is not None:
+        return check_positive_int(in_features, "in_features")
+    if event_shape is not None:
+        n, k = (check_positive_int(s, "event_shape") for s in event_shape)
+        return n * k
+    raise ValueError(
+        "the default network is built at construction and needs its input size: pass "
+        "event_shape=(N, K) (or in_features=, or a module of your own)"
+    )
 
 
 class ZeroStartMLP(nn.Module):

@@ -19,14 +19,14 @@ from torch import Tensor, nn
 
 from .._numerics import compute_dtype, gumbel_noise
 from ..functional import _TemperedSoftmax
-from ._base import Estimator, EstimatorResult, LossFn, register
+from ._base import Estimator, EstimatorResult, LossFn, call_f, positive_float, register
 from ._score import (
     ZeroStartMLP,
-    call_f,
     check_categorical,
     check_positive_int,
     inject_gradient,
     log_prob,
+    network_input_size,
     one_hot_sample,
     variance_term,
 )
@@ -60,6 +60,7 @@ class _TaylorBaseline(Estimator):
     :math:`f'(\bar z)^\top \nabla_\theta \bar z` is added back (MuProp), else dropped (DARN)."""
 
     correct: bool
+    evaluates_relaxed = True
 
     def expansion_point(self, logits: Tensor) -> Tensor:
         raise NotImplementedError
@@ -168,12 +169,14 @@ class _ConditionalRelaxation(Estimator):
     """
 
     unbiased = True
+    evaluates_relaxed = True
+    temperature_kind = "learned"
 
     def __init__(self, temperature: float, eta: float) -> None:
         super().__init__()
-        t = float(temperature)
-        if not t > 0 or t != t or t == float("inf"):
-            raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+        t = positive_float(temperature, "temperature")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)):
+            raise TypeError(f"eta must be a float, got {eta!r}")
         e = float(eta)
         if e != e or abs(e) == float("inf"):
             raise ValueError(f"eta must be finite, got {eta!r}")
@@ -296,18 +299,26 @@ class RELAX(_ConditionalRelaxation):
 
     Args:
         network: ``r_rho``, an ``nn.Module`` mapping relaxed samples ``(*s, N, K)`` to ``(*s)``;
-            default a ``N*K -> hidden (tanh) -> 1`` network whose output starts at zero.
-        in_features: ``N*K`` for the default network; without it the network is built on the
-            first call (build the optimiser after that call, or pass it).
+            default a ``N*K -> hidden (tanh) -> 1`` network whose output starts at zero, built
+            here (so that ``parameters()`` is complete before an optimiser is made): pass
+            ``event_shape=(N, K)`` or ``in_features=N*K``.
+        event_shape: ``(N, K)`` of the latents, for the default network.
+        in_features: ``N*K`` given directly.
         hidden: width of the default network.
         temperature: initial :math:`\lambda` (0.5).
         eta: initial :math:`\eta` (1.0).
+
+    Raises:
+        ValueError: no ``network`` and neither ``event_shape`` nor ``in_features``.
     """
+
+    needs_event_shape = True
 
     def __init__(
         self,
         network: nn.Module | None = None,
         *,
+        event_shape: tuple[int, int] | None = None,
         in_features: int | None = None,
         hidden: int = 32,
         temperature: float = 0.5,
@@ -317,17 +328,12 @@ class RELAX(_ConditionalRelaxation):
         if network is not None and not isinstance(network, nn.Module):
             raise TypeError(f"network must be an nn.Module, got {type(network).__name__}")
         self.hidden = check_positive_int(hidden, "hidden")
-        self.network: nn.Module | None = network
-        if network is None and in_features is not None:
-            d = check_positive_int(in_features, "in_features")
-            self.network = ZeroStartMLP(d, hidden, flatten=True)
+        if network is None:
+            d = network_input_size(None, in_features, event_shape)
+            network = ZeroStartMLP(d, self.hidden, flatten=True)
+        self.network = network
 
     def control_variate(self, f_relaxed: Tensor, relaxed: Tensor) -> Tensor:
-        if self.network is None:
-            n, k = relaxed.shape[-2:]
-            self.network = ZeroStartMLP(
-                n * k, self.hidden, flatten=True, dtype=relaxed.dtype, device=relaxed.device
-            )
         param = next(self.network.parameters(), None)
         inp = relaxed if param is None else relaxed.to(param.dtype)
         r = self.network(inp)

@@ -9,9 +9,8 @@ import torch
 from torch import Tensor
 
 from ..functional import straight_through
-from ._base import PathwiseEstimator, register
+from ._base import PathwiseEstimator, TemperedEstimator, positive_float, register
 from ._pathwise import check_estimator_logits, one_hot_sample, to_compute, with_logits_gradient
-from .straight_through import _positive_float
 
 __all__ = ["GappedStraightThrough", "gapped_logits"]
 
@@ -45,7 +44,7 @@ def gapped_logits(logits: Tensor, sample: Tensor, gap: float | Tensor) -> Tensor
 
 
 @register("gst", "gapped-straight-through")
-class GappedStraightThrough(PathwiseEstimator):
+class GappedStraightThrough(TemperedEstimator, PathwiseEstimator):
     r"""Gapped Straight-Through, GST-:math:`\kappa` (Fan et al. 2022, arXiv:2206.07235).
 
     The forward value is an exact sample :math:`D \sim \mathrm{Cat}(\mathrm{softmax}(\theta))`.
@@ -77,9 +76,8 @@ class GappedStraightThrough(PathwiseEstimator):
     """
 
     def __init__(self, temperature: float = 1.0, gap: float | Literal["p"] = 1.0) -> None:
-        super().__init__()
-        self.temperature = _positive_float(temperature, "temperature")
-        self.gap: float | Literal["p"] = gap if gap == "p" else _positive_float(gap, "gap")
+        super().__init__(temperature)
+        self.gap: float | Literal["p"] = gap if gap == "p" else positive_float(gap, "gap")
 
     def sample(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = to_compute(check_estimator_logits(logits))
@@ -92,8 +90,8 @@ class GappedStraightThrough(PathwiseEstimator):
         else:
             gap = self.gap
         moved = gapped_logits(x, hard, gap)
-        soft = torch.softmax(with_logits_gradient(moved, x) / self.temperature, -1)
+        soft = torch.softmax(with_logits_gradient(moved, x) / self._temperature, -1)
         return straight_through(hard, soft).to(logits.dtype)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, gap={self.gap!r}"
+        return f"temperature={self._temperature}, gap={self.gap!r}"

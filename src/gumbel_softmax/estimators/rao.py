@@ -8,9 +8,8 @@ from torch import Tensor
 
 from .._numerics import uniform_open
 from ..functional import straight_through
-from ._base import PathwiseEstimator, register
+from ._base import PathwiseEstimator, TemperedEstimator, register
 from ._pathwise import check_estimator_logits, one_hot_sample, to_compute, with_logits_gradient
-from .straight_through import _positive_float
 
 __all__ = ["GumbelRao", "conditional_gumbel"]
 
@@ -75,7 +74,7 @@ def conditional_gumbel(
 
 
 @register("gumbel-rao", "grmc", "gr-mc")
-class GumbelRao(PathwiseEstimator):
+class GumbelRao(TemperedEstimator, PathwiseEstimator):
     r"""Gumbel-Rao Monte Carlo, GR-MC\ :sub:`M` (Paulus, Maddison & Krause 2021, arXiv:2010.04838).
 
     The forward value is an exact sample :math:`D \sim \mathrm{Cat}(\mathrm{softmax}(\theta))`;
@@ -107,8 +106,7 @@ class GumbelRao(PathwiseEstimator):
     """
 
     def __init__(self, temperature: float = 1.0, num_samples: int = 10) -> None:
-        super().__init__()
-        self.temperature = _positive_float(temperature, "temperature")
+        super().__init__(temperature)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         self.num_samples = num_samples
@@ -117,8 +115,8 @@ class GumbelRao(PathwiseEstimator):
         x = to_compute(check_estimator_logits(logits))
         hard = one_hot_sample(x, generator)
         perturbed = conditional_gumbel(x.detach(), hard, self.num_samples, generator=generator)
-        soft = torch.softmax(with_logits_gradient(perturbed, x) / self.temperature, -1).mean(0)
+        soft = torch.softmax(with_logits_gradient(perturbed, x) / self._temperature, -1).mean(0)
         return straight_through(hard, soft).to(logits.dtype)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, num_samples={self.num_samples}"
+        return f"temperature={self._temperature}, num_samples={self.num_samples}"

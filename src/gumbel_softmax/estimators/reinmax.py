@@ -2,12 +2,13 @@ r"""ReinMax: straight-through made second-order accurate by Heun's method (arXiv
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
-from ._base import PathwiseEstimator, register
+from ._base import PathwiseEstimator, TemperedEstimator, register
 from ._pathwise import check_estimator_logits, one_hot_sample, to_compute
-from .straight_through import _positive_float
 
 __all__ = ["ReinMax"]
 
@@ -34,7 +35,7 @@ class _ReinMaxFunction(torch.autograd.Function):
 
 
 @register("reinmax")
-class ReinMax(PathwiseEstimator):
+class ReinMax(TemperedEstimator, PathwiseEstimator):
     r"""ReinMax (Liu, Cheng, Gao, Lin & Han 2023, arXiv:2304.08612).
 
     The forward value is an exact sample :math:`D \sim \mathrm{Cat}(\pi_0)`,
@@ -62,25 +63,26 @@ class ReinMax(PathwiseEstimator):
     Shapes: ``logits`` ``(*batch, N, K)``; :meth:`sample` returns a one-hot tensor of that shape
     and dtype (16-bit inputs are computed in float32).
 
+    The temperature is ``"scheduled"`` with ``min_temperature = 1``: a schedule that goes below
+    1 is refused by :meth:`check_temperature` (a training loop checks its schedule's lowest value
+    before the first step).
+
     Raises:
         ValueError: ``temperature < 1`` or not finite; non-floating, NaN, fewer than
-        2-dimensional or all-masked ``logits`` (TypeError for a wrong type).
+        2-dimensional or all-masked ``logits`` (TypeError for a wrong type); ``f`` returning
+        another shape than ``(*batch)``.
     """
 
+    min_temperature: ClassVar[float] = 1.0
+
     def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        t = _positive_float(temperature, "temperature")
-        if t < 1.0:
-            raise ValueError(
-                f"ReinMax needs temperature >= 1 (Liu et al. 2023 recommend it), got {temperature}"
-            )
-        self.temperature = t
+        super().__init__(temperature)
 
     def sample(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         x = to_compute(check_estimator_logits(logits))
         hard = one_hot_sample(x, generator)
-        z: Tensor = _ReinMaxFunction.apply(x, hard, self.temperature)
+        z: Tensor = _ReinMaxFunction.apply(x, hard, self._temperature)
         return z.to(logits.dtype)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
+        return f"temperature={self._temperature}"

@@ -20,14 +20,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._base import Estimator, EstimatorResult, LossFn, register
+from ._base import Estimator, EstimatorResult, LossFn, call_f, register
 from ._score import (
     ZeroStartMLP,
-    call_f,
     check_categorical,
     check_positive_int,
     check_unit_interval,
     log_prob,
+    network_input_size,
     one_hot_sample,
 )
 
@@ -182,10 +182,18 @@ class NVIL(Estimator):
     :math:`v`, with :math:`\alpha` = ``momentum`` = 0.8 as in the paper). The values of
     :math:`b_\psi, c, v` used at a call are fixed before that call's samples are seen.
 
-    Bias: with ``normalize=False`` the estimate is unbiased. With ``normalize=True`` (the paper's
-    choice) it is unbiased for the gradient times the positive batch-wide factor
-    :math:`1/\max(1,\sqrt v)`, which changes the step size, never the expected direction; the
-    factor is 1 until :math:`v > 1` (:attr:`scale` reports it).
+    What the normalisation scales. With ``normalize=True`` (the paper's choice) the learning
+    signal of the logits, :math:`\ell`, is divided by :math:`s^{-1} = \max(1, \sqrt v)`; the
+    gradient of parameters inside ``f`` (a decoder: the generative model) is not scaled, as in the
+    paper, whose model gradient is :math:`\nabla \log p(x, h)`. The factor
+    :math:`s = 1/\max(1, \sqrt v)` is returned as ``result.logits_scale``: in the paper the
+    learning signal of the inference network is the whole :math:`\log p(x,h) - \log q(h|x)`, so a
+    model that computes part of it in closed form from the same logits (an analytic KL) must
+    scale that part's gradient by the same :math:`s`
+    (:func:`~gumbel_softmax.estimators.scale_gradient`); the lab's VAE does. The estimate is then
+    unbiased for the gradient times the positive batch-wide factor :math:`s`, which changes the
+    step size of the inference network, never its expected direction; the factor is 1 until
+    :math:`v > 1` (:attr:`scale` reports it). With ``normalize=False`` the estimate is unbiased.
 
     Baseline input: ``context`` passed at call time, ``(*batch, D)`` (e.g. the observation the
     encoder saw, as in the paper), else the probabilities ``softmax(logits)`` flattened to
@@ -200,19 +208,29 @@ class NVIL(Estimator):
 
     Args:
         baseline: an ``nn.Module`` mapping the input ``(*batch, D)`` to ``(*batch)``; default a
-            ``D -> hidden (tanh) -> 1`` network whose output layer starts at zero.
-        in_features: ``D`` for the default network. Without it the network is built on the first
-            call (from a private seeded generator); build your optimiser after that call, or pass
-            ``in_features``.
+            ``D -> hidden (tanh) -> 1`` network whose output layer starts at zero, built here
+            (so that ``parameters()`` is complete before an optimiser is made). Its ``D`` is
+            ``context_features`` if given (then every call must pass ``context``), else
+            ``in_features``, else ``N*K`` from ``event_shape``.
+        event_shape: ``(N, K)`` of the latents, for the default network on probabilities.
+        context_features: ``D`` of the ``context`` the baseline reads.
+        in_features: ``D`` given directly.
         hidden: width of the default network (the paper used 100).
         momentum: :math:`\alpha \in [0, 1)`.
         normalize: divide the learning signal by :math:`\max(1, \sqrt v)`.
+
+    Raises:
+        ValueError: no ``baseline`` and none of ``context_features``, ``in_features``,
+            ``event_shape``; a call without ``context`` when ``context_features`` was given; a
+            ``context`` of the wrong shape.
 
     Use it for long training runs where ``f`` varies strongly with the input (amortised
     inference); for a fixed problem ``rloo`` needs no training.
     """
 
     unbiased = True
+    needs_event_shape = True
+    takes_context = True
     signal_mean: Tensor
     signal_var: Tensor
 
@@ -220,6 +238,8 @@ class NVIL(Estimator):
         self,
         baseline: nn.Module | None = None,
         *,
+        event_shape: tuple[int, int] | None = None,
+        context_features: int | None = None,
         in_features: int | None = None,
         hidden: int = 100,
         momentum: float = 0.8,
@@ -231,10 +251,12 @@ class NVIL(Estimator):
         self.hidden = check_positive_int(hidden, "hidden")
         self.momentum = check_unit_interval(momentum, "momentum")
         self.normalize = bool(normalize)
-        self.baseline: nn.Module | None = baseline
-        if baseline is None and in_features is not None:
-            d = check_positive_int(in_features, "in_features")
-            self.baseline = ZeroStartMLP(d, self.hidden)
+        self.needs_context = context_features is not None
+        if baseline is None:
+            baseline = ZeroStartMLP(
+                network_input_size(context_features, in_features, event_shape), hidden
+            )
+        self.baseline = baseline
         self.register_buffer("signal_mean", torch.zeros((), dtype=torch.float64))
         self.register_buffer("signal_var", torch.zeros((), dtype=torch.float64))
 
@@ -245,19 +267,14 @@ class NVIL(Estimator):
             return 1.0
         return 1.0 / max(1.0, math.sqrt(float(self.signal_var)))
 
-    def __call__(  # type: ignore[override]
-        self,
-        logits: Tensor,
-        f: LossFn,
-        *,
-        generator: torch.Generator | None = None,
-        context: Tensor | None = None,
-    ) -> EstimatorResult:
-        return nn.Module.__call__(self, logits, f, generator=generator, context=context)
-
     def _baseline_input(self, x: Tensor, context: Tensor | None) -> Tensor:
         batch = x.shape[:-2]
         if context is None:
+            if self.needs_context:
+                raise ValueError(
+                    "this NVIL baseline reads a context (context_features was given): pass "
+                    "context=<tensor of shape (*batch, D)>"
+                )
             return torch.softmax(x.detach(), -1).flatten(-2)
         if not isinstance(context, Tensor) or not context.is_floating_point():
             raise TypeError(f"context must be a floating tensor, got {type(context).__name__}")
@@ -278,8 +295,6 @@ class NVIL(Estimator):
     ) -> EstimatorResult:
         x = check_categorical(logits, f)
         inp = self._baseline_input(x, context)
-        if self.baseline is None:
-            self.baseline = ZeroStartMLP(inp.shape[-1], self.hidden, dtype=x.dtype, device=x.device)
         z = one_hot_sample(x, generator)
         loss = call_f(f, z, x.shape[:-2])
         b = _apply(self.baseline, inp).to(x.dtype)
@@ -289,8 +304,9 @@ class NVIL(Estimator):
                 f"got {tuple(b.shape)}"
             )
         c = self.signal_mean.to(x.dtype)
+        scale = self.scale
         residual = loss.detach() - c - b
-        surrogate = _reinforce(x, z, loss, residual.detach() * self.scale)
+        surrogate = _reinforce(x, z, loss, residual.detach() * scale)
         if self.training:
             # Regression of the baseline onto the centred signal: gradient for psi only.
             surrogate = surrogate + residual.pow(2)
@@ -301,4 +317,4 @@ class NVIL(Estimator):
                     self.signal_mean.mul_(a).add_((1 - a) * centred.mean())
                 if centred.numel() > 1:
                     self.signal_var.mul_(a).add_((1 - a) * centred.var())
-        return EstimatorResult(surrogate, loss.detach(), z)
+        return EstimatorResult(surrogate, loss.detach(), z, logits_scale=scale)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule
+
 __all__ = ["HELP", "ConfigError", "VAEConfig", "load_toml"]
 
 
@@ -41,10 +43,11 @@ HELP: dict[str, str] = {
     "falls back to torch's default implementation on a device without one)",
     "lr_decay": "multiply the learning rate by this factor every lr_decay_every steps (1 = off)",
     "lr_decay_every": "steps between learning-rate decays",
-    "temperature": "temperature mode: 'constant' (tau0), 'anneal' (tau=max(tau_min, "
-    "tau0*exp(-anneal_rate*t)) updated every anneal_every steps) or 'learned' (the estimator's "
-    "own learned temperature, starting at tau0: gs, st-gs); estimators without a temperature "
-    "ignore it",
+    "temperature": "temperature mode of estimators whose temperature follows a schedule (gs, "
+    "st-gs, st-annealed, gst, gumbel-rao, reinmax): 'constant' (tau0), 'anneal' "
+    "(tau=max(tau_min, tau0*exp(-anneal_rate*t)) updated every anneal_every steps) or 'learned' "
+    "(learned, starting at tau0: gs, st-gs). Plain st keeps tau0 throughout, rebar and relax "
+    "learn theirs from tau0, estimators without a temperature ignore it",
     "tau0": "initial (or constant) temperature",
     "tau_min": "floor of the annealed temperature",
     "anneal_rate": "decay rate r per step of the annealed temperature",
@@ -144,22 +147,10 @@ class VAEConfig:
         _choice("prior", self.prior, ("uniform", "learned"))
         _choice("optimizer", self.optimizer, ("adam", "sgd"))
         _choice("temperature", self.temperature, ("constant", "anneal", "learned"))
-        from gumbel_softmax import estimators
-
         from .data import DATASETS
 
         _choice("dataset", self.dataset, DATASETS)
 
-        names = estimators.available()
-        if self.estimator not in names:
-            try:
-                estimators.get(self.estimator)
-            except ValueError:
-                raise ConfigError(
-                    f"estimator must be one of {names}, got {self.estimator!r}"
-                ) from None
-            except TypeError:
-                pass  # an alias whose constructor needs arguments: a valid name
         if self.latent == "bernoulli" and self.n_classes != 2:
             raise ConfigError(
                 f"n_classes must be 2 for latent='bernoulli', got {self.n_classes} "
@@ -202,7 +193,53 @@ class VAEConfig:
             ) from None
         if not self.run_dir:
             raise ConfigError("run_dir must be a non-empty path")
+        self._check_estimator()
         return self
+
+    def schedule(self) -> Schedule:
+        """The temperature schedule of ``temperature``/``tau0``/... (a pure function of the
+        step): the paper's annealing, or the constant ``tau0``."""
+        if self.temperature == "anneal":
+            return ExponentialAnneal(
+                tau0=self.tau0, rate=self.anneal_rate, tau_min=self.tau_min, every=self.anneal_every
+            )
+        return Constant(self.tau0)
+
+    def _check_estimator(self) -> None:
+        """The estimator's declared capabilities against the rest of the config, so that a run
+        that would fail later (a binary-only estimator on K > 2, a schedule below the
+        estimator's smallest temperature) fails here, before any work."""
+        from gumbel_softmax import estimators
+
+        try:
+            cls = estimators.estimator_class(self.estimator)
+        except ValueError:
+            raise ConfigError(
+                f"estimator must be one of {estimators.available()}, got {self.estimator!r}"
+            ) from None
+        if cls.binary_only and self.n_classes != 2:
+            raise ConfigError(
+                f"estimator {self.estimator!r} handles binary variables only; use "
+                f"latent='bernoulli' (n_classes=2), got n_classes={self.n_classes}"
+            )
+        kind = cls.temperature_kind
+        if self.temperature == "learned" and not (cls.learnable_temperature or kind == "learned"):
+            raise ConfigError(
+                f"temperature='learned' needs an estimator that can learn its temperature; "
+                f"{self.estimator!r} cannot (use 'gs' or 'st-gs', or another mode)"
+            )
+        if kind is None:
+            return
+        lowest = self.schedule().lowest if kind == "scheduled" else self.tau0
+        try:
+            cls.check_temperature(self.tau0)
+            cls.check_temperature(lowest)
+        except ValueError as err:
+            raise ConfigError(
+                f"estimator {self.estimator!r} cannot run at the temperatures of this config "
+                f"(temperature={self.temperature!r}, tau0={self.tau0}, tau_min={self.tau_min}, "
+                f"lowest {lowest:g}): {err}"
+            ) from None
 
 
 def _choice(key: str, value: str, options: tuple[str, ...]) -> None:

@@ -15,24 +15,23 @@ and weights, bit for bit, as an uninterrupted run (on the same machine and threa
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from gumbel_softmax import Constant, ExponentialAnneal, Schedule, estimators
+from gumbel_softmax import estimators
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, VAEConfig
 from .evaluation import Bounds, evaluate
-from .models import DiscreteVAE
+from .models import IMAGE_DIM, DiscreteVAE
 from .records import derive_seed, provenance, read_metrics, truncate_metrics, write_json_atomic
 
 __all__ = ["RunResult", "Splits", "build_model", "build_optimizer", "load_splits", "main"]
@@ -83,49 +82,41 @@ def build_model(config: VAEConfig) -> DiscreteVAE:
         )
 
 
-def _init_options(name: str) -> set[str]:
-    cls = type(estimators.get(name))
-    return set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
+def build_estimator(config: VAEConfig) -> estimators.Estimator:
+    r"""The registry's estimator for ``config``, built from its declared capabilities.
 
+    Its learned parts exist on return (NVIL's baseline reads the image, ``context_features=784``;
+    RELAX's network the code), so the optimiser built next trains them. The temperature:
 
-def build_estimator(config: VAEConfig, temperature: float | None = None) -> estimators.Estimator:
-    r"""The registry's estimator for ``config``, at ``temperature`` (default: the schedule's
-    value at step 0) if it takes one.
+    * ``temperature_kind == "scheduled"``: ``schedule(0)``, then :func:`main` sets
+      ``estimator.temperature = schedule(step)`` before every step; with
+      ``temperature="learned"`` it is learned instead (``learn_temperature=True``).
+    * ``"fixed"`` (plain straight-through) and ``"learned"`` (REBAR, RELAX): ``tau0``, which the
+      first keeps and the second learns from.
+    * no temperature: nothing.
 
-    * ``temperature="learned"`` uses the estimator's own learned temperature
-      (``learn_temperature=True``, :math:`\tau = e^{\lambda}` optimised with the model).
-    * ``temperature="anneal"`` rebuilds the estimator whenever the schedule changes the value,
-      which is exact for estimators without learned parts (all those with a ``temperature``
-      argument except ``rebar``/``relax``, which learn theirs).
-    * Estimators without a temperature (``sf``, ``nvil``, ``arm`` ...) ignore these options.
-
-    Raises:
-        ConfigError: a combination the estimator does not support (a learned temperature it does
-            not have, annealing an estimator with learned parts, a binary-only estimator on
-            categorical latents).
+    The config was validated against the capabilities (:meth:`VAEConfig.validate`), so a
+    schedule the estimator cannot follow never gets here.
     """
-    options = _init_options(config.estimator)
-    kwargs: dict[str, Any] = {}
-    if "temperature" in options:
-        kwargs["temperature"] = build_schedule(config)(0) if temperature is None else temperature
-        if config.temperature == "learned":
-            if "learn_temperature" not in options:
-                raise ConfigError(
-                    f"temperature='learned' needs an estimator with a learned temperature; "
-                    f"{config.estimator!r} has none (use 'gs' or 'st-gs', or another mode)"
-                )
-            kwargs["learn_temperature"] = True
-    est = estimators.get(config.estimator, **kwargs)
-    if config.temperature == "anneal" and "temperature" in options and list(est.parameters()):
-        raise ConfigError(
-            f"temperature='anneal' cannot drive {config.estimator!r}, which learns its own "
-            "temperature; use temperature='constant' (its initial value is tau0)"
-        )
-    if est.binary_only and config.n_classes != 2:
-        raise ConfigError(
-            f"estimator {config.estimator!r} handles binary variables only; use latent='bernoulli'"
-        )
-    return est
+    cls = estimators.estimator_class(config.estimator)
+    options: dict[str, Any] = {}
+    kind = cls.temperature_kind
+    if kind is not None:
+        options["temperature"] = config.schedule()(0) if kind == "scheduled" else config.tau0
+    if config.temperature == "learned" and cls.learnable_temperature:
+        options["learn_temperature"] = True
+    return estimators.build(
+        config.estimator,
+        event_shape=(config.n_latent, config.n_classes),
+        context_features=IMAGE_DIM,
+        **options,
+    )
+
+
+def follows_schedule(config: VAEConfig) -> bool:
+    """Whether :func:`main` sets the estimator's temperature from the schedule at every step."""
+    cls = estimators.estimator_class(config.estimator)
+    return cls.temperature_kind == "scheduled" and config.temperature != "learned"
 
 
 def build_optimizer(config: VAEConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -143,17 +134,6 @@ def build_optimizer(config: VAEConfig, params: list[torch.nn.Parameter]) -> torc
         except RuntimeError:  # no fused kernel for this device (torch says which it supports)
             pass
     return kind(params, **options)
-
-
-def build_schedule(config: VAEConfig) -> Schedule:
-    if config.temperature == "anneal":
-        return ExponentialAnneal(
-            tau0=config.tau0,
-            rate=config.anneal_rate,
-            tau_min=config.tau_min,
-            every=config.anneal_every,
-        )
-    return Constant(config.tau0)
 
 
 def load_splits(config: VAEConfig) -> Splits:
@@ -217,9 +197,10 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     _check_resume(config, run_dir)
     device = torch.device(config.device)
     model = build_model(config).to(device)
-    estimator = build_estimator(config).to(device)  # bad combinations fail here, before any work
-    schedule = build_schedule(config)
-    anneal = config.temperature == "anneal" and "temperature" in _init_options(config.estimator)
+    estimator = build_estimator(config).to(device)
+    schedule = config.schedule()
+    anneal = follows_schedule(config)
+    takes_context = estimator.takes_context
     if splits is None:
         try:
             splits = load_splits(config)
@@ -314,13 +295,18 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             x = train_x[order[1][i * config.batch_size : (i + 1) * config.batch_size]]
             if binarize is not None:
                 x = binarize(x, generator=sampler)  # a fresh binarization per batch
-            if anneal and schedule(step) != temperature_now():
-                # The schedule moved: the same (parameter-free) estimator at the new temperature.
-                estimator = build_estimator(config, schedule(step)).to(device)
+            if anneal:
+                cast(Any, estimator).temperature = schedule(step)  # declared settable
             tau = temperature_now()
             logits = model.encode(x)
-            result = estimator(logits, partial(_nll, model, x=x), generator=sampler)
-            kl = model.kl(logits)
+            result = estimator(
+                logits,
+                partial(_nll, model, x=x),
+                generator=sampler,
+                context=x if takes_context else None,
+            )
+            # NVIL normalises the inference network's learning signal: the KL's part too.
+            kl = model.kl(estimators.scale_gradient(logits, result.logits_scale))
             loss = (result.surrogate + kl).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
