@@ -224,8 +224,9 @@ def mean_z_scores(samples: Tensor, expected: Tensor | float, *, dim: int = 0) ->
     with :math:`\bar x_i, s_i` the mean and standard deviation of the n samples along ``dim``
     and :math:`r_i` the precision the dtype allows: :math:`(u + \gamma_n)\,\overline{|x_i|}`
     (u the unit roundoff of the samples' dtype, :math:`\gamma_n` Higham's bound for a float64
-    sum of n terms) plus :math:`2u\,|\mu_i|` for the rounding of ``expected``. A coordinate with
-    :math:`s_i = 0` gets 0 if it matches up to :math:`r_i`, else :math:`\pm\infty`.
+    sum of n terms) plus :math:`2u\,|\mu_i|` for the rounding of ``expected`` (u the larger of
+    the samples' and ``expected``'s unit roundoffs). A coordinate with :math:`s_i = 0` gets 0
+    if it matches up to :math:`r_i`, else :math:`\pm\infty`.
 
     Args:
         samples: ``(..., n, ...)`` with the n draws along ``dim``.
