@@ -285,6 +285,13 @@ def test_get_without_a_shape_says_what_to_pass(name: str) -> None:
         get(name)
 
 
+@pytest.mark.parametrize("name", SHAPED)
+def test_logits_of_another_shape_than_built_for_are_refused(name: str) -> None:
+    est = make(name, 3, 3)
+    with pytest.raises(ValueError, match=r"built for inputs of 9 features .* got 6"):
+        est(torch.zeros(4, 2, 3), _f)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_a_used_estimators_state_loads_into_a_fresh_one(name: str) -> None:
     # issue 9: resuming an nvil or relax run crashed with 'Unexpected key(s) in state_dict'
