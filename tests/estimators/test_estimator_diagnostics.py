@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _sf_bench import make, train_steps
 
 from gumbel_softmax.diagnostics import (
+    ToyProblem,
     exact_expectation,
     exact_gradient,
     gradient_stats,
@@ -96,3 +98,25 @@ def test_gradient_stats_loop_and_vectorized_agree_and_validate() -> None:
         gradient_stats(est, p.f, p.logits, num_samples=2, exact=torch.zeros(3))
     with pytest.raises(TypeError, match="logits"):
         gradient_stats(est, p.f, [[0.0]], num_samples=2)  # type: ignore[arg-type]
+
+
+def test_gradient_stats_undoes_nvils_normalisation() -> None:
+    p = toy_problems(names=["quadratic-small"])["quadratic-small"]
+    big = ToyProblem(p.name, p.logits, lambda z: 30.0 * p.f(z), 30.0 * p.exact, "30 f")
+    est = make("nvil", *p.logits.shape)
+    train_steps(est, big, steps=10)  # running variance of the signal >> 1
+    est.eval()
+    assert est.scale < 0.5
+    s = gradient_stats(
+        est,
+        big.f,
+        big.logits,
+        num_samples=20_000,
+        exact=big.exact,
+        vectorize=True,
+        generator=torch.Generator().manual_seed(2),
+    )
+    z = z_quantile(1e-3, tests=s.bias.numel())  # false-alarm rate 1e-3, Bonferroni
+    assert bool((s.bias.abs() <= z * s.stderr).all()), (s.bias, s.stderr)
+    # the normalised estimate's mean, scale * exact, would be rejected by the same bound
+    assert bool(((1 - est.scale) * big.exact).abs().gt(2 * z * s.stderr).any())
