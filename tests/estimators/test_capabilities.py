@@ -273,7 +273,7 @@ def test_parameters_are_complete_after_build(name: str) -> None:
     before = [(n, p) for n, p in est.named_parameters()]
     if estimator_class(name).needs_event_shape:
         assert before, f"{name} declares needs_event_shape but has no parameters after build"
-    train_steps(est, problem, 3, lr=0.01)
+    train_steps(est, problem, 1, lr=0.01)
     after = [(n, p) for n, p in est.named_parameters()]
     assert [n for n, _ in after] == [n for n, _ in before]
     assert all(p is q for (_, p), (_, q) in zip(before, after, strict=True))
@@ -299,7 +299,7 @@ def test_a_used_estimators_state_loads_into_a_fresh_one(name: str) -> None:
     problem = STANDARD[0] if k == 3 else BINARY[0]
     n = problem.logits.shape[0]
     est = make(name, n, k)
-    train_steps(est, problem, steps=5, lr=0.05)
+    train_steps(est, problem, steps=2, lr=0.05)
     fresh = make(name, n, k)
     fresh.load_state_dict(est.state_dict())  # strict: same keys, same shapes
     for a, b in zip(est.state_dict().values(), fresh.state_dict().values(), strict=True):
