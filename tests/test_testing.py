@@ -65,14 +65,19 @@ def test_z_quantile_is_the_normal_quantile_with_bonferroni() -> None:
     assert z_quantile(0.05) == pytest.approx(1.959964, abs=1e-6)
     assert z_quantile(0.05, sided="one") == pytest.approx(1.644854, abs=1e-6)
     assert z_quantile(0.05, tests=5) == pytest.approx(normal_quantile(1 - 0.005), abs=1e-12)
-    for bad in (0.0, 1.0, -0.1, "0.1", True):
-        with pytest.raises(ValueError, match="false_alarm"):
-            z_quantile(bad)  # type: ignore[arg-type]
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="false_alarm must lie in"):
+            z_quantile(bad)
+    for wrong in ("0.1", True, None):
+        with pytest.raises(TypeError, match="false_alarm must be a float"):
+            z_quantile(wrong)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sided"):
         z_quantile(0.1, sided="both")  # type: ignore[arg-type]
-    for bad_tests in (0, 2.0, True):
-        with pytest.raises(ValueError, match="tests"):
-            z_quantile(0.1, tests=bad_tests)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tests must be a positive int"):
+        z_quantile(0.1, tests=0)
+    for wrong_tests in (2.0, True):
+        with pytest.raises(TypeError, match="tests must be a positive int"):
+            z_quantile(0.1, tests=wrong_tests)  # type: ignore[arg-type]
 
 
 def test_assert_close_mean_fails_at_its_stated_rate() -> None:
@@ -150,6 +155,20 @@ def test_two_sample_checks_catch_a_difference() -> None:
         assert_mean_at_most(b, a)
     with pytest.raises(AssertionError, match="not shown"):
         assert_mean_less(b, a)
+
+
+def test_nan_draws_fail_every_assertion() -> None:
+    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    x[5, 1] = math.nan
+    ok = torch.randn(100, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with pytest.raises(AssertionError, match="z = nan"):
+        assert_close_mean(x, torch.zeros(2))
+    with pytest.raises(AssertionError, match="differs detectably"):
+        assert_mean_differs(x[:, 1:], 100.0)  # NaN is no evidence of a difference
+    for check in (assert_same_mean, assert_mean_at_most, assert_mean_less):
+        with pytest.raises(AssertionError):
+            check(x, ok)
+    assert math.isnan(float(mean_z_scores(x, 0.0)[1]))
 
 
 def test_bad_samples_are_refused_naming_the_argument() -> None:
