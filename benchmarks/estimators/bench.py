@@ -6,8 +6,8 @@ Run (a few minutes on one core)::
 
 Writes ``results.md`` (markdown tables) and ``results.png`` (bias, variance and time against the
 temperature) next to this file. Every estimator in ``gumbel_softmax.estimators.available()`` is
-measured: those that take a ``temperature`` at each temperature of the grid they accept, the
-others once. All estimators see the same seeds (common random numbers), and every timing is also
+measured: those with a declared ``temperature_kind`` at each temperature of the grid they
+accept, the others once. All estimators see the same seeds (common random numbers), and every timing is also
 given as a ratio to PyTorch's own ``F.gumbel_softmax(hard=True)`` forward and backward on the same
 problem, measured in the same process.
 """
@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from gumbel_softmax.diagnostics import ToyProblem, gradient_stats, toy_problems
-from gumbel_softmax.estimators import Estimator, available, get
+from gumbel_softmax.estimators import Estimator, available, build, estimator_class
 
 HERE = Path(__file__).resolve().parent
 TEMPERATURES = (0.1, 0.5, 1.0, 2.0)
@@ -53,17 +53,18 @@ class Row:
     ratio: float
 
 
-def builds(name: str) -> list[tuple[float | None, Estimator]]:
-    """The estimator at every grid temperature it accepts, or once without a temperature."""
-    out: list[tuple[float | None, Estimator]] = []
-    for t in TEMPERATURES:
-        try:
-            out.append((t, get(name, temperature=t)))
-        except TypeError:
-            return [(None, get(name))]
-        except ValueError:
-            continue  # e.g. ReinMax refuses temperatures below 1
-    return out
+def builds(name: str, event_shape: tuple[int, int]) -> list[tuple[float | None, Estimator]]:
+    """The estimator built for ``event_shape`` at every grid temperature it accepts (its declared
+    ``temperature_kind`` and ``min_temperature``: ReinMax refuses temperatures below 1), or once
+    with its defaults when it has no temperature."""
+    cls = estimator_class(name)
+    if cls.temperature_kind is None:
+        return [(None, build(name, event_shape=event_shape))]
+    return [
+        (t, build(name, event_shape=event_shape, temperature=t))
+        for t in TEMPERATURES
+        if t >= cls.min_temperature
+    ]
 
 
 def torch_baseline_seconds(problem: ToyProblem, repeats: int) -> float:
@@ -82,10 +83,11 @@ def measure(num_samples: int, names: list[str], problems: dict[str, ToyProblem])
     for pname, problem in problems.items():
         torch_baseline_seconds(problem, 20)  # warm-up
         baseline = torch_baseline_seconds(problem, num_samples)
+        n, k = problem.logits.shape
         for name in names:
-            for t, est in builds(name):
-                if est.binary_only and problem.logits.shape[-1] != 2:
-                    continue  # binary-only estimators (ARM, DisARM): "n/a" on K > 2 problems
+            if estimator_class(name).binary_only and k != 2:
+                continue  # binary-only estimators (ARM, DisARM): "n/a" on K > 2 problems
+            for t, est in builds(name, (n, k)):
                 s = gradient_stats(
                     est,
                     problem.f,

@@ -304,9 +304,12 @@ def gradient_stats(
     r"""Mean, bias, variance, cosine and time of ``estimator``'s gradient for ``logits``.
 
     Draws S = ``num_samples`` independent estimates
-    :math:`\hat g_s = \nabla_\theta\,\mathrm{surrogate}_s` (the gradient of the summed surrogate
-    with respect to ``logits`` only; parameters inside ``f`` or the estimator are not touched)
-    and compares them with the exact gradient.
+    :math:`\hat g_s = \nabla_\theta\,\mathrm{surrogate}_s / s_s` (the gradient of the summed
+    surrogate with respect to ``logits`` only; parameters inside ``f`` or the estimator are not
+    touched), with :math:`s_s` the call's ``result.logits_scale`` (NVIL's variance
+    normalisation, 1 for every other estimator: the normalised estimate is unbiased for
+    :math:`s\,\nabla`, so dividing by it gives the estimate of the gradient itself), and
+    compares them with the exact gradient.
 
     Args:
         estimator: any registered estimator.
@@ -343,13 +346,14 @@ def gradient_stats(
             result = estimator(x, f, generator=generator)
             (grads,) = torch.autograd.grad(result.surrogate.sum(), x)
             elapsed = time.perf_counter() - start
+            grads = grads / result.logits_scale
         else:
             rows = []
             start = time.perf_counter()
             for _ in range(num_samples):
                 x = base.clone().requires_grad_(True)
                 result = estimator(x, f, generator=generator)
-                rows.append(torch.autograd.grad(result.surrogate.sum(), x)[0])
+                rows.append(torch.autograd.grad(result.surrogate.sum(), x)[0] / result.logits_scale)
             elapsed = time.perf_counter() - start
             grads = torch.stack(rows)
     grads = grads.detach()

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch.distributions import kl_divergence
 
 import gumbel_softmax.distributions as D
-from gumbel_softmax.testing import normal_quantile
-
-
-def _z_check(mc_samples: torch.Tensor, exact: torch.Tensor, false_alarm: float) -> None:
-    n = mc_samples.shape[0]
-    z = normal_quantile(1 - false_alarm / (2 * exact.numel()))
-    se = mc_samples.std(0) / math.sqrt(n)
-    assert bool(((mc_samples.mean(0) - exact).abs() <= z * se).all())
+from gumbel_softmax.testing import assert_close_mean, z_quantile
 
 
 @pytest.mark.parametrize("cls", [D.BinaryConcrete, D.LogitBinaryConcrete])
@@ -29,7 +20,7 @@ def test_binary_closed_form_matches_monte_carlo(cls, gen):
         x = p.sample((200_000,), generator=gen)
         # Per-sample log-ratios; their mean is unbiased for the KL. Bonferroni over 5 coordinates
         # and 3 temperatures, false-alarm rate 1e-3 in all.
-        _z_check(p.log_prob(x) - q.log_prob(x), exact, 1e-3 / 3)
+        assert_close_mean(p.log_prob(x) - q.log_prob(x), exact, false_alarm=1e-3 / 3)
     assert float(kl_divergence(p, p).abs().max()) == 0.0
 
 
@@ -64,7 +55,7 @@ def test_mc_kl_concrete_is_invariant_under_exp(gen):
     x = p.sample((n,), generator=gen)
     direct = p.log_prob(x) - q.log_prob(x)
     est = D.mc_kl(p, q, num_samples=n, generator=gen)
-    z = normal_quantile(1 - 1e-3 / 4)  # two estimates, two rows, false-alarm rate 1e-3
+    z = z_quantile(1e-3, tests=2)  # two rows, false-alarm rate 1e-3 in all
     se = (direct.var(0) / n * 2).sqrt()  # std of the difference of two independent means
     assert bool(((direct.mean(0) - est).abs() <= z * se).all())
     assert bool((est > 0).all())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _sf_bench import make, train_steps
 
 from gumbel_softmax.diagnostics import (
+    ToyProblem,
     exact_expectation,
     exact_gradient,
     gradient_stats,
@@ -13,6 +15,7 @@ from gumbel_softmax.diagnostics import (
     toy_problems,
 )
 from gumbel_softmax.estimators import get
+from gumbel_softmax.testing import z_quantile
 
 
 def test_toy_problems_are_deterministic_and_exact() -> None:
@@ -68,7 +71,7 @@ def test_poly_exact_gradient_in_closed_form() -> None:
     torch.testing.assert_close(p.exact, torch.stack([slope, -slope], -1))
 
 
-def test_gradient_stats_loop_and_vectorized_agree_and_validate(z_two_sided) -> None:
+def test_gradient_stats_loop_and_vectorized_agree_and_validate() -> None:
     p = toy_problems(names=["quadratic-small"])["quadratic-small"]
     est = get("st")
     loop = gradient_stats(
@@ -85,7 +88,8 @@ def test_gradient_stats_loop_and_vectorized_agree_and_validate(z_two_sided) -> N
     torch.testing.assert_close(loop.exact, p.exact)
     se = (loop.variance / 400 + vec.variance / 400).sqrt()
     # two independent estimates of the same mean: false-alarm rate 1e-4, Bonferroni
-    assert bool(((loop.mean - vec.mean).abs() <= z_two_sided(1e-4 / se.numel()) * se).all())
+    z = z_quantile(1e-4, tests=se.numel())
+    assert bool(((loop.mean - vec.mean).abs() <= z * se).all())
     assert loop.mse == pytest.approx(loop.bias_norm**2 + loop.total_variance * 399 / 400, rel=1e-6)
     torch.testing.assert_close(loop.stderr, (loop.variance / 400).sqrt())
     with pytest.raises(ValueError, match="num_samples"):
@@ -94,3 +98,25 @@ def test_gradient_stats_loop_and_vectorized_agree_and_validate(z_two_sided) -> N
         gradient_stats(est, p.f, p.logits, num_samples=2, exact=torch.zeros(3))
     with pytest.raises(TypeError, match="logits"):
         gradient_stats(est, p.f, [[0.0]], num_samples=2)  # type: ignore[arg-type]
+
+
+def test_gradient_stats_undoes_nvils_normalisation() -> None:
+    p = toy_problems(names=["quadratic-small"])["quadratic-small"]
+    big = ToyProblem(p.name, p.logits, lambda z: 30.0 * p.f(z), 30.0 * p.exact, "30 f")
+    est = make("nvil", *p.logits.shape)
+    train_steps(est, big, steps=10)  # running variance of the signal >> 1
+    est.eval()
+    assert est.scale < 0.5
+    s = gradient_stats(
+        est,
+        big.f,
+        big.logits,
+        num_samples=20_000,
+        exact=big.exact,
+        vectorize=True,
+        generator=torch.Generator().manual_seed(2),
+    )
+    z = z_quantile(1e-3, tests=s.bias.numel())  # false-alarm rate 1e-3, Bonferroni
+    assert bool((s.bias.abs() <= z * s.stderr).all()), (s.bias, s.stderr)
+    # the normalised estimate's mean, scale * exact, would be rejected by the same bound
+    assert bool(((1 - est.scale) * big.exact).abs().gt(2 * z * s.stderr).any())

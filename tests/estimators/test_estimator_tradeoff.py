@@ -13,25 +13,27 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _sf_bench import draw, make
 
 from gumbel_softmax.diagnostics import gradient_stats, toy_problems
-from gumbel_softmax.estimators import get
+from gumbel_softmax.estimators import PathwiseEstimator, available, estimator_class, get
+from gumbel_softmax.testing import z_quantile
 
 TEMPERATURES = (2.0, 1.0, 0.5, 0.25)
 ALPHA = 1e-4  # false-alarm rate of each test below
 
 
 @pytest.mark.parametrize("name", ["quadratic-small", "nonlinear-small"])
-def test_gumbel_softmax_bias_falls_and_variance_grows_with_temperature(
-    name, gradient_draws, z_two_sided, z_one_sided
-) -> None:
+def test_gumbel_softmax_bias_falls_and_variance_grows_with_temperature(name) -> None:
     problem = toy_problems(names=[name])[name]
     num = 20000
     exact = problem.exact.reshape(-1)
-    z = z_two_sided(ALPHA / (2 * len(TEMPERATURES) * exact.numel()))
+    # ALPHA/2 for all bias bounds together: Bonferroni over every coordinate of every temperature
+    z = z_quantile(ALPHA / 2, tests=len(TEMPERATURES) * exact.numel())
     bias_lo, bias_hi, var, var_se = [], [], [], []
     for seed, tau in enumerate(TEMPERATURES):
-        draws = gradient_draws(get("gs", temperature=tau), problem, num, seed).reshape(num, -1)
+        est = get("gs", temperature=tau)
+        draws = draw(est, problem.logits, problem.f, num, seed).reshape(num, -1)
         mean = draws.mean(0)
         slack = z * float((draws.var(0) / num).sqrt().norm())
         distance = float((mean - exact).norm())
@@ -40,7 +42,7 @@ def test_gumbel_softmax_bias_falls_and_variance_grows_with_temperature(
         dev = ((draws - mean) ** 2).sum(-1)
         var.append(float(dev.mean()))
         var_se.append(float(dev.std() / num**0.5))
-    z_var = z_one_sided(ALPHA / 2 / (len(TEMPERATURES) - 1))
+    z_var = z_quantile(ALPHA / 2, sided="one", tests=len(TEMPERATURES) - 1)
     for i in range(len(TEMPERATURES) - 1):
         # ||bias(tau_i)|| > ||bias(tau_{i+1})||: the lower bound of the first exceeds the upper
         # bound of the second (false-alarm rate ALPHA/2 for all bias bounds together)
@@ -52,24 +54,26 @@ def test_gumbel_softmax_bias_falls_and_variance_grows_with_temperature(
     assert bias_lo[0] > 0
 
 
-@pytest.mark.parametrize(
-    ("name", "kwargs"),
-    [
-        ("gs", {}),
-        ("st-gs", {}),
-        ("st", {}),
-        ("st-annealed", {}),
-        ("gumbel-rao", {}),
-        ("gst", {}),
-        ("reinmax", {}),
-    ],
-)
-def test_biased_estimators_report_a_detectable_bias(name, kwargs, gradient_draws, z_two_sided):
-    # on the non-linear problem every pathwise estimator is biased; gradient_stats reports it,
-    # and the bias is larger than its noise (false-alarm rate 1e-4, Bonferroni)
+BIASED_PATHWISE = [
+    n
+    for n in available()
+    if issubclass(estimator_class(n), PathwiseEstimator) and not estimator_class(n).unbiased
+]
+
+
+def test_every_pathwise_estimator_is_in_the_bias_check() -> None:
+    assert {"gs", "st-gs", "st", "st-annealed", "gumbel-rao", "gst", "reinmax"} <= set(
+        BIASED_PATHWISE
+    )
+
+
+@pytest.mark.parametrize("name", [*BIASED_PATHWISE, "darn"])
+def test_biased_estimators_report_a_detectable_bias(name: str) -> None:
+    # on the non-linear problem every pathwise estimator (and DARN) is biased; gradient_stats
+    # reports it, and the bias is larger than its noise (passes by chance <= 1e-4, Bonferroni)
     problem = toy_problems(names=["nonlinear-small"])["nonlinear-small"]
-    est = get(name, **kwargs)
-    assert not est.unbiased
+    est = make(name, *problem.logits.shape)
+    assert not estimator_class(name).unbiased
     s = gradient_stats(
         est,
         problem.f,
@@ -80,6 +84,6 @@ def test_biased_estimators_report_a_detectable_bias(name, kwargs, gradient_draws
         vectorize=True,
     )
     torch.testing.assert_close(s.bias, s.mean - problem.exact)
-    z = z_two_sided(1e-4 / s.bias.numel())
-    assert bool((s.bias.abs() > z * s.stderr).any()), f"{name}: bias {s.bias}, se {s.stderr}"
     assert s.bias_norm == pytest.approx(float(s.bias.norm()))
+    z = z_quantile(1e-4, tests=s.bias.numel())
+    assert bool((s.bias.abs() > z * s.stderr).any()), f"{name}: bias {s.bias}, se {s.stderr}"

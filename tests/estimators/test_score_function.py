@@ -1,4 +1,8 @@
-"""sf, sf-ema, rloo, nvil: unbiasedness against enumeration, state semantics, baseline training."""
+"""sf, sf-ema, rloo, nvil: state semantics, baseline training, NVIL's options and context.
+
+Their unbiasedness against enumeration is checked for every unbiased estimator in
+``test_unbiased.py``; here only what is particular to this family.
+"""
 
 from __future__ import annotations
 
@@ -6,62 +10,23 @@ import math
 
 import pytest
 import torch
-from _sf_bench import (
-    CATEGORICAL,
-    Problem,
-    assert_unbiased,
-    assert_variance_reduced,
-    draw,
-    exact_gradient,
-    train_steps,
-)
+from _sf_bench import CATEGORICAL, draw, make, spread, train_steps
 
-from gumbel_softmax.estimators import NVIL, EMABaseline, LeaveOneOut, ScoreFunction, get
+from gumbel_softmax.diagnostics import ToyProblem, exact_expectation
+from gumbel_softmax.estimators import NVIL, EMABaseline, LeaveOneOut
+from gumbel_softmax.testing import assert_close_mean, assert_mean_less, z_quantile
 
 N_DRAWS = 20_000
-IDS = [p.name for p in CATEGORICAL]
-
-
-@pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
-def test_sf_unbiased(problem: Problem) -> None:
-    draws = draw(ScoreFunction(), problem.logits, problem.f, N_DRAWS, seed=1)
-    assert_unbiased(draws, exact_gradient(problem.f, problem.logits))  # false alarm <= 1e-3
-
-
-@pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
-def test_rloo_unbiased(problem: Problem) -> None:
-    draws = draw(LeaveOneOut(3), problem.logits, problem.f, N_DRAWS, seed=2)
-    assert_unbiased(draws, exact_gradient(problem.f, problem.logits))  # false alarm <= 1e-3
-
-
-@pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
-def test_sf_ema_unbiased_with_a_warm_baseline(problem: Problem) -> None:
-    est = EMABaseline(decay=0.8)
-    train_steps(est, problem, steps=10)
-    assert est.baseline != 0.0
-    # Training mode: the baseline read before this call's samples is a constant for the call.
-    draws = draw(est, problem.logits, problem.f, N_DRAWS, seed=3)
-    assert_unbiased(draws, exact_gradient(problem.f, problem.logits))  # false alarm <= 1e-3
-
-
-@pytest.mark.parametrize("problem", CATEGORICAL, ids=IDS)
-def test_nvil_unbiased_with_a_trained_baseline(problem: Problem) -> None:
-    est = NVIL(hidden=16, in_features=problem.logits.numel())
-    train_steps(est, problem, steps=20, lr=0.02)  # a non-trivial b_psi, c and v
-    est.eval()
-    draws = draw(est, problem.logits, problem.f, N_DRAWS, seed=4)
-    # normalize=True: unbiased for the gradient times 1 / max(1, sqrt(v)).
-    assert_unbiased(draws / est.scale, exact_gradient(problem.f, problem.logits))  # <= 1e-3
 
 
 def test_nvil_without_normalisation_is_unbiased() -> None:
     problem = CATEGORICAL[3]
-    est = NVIL(hidden=16, in_features=problem.logits.numel(), normalize=False)
+    est = make("nvil", *problem.logits.shape, hidden=16, normalize=False)
     train_steps(est, problem, steps=20, lr=0.02)
     est.eval()
-    assert est.scale == 1.0
+    assert est.scale == 1.0 and float(est.signal_var) > 1.0  # normalize=True would scale
     draws = draw(est, problem.logits, problem.f, N_DRAWS, seed=5)
-    assert_unbiased(draws, exact_gradient(problem.f, problem.logits))  # false alarm <= 1e-3
+    assert_close_mean(draws, problem.exact, false_alarm=1e-3)
 
 
 def test_sf_ema_state_moves_in_training_mode_only() -> None:
@@ -82,32 +47,32 @@ def test_sf_ema_baseline_tracks_the_mean_of_f() -> None:
     problem = CATEGORICAL[1]
     est = EMABaseline(decay=0.9)
     train_steps(est, problem, steps=200, batch=256)
-    from gumbel_softmax.diagnostics import exact_expectation
-
     mean = float(exact_expectation(problem.f, problem.logits))
     var = float(exact_expectation(lambda z: (problem.f(z) - mean) ** 2, problem.logits))
-    # Stationary EMA of iid batch means: variance (1-b)/(1+b) * Var(f)/256; 4.9 sd <-> 1e-6.
+    # Stationary EMA of iid batch means: variance (1-b)/(1+b) * Var(f)/256; two-sided,
+    # false-alarm rate 1e-6
     sd = math.sqrt((0.1 / 1.9) * var / 256)
-    assert abs(est.baseline - mean) <= 4.9 * sd
+    assert abs(est.baseline - mean) <= z_quantile(1e-6) * sd
 
 
 def test_nvil_training_the_baseline_reduces_variance() -> None:
     problem = CATEGORICAL[1]
-    shifted = Problem(problem.name, problem.logits, lambda z: problem.f(z) + 5.0)
-    est = NVIL(hidden=16, normalize=False)
-    est.eval()
-    x0 = shifted.logits.expand(2, *shifted.logits.shape)
-    est(x0, shifted.f)  # builds the default network, so the optimiser sees its parameters
+    shifted = ToyProblem(
+        problem.name, problem.logits, lambda z: problem.f(z) + 5.0, problem.exact, "f + 5"
+    )
+    # built for its shape: the network exists before the optimiser does
+    est = make("nvil", *shifted.logits.shape, hidden=16, normalize=False).eval()
     before = draw(est, shifted.logits, shifted.f, N_DRAWS, seed=6)
-    train_steps(est, shifted, steps=150, lr=0.03)
+    train_steps(est, shifted, steps=50, lr=0.03)  # z about -177 at 50 steps, bound 3.1
     est.eval()
     after = draw(est, shifted.logits, shifted.f, N_DRAWS, seed=7)
-    assert_variance_reduced(before, after)  # one-sided, false alarm 1e-3
+    # total variance reduced: one-sided, passes by chance with probability <= 1e-3 if not
+    assert_mean_less(spread(after), spread(before), level=1e-3)
 
 
 def test_nvil_regression_term_has_no_gradient_for_the_logits() -> None:
     problem = CATEGORICAL[0]
-    est = NVIL(hidden=8, in_features=problem.logits.numel())
+    est = make("nvil", *problem.logits.shape, hidden=8)
     train_steps(est, problem, steps=5, lr=0.05)
     state = {k: v.clone() for k, v in est.state_dict().items()}
     x = problem.logits.expand(16, *problem.logits.shape).clone().requires_grad_(True)
@@ -159,7 +124,7 @@ def test_rloo_shapes_and_single_call_of_f() -> None:
         return problem.f(z)
 
     x = problem.logits.expand(7, *problem.logits.shape)
-    r = get("rloo", num_samples=5)(x, f, generator=torch.Generator().manual_seed(0))
+    r = make("rloo", 2, 3, num_samples=5)(x, f, generator=torch.Generator().manual_seed(0))
     assert calls == [torch.Size((5, 7, 2, 3))]
     assert r.value.shape == (5, 7) and r.sample.shape == (5, 7, 2, 3) and r.surrogate.shape == (7,)
     with pytest.raises(ValueError, match="num_samples must be >= 2"):
@@ -174,14 +139,12 @@ def test_parameters_inside_f_get_their_exact_gradient_in_expectation() -> None:
     def f(z):
         return problem.f(z) * phi.exp()
 
-    from gumbel_softmax.diagnostics import exact_expectation
-
     (exact,) = torch.autograd.grad(exact_expectation(f, problem.logits), phi)
     for name in ("sf", "sf-ema", "rloo", "nvil"):
         x = problem.logits.expand(N_DRAWS, *problem.logits.shape)
-        r = get(name)(x, f, generator=torch.Generator().manual_seed(8))
+        r = make(name, *problem.logits.shape)(x, f, generator=torch.Generator().manual_seed(8))
         # Per-draw gradients of phi: d/dphi f(z_i) = f(z_i) (since f = g e^phi), from value.
         per_draw = r.value if r.value.dim() == 1 else r.value.mean(0)
         (total,) = torch.autograd.grad(r.surrogate.sum(), phi)
         assert torch.allclose(total, per_draw.sum(), rtol=1e-10)
-        assert_unbiased(per_draw.unsqueeze(-1), exact.reshape(1))  # false alarm <= 1e-3
+        assert_close_mean(per_draw, exact, false_alarm=1e-3)

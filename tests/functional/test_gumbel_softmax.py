@@ -10,7 +10,7 @@ import torch
 from tests.conftest import DTYPES, TEMPERATURES
 
 import gumbel_softmax as gs
-from gumbel_softmax.testing import assert_categorical, normal_quantile
+from gumbel_softmax.testing import assert_categorical, assert_close_mean, z_quantile
 
 LOGITS = torch.tensor([1.5, 0.0, -0.7, 0.4, -2.0])
 
@@ -47,8 +47,7 @@ def test_distance_to_vertex_matches_exact_k2(gen, tau):
     y = gs.gumbel_softmax(logits.expand(400_000, 2), tau, generator=gen)
     d = 1 - y.max(-1).values
     exact = _exact_distance_k2(0.8, tau)
-    se = float(d.std()) / math.sqrt(d.numel())
-    assert abs(float(d.mean()) - exact) <= normal_quantile(1 - 5e-4) * se
+    assert_close_mean(d, exact, false_alarm=1e-3)
     if tau <= 0.001:  # and it is proportional to tau, with the constant derived below
         p = logits.softmax(-1)
         assert abs(exact / tau - float(2 * p[0] * p[1]) * math.log(2)) < 1e-2
@@ -71,7 +70,7 @@ def test_zero_temperature_limit(gen):
         means[tau] = float(d.mean())
         if tau == 0.001:
             se = float(d.std()) / math.sqrt(d.numel()) / tau
-            z = normal_quantile(1 - 1e-3 / 2)  # two-sided, false-alarm rate 1e-3
+            z = z_quantile(1e-3)  # two-sided, false-alarm rate 1e-3
             assert abs(means[tau] / tau - limit) <= z * se + 0.01 * limit
         # ... and the argmax keeps following the categorical distribution (false alarm 1e-3 each).
         assert_categorical(y.argmax(-1), p, false_alarm=1e-3)

@@ -97,7 +97,14 @@ def scale_gradient(x: Tensor, scale: float) -> Tensor:
 
     Use it to apply :attr:`EstimatorResult.logits_scale` to the other terms of the inference
     network's objective (e.g. an analytic KL computed from the same logits).
+
+    Raises:
+        TypeError: ``x`` not a tensor, ``scale`` not a float. ValueError: ``scale`` not
+        positive and finite.
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    scale = positive_float(scale, "scale")
     if scale == 1.0:
         return x
     return x.detach() + torch.where(torch.isfinite(x), x - x.detach(), 0.0) * scale

@@ -174,4 +174,11 @@ class ZeroStartMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.flatten:
             x = x.flatten(-2)
+        if x.shape[-1] != self.hidden.in_features:
+            # a clear message instead of a matrix-product error deep inside nn.Linear
+            raise ValueError(
+                f"the default network was built for inputs of {self.hidden.in_features} "
+                f"features (N*K of the event_shape, or context_features), got {x.shape[-1]}: "
+                "build the estimator for the shape of these logits"
+            )
         return self.out(torch.tanh(self.hidden(x))).squeeze(-1)
