@@ -263,26 +263,28 @@ def _temperature(row: dict[str, Any]) -> str:
         return f"fixed τ={s['tau0']:g}"
     if kind == "learned" or s["temperature"] == "learned":
         return f"learned from τ0={s['tau0']:g}"
-    if s["temperature"] == "constant":
+    if s["temperature"] == "constant" or s["tau0"] == s["tau_min"]:
         return f"constant τ={s['tau0']:g}"
     return f"annealed {s['tau0']:g} → {s['tau_min']:g}"
 
 
 def _common(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The settings every row shares (the per-row rest is listed beside each row)."""
+    """For each setting every row has, the value most rows have (a row lists only where it
+    differs: ReinMax's raised temperature floor, say)."""
     if not rows:
         return {}
     keys = set.intersection(*(set(r["settings"]) for r in rows)) - {"adjusted"}
-    return {
-        k: rows[0]["settings"][k]
-        for k in sorted(keys)
-        if all(r["settings"][k] == rows[0]["settings"][k] for r in rows)
-    }
+    common = {}
+    for key in sorted(keys):
+        values = [json.dumps(r["settings"][key]) for r in rows]
+        common[key] = json.loads(max(values, key=values.count))
+    return common
 
 
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     common = _common(rows)
     per_latent = {"estimator", "latent", "n_latent", "n_classes"}
+    shown_as_temperature = {"temperature", "tau0", "tau_min"}
     lines = [
         "# Every estimator in the lab's VAE, at one budget",
         "",
@@ -316,7 +318,9 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             other = [
                 f"{key}={value}"
                 for key, value in sorted(r["settings"].items())
-                if key not in common and key not in per_latent and key != "adjusted"
+                if key not in per_latent | shown_as_temperature
+                and key != "adjusted"
+                and (key not in common or value != common[key])
             ]
             other += r["settings"].get("adjusted", [])
             wall = f"{r['wall_s'] / 60:.1f} min"
@@ -332,7 +336,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     if rows:
         shown = {k: v for k, v in common.items() if k not in per_latent}
         lines += [
-            "## Settings every row shares",
+            "## Settings of every row, unless its row says otherwise",
             "",
             ", ".join(f"`{k}={v}`" for k, v in shown.items()),
             "",
@@ -377,7 +381,7 @@ def render_figure(rows: list[dict[str, Any]], results_dir: Path) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(LATENTS), figsize=(15, 6))
+    fig, axes = plt.subplots(1, len(LATENTS), figsize=(17, 6))
     # Ten distinct colours, then the same colours dashed, dash-dotted, ...
     colours = plt.get_cmap("tab10").colors
     styles = ("-", "--", "-.", ":")
@@ -415,7 +419,14 @@ def render_figure(rows: list[dict[str, Any]], results_dir: Path) -> bytes:
             # every final value with room above it, and clips what starts higher.
             low, high = min(finals), max(finals)
             ax.set_ylim(low - 0.05 * (high - low) - 2, high + 0.35 * (high - low) + 10)
-            ax.legend(fontsize=7, ncol=1, loc="upper right", title="estimator (final test −ELBO)")
+            ax.legend(
+                fontsize=7,
+                title="estimator (test −ELBO)",
+                title_fontsize=8,
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),  # beside the panel: 17 lines leave no room inside
+                borderaxespad=0.0,
+            )
         else:
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(
