@@ -179,7 +179,8 @@ def latent_sweep(model: DiscreteVAE, image: Tensor, *, max_variables: int = 20) 
     base_code = torch.nn.functional.one_hot(mode, k).to(x.dtype)
 
     def decode(codes: Tensor) -> tuple[Tensor, Tensor]:
-        # The base code in the same batch as the others: one matmul, the same rounding.
+        # The base code decoded in one batch with the others, so the framed cells (the base
+        # code itself) match it up to the rounding of their place in the batch.
         out = torch.sigmoid(model.decode(torch.cat([base_code[None], codes.reshape(-1, n, k)])))
         return out[0], out[1:].reshape(*codes.shape[:-2], -1)
 
