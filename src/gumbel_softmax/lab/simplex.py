@@ -1,13 +1,16 @@
 """The Concrete distribution on the 2-simplex: the README figure and the facts it illustrates.
 
-``python -m gumbel_softmax.lab.simplex --out docs/concrete_simplex.png`` redraws the figure and
-prints measured frequencies of the rounding property and distances to the nearest vertex.
+``python -m gumbel_softmax.lab.simplex --out docs/concrete_simplex.png`` redraws the README's
+figure (without ``--out``: ``concrete_simplex.png`` in the current directory) and prints measured
+frequencies of the rounding property and distances to the nearest vertex.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,7 +36,8 @@ def plot_concrete_simplex(
     num_samples: int = 1500,
     seed: int = 0,
 ) -> Path:
-    """Draw the log-density of Concrete(probs, tau) on the 2-simplex with samples on top."""
+    """Draw the log-density of Concrete(probs, tau) on the 2-simplex with samples on top, into
+    ``path`` (format from its suffix; written atomically, missing directories created)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,10 +66,28 @@ def plot_concrete_simplex(
     fig.suptitle(f"Concrete({', '.join(f'{p:g}' for p in probs)}; τ): log-density and samples")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=110)
     plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, buf.getvalue())
     return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary file beside it (fsync, read back and compared,
+    ``os.replace``): an existing figure is replaced whole or not at all."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if tmp.read_bytes() != data:
+            raise OSError(f"{str(tmp)!r}: the bytes read back differ from those written")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def measured_facts(
@@ -92,13 +114,70 @@ def measured_facts(
     return lines
 
 
+PROG = "python -m gumbel_softmax.lab.simplex"
+DEFAULT_OUT = "concrete_simplex.png"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Draw the Concrete distribution on the 2-simplex (the README figure) and print "
+        "measured frequencies of the rounding property and distances to the nearest vertex.",
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="PATH",
+        help=f"where to write the figure; its format follows the suffix (.png, .pdf, .svg, ...); "
+        f"missing parent directories are created (default: {DEFAULT_OUT} in the current "
+        "directory; the README's figure is docs/concrete_simplex.png)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=200_000,
+        help="samples per measured frequency (default: 200000)",
+    )
+    return p
+
+
+def _check_out(p: argparse.ArgumentParser, out: str) -> Path:
+    """``out`` as a path the figure can be written to, else ``p.error`` naming it."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(out)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.is_dir() or not path.name:
+        p.error(f"--out {out!r} is a directory; give a file name, e.g. {path / DEFAULT_OUT}")
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        p.error(
+            f"--out {out!r}: unknown figure format {path.suffix or '(no suffix)'!r}; "
+            f"use one of {sorted('.' + f for f in formats)}"
+        )
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            p.error(f"--out {out!r}: {str(parent)!r} is a file, not a directory")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="docs/concrete_simplex.png", help="figure path")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    args = parser.parse_args(argv)
-    path = plot_concrete_simplex(args.out, seed=args.seed)
-    for line in measured_facts(seed=args.seed):
+    """The command line: ``python -m gumbel_softmax.lab.simplex [--out PATH] [--seed S]
+    [--samples N]``. Bad options end with ``<prog>: error: ...`` and exit status 2."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    if args.samples < 1:
+        p.error(f"--samples must be >= 1, got {args.samples}")
+    out = _check_out(p, args.out)
+    try:
+        path = plot_concrete_simplex(out, seed=args.seed)
+    except OSError as err:  # unwritable directory, disk full, ...
+        p.exit(2, f"{PROG}: error: --out {args.out!r}: cannot write the figure: {err}\n")
+    for line in measured_facts(num_samples=args.samples, seed=args.seed):
         print(line)
     print(f"figure: {path}")
 

@@ -1,0 +1,133 @@
+"""benchmarks/vae/all_estimators.py: which runs it makes, its settings, and a short sweep end to end
+on the shipped subset (two estimators, a few steps) with its JSON, markdown and figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from gumbel_softmax import estimators
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "vae" / "all_estimators.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("all_estimators", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["all_estimators"] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["all_estimators"]
+
+
+def test_every_estimator_on_every_latent_it_supports(bench):
+    pairs = bench.combinations(["categorical", "bernoulli"], estimators.available())
+    binary = {n for n in estimators.available() if estimators.estimator_class(n).binary_only}
+    assert binary  # arm, disarm: otherwise this test checks nothing
+    assert {n for lat, n in pairs if lat == "bernoulli"} == set(estimators.available())
+    assert {n for lat, n in pairs if lat == "categorical"} == set(estimators.available()) - binary
+
+
+def test_settings_are_the_lab_defaults_except_a_declared_minimum_temperature(bench, tmp_path):
+    args = bench.parser().parse_args(["--results-dir", str(tmp_path)])
+    defaults = bench.VAEConfig().to_dict()
+    for name in estimators.available():
+        config, adjusted = bench.make_config("bernoulli", name, args)
+        low = estimators.estimator_class(name).min_temperature
+        assert (config.n_latent, config.n_classes, config.epochs) == (200, 2, 10)
+        assert (config.lr, config.batch_size, config.anneal_rate) == (1e-3, 100, 3e-5)
+        assert config.eval_samples == 1000 and config.dataset == "binarized-mnist"
+        if low > defaults["tau_min"]:  # reinmax: tau may not go below 1
+            assert config.tau_min == low and config.tau0 >= low
+            assert adjusted and "min_temperature" in adjusted[0]
+        else:
+            assert (config.tau0, config.tau_min) == (defaults["tau0"], defaults["tau_min"])
+            assert adjusted == []
+    assert bench.make_config("categorical", "reinmax", args)[0].tau_min == 1.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--estimators", "nope"], "unknown"),
+        (["--latent", "categorical", "--estimators", "arm"], "no run"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--max-steps", "-1"], "--max-steps must be >= 0"),
+        (["--epoch", "3"], "unrecognized arguments"),  # no abbreviations
+        (["--latent", "gaussian"], "invalid choice"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(bench, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        bench.main([*argv, "--results-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "all_estimators.py: error:" in err and message in err
+
+
+def test_results_dir_that_is_a_file_is_refused(bench, tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--results-dir", str(path), "--render"])
+    assert exc.value.code == 2 and "is not a directory" in capsys.readouterr().err
+
+
+def test_short_sweep_writes_rows_table_and_figure_then_skips_finished_runs(bench, tmp_path, capsys):
+    argv = [
+        "--dataset",
+        "binarized-mnist-subset",
+        "--latent",
+        "bernoulli",
+        "--estimators",
+        "gs",
+        "arm",
+        "--max-steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--eval-samples",
+        "2",
+        "--valid-images",
+        "20",
+        "--test-images",
+        "20",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    assert bench.main(argv) == 0
+    rows = json.loads((tmp_path / "all_estimators.json").read_text())
+    assert [(r["latent"], r["estimator"]) for r in rows] == [
+        ("bernoulli", "arm"),
+        ("bernoulli", "gs"),
+    ]
+    for r in rows:
+        assert r["steps"] == 4 and r["epochs"] == pytest.approx(4 / 100)
+        for key in ("valid_neg_elbo", "test_neg_elbo", "test_iw_bound_m2", "wall_s"):
+            assert isinstance(r[key], float) and r[key] > 0, key
+        assert r["settings"]["max_steps"] == 4 and r["settings"]["lr"] == 1e-3
+        assert r["git_revision"] and r["machine"]["torch"] and r["machine"]["cores"] >= 1
+        assert (tmp_path / r["run_dir"] / "metrics.jsonl").exists()
+    table = (tmp_path / "all_estimators.md").read_text()
+    assert "not** the paper's tuned protocol" in table
+    assert "| gs |" in table and "| arm |" in table
+    png = (tmp_path / "all_estimators.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Started again: nothing left to do, the results are unchanged.
+    capsys.readouterr()
+    assert bench.main(argv) == 0
+    assert capsys.readouterr().out.count("skipped") == 2
+    assert json.loads((tmp_path / "all_estimators.json").read_text()) == rows
+
+    # --render rebuilds the table from the JSON alone.
+    (tmp_path / "all_estimators.md").unlink()
+    assert bench.main(["--render", "--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "all_estimators.md").read_text() == table
