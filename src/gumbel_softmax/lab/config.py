@@ -271,7 +271,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file into a dict (``tomllib`` on Python 3.11+, ``tomli`` before).
 
     Raises:
-        ConfigError: the file is missing or is not valid TOML.
+        ConfigError: the file is missing, a directory, unreadable or not valid TOML.
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -283,7 +283,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(p)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(p)!r} is a directory, not a TOML file") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {err.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
     # Accept both a flat file and one with a [vae] table.
     if set(data) == {"vae"} and isinstance(data["vae"], dict):

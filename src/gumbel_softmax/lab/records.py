@@ -133,7 +133,7 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, dest)
         _fsync_directory(dest.parent)
     except OSError as err:
-        if err.filename is None or (tmp is not None and err.filename == str(tmp)):
+        if err.filename is None or str(err.filename).endswith(TEMP_SUFFIX):
             err.filename = str(dest)  # the user's path, not our temporary name
         raise
     finally:

@@ -86,15 +86,21 @@ class CheckpointFallbackWarning(RuntimeWarning):
 
 
 def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``, checked to exist here by allocating an empty tensor on it.
+    """``torch.device(name)``, checked to exist here (its index within the devices present, and
+    an empty tensor allocated on it).
 
     Raises:
         RunError: naming ``device`` and the reason (e.g. a torch build without CUDA).
     """
     device = torch.device(name)
+    if device.type == "cuda" and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise RunError(f"device {name!r} is not available here: {count} CUDA device(s) found")
     try:
         torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as err:  # torch asserts "not compiled with CUDA"
+    except (RuntimeError, AssertionError, NotImplementedError) as err:
+        # torch asserts "Torch not compiled with CUDA enabled"; other backends raise
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"device {name!r} is not available here: {reason}") from None
     return device
