@@ -26,6 +26,8 @@ HELP: dict[str, str] = {
     "latent": "latent type: 'categorical' (N variables of K classes) or 'bernoulli' (N bits)",
     "n_latent": "number of latent variables N (with latent=bernoulli and no value given: 200)",
     "n_classes": "classes per categorical variable K (with latent=bernoulli and no value given: 2)",
+    "hidden": "hidden-layer sizes of the encoder MLP, comma-separated (the decoder mirrors them; "
+    "the paper's 512,256)",
     "estimator": "gradient estimator name from gumbel_softmax.estimators.available()",
     "prior": "'uniform' categorical prior, or 'learned' factorised categorical prior",
     "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist, "
@@ -83,6 +85,7 @@ class VAEConfig:
     latent: str = "categorical"
     n_latent: int = 20
     n_classes: int = 10
+    hidden: str = "512,256"
     estimator: str = "st-gs"
     prior: str = "uniform"
     dataset: str = "binarized-mnist-subset"
@@ -193,8 +196,25 @@ class VAEConfig:
             ) from None
         if not self.run_dir:
             raise ConfigError("run_dir must be a non-empty path")
+        self.hidden_sizes()
         self._check_estimator()
         return self
+
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """``hidden`` as a tuple of ints, e.g. ``"512,256"`` -> ``(512, 256)``.
+
+        Raises:
+            ConfigError: not a comma-separated list of positive ints.
+        """
+        try:
+            sizes = tuple(int(part) for part in self.hidden.split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(
+                f"hidden must be comma-separated positive ints such as '512,256', got {self.hidden!r}"
+            )
+        return sizes
 
     def schedule(self) -> Schedule:
         """The temperature schedule of ``temperature``/``tau0``/... (a pure function of the

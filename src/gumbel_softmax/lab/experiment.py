@@ -99,6 +99,7 @@ def build_model(config: VAEConfig) -> DiscreteVAE:
             latent=config.latent,  # type: ignore[arg-type]
             n_latent=config.n_latent,
             n_classes=config.n_classes,
+            hidden=config.hidden_sizes(),
             prior=config.prior,  # type: ignore[arg-type]
         )
 
