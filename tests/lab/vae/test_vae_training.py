@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gumbel_softmax.lab import experiment
-from gumbel_softmax.lab.checkpoint import CheckpointError, load_checkpoint
+from gumbel_softmax.lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gumbel_softmax.lab.config import ConfigError
 from gumbel_softmax.lab.records import read_metrics
 from gumbel_softmax.lab.runner import CheckpointFallbackWarning
@@ -244,3 +244,32 @@ def test_a_device_without_a_fused_optimizer_gets_the_default_one(tiny_config, mo
     w = torch.nn.Parameter(torch.zeros(3))
     opt = experiment.build_optimizer(tiny_config, [w])
     assert isinstance(opt, real) and not opt.param_groups[0]["fused"]
+
+
+def test_a_run_dir_of_the_pre_runner_lab_resumes(fake_data, tiny_config, tmp_path):
+    """A run directory with the old single ``checkpoint.pt`` continues instead of restarting."""
+    whole = tiny_config.replace(run_dir=str(tmp_path / "whole"))
+    experiment.main(whole)
+    experiment.main(tiny_config.replace(max_steps=4))
+    run = Path(tiny_config.run_dir)
+    new = load_checkpoint(run / "checkpoints" / "checkpoint-4.pt")
+    old_layout = {
+        "model": new["modules"]["model"],
+        "estimator": new["modules"]["estimator"],
+        "optimizer": new["optimizer"],
+        "lr_schedule": new["lr_schedule"],
+        "sampler": new["generator"],
+        "window": {**new["window"]["sums"], "n": new["window"]["n"]},
+        "step": 4,
+        "config": new["config"],
+    }
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    save_checkpoint(old_layout, run / "checkpoint.pt")
+    experiment.main(tiny_config)
+    (ck_a, rows_a, final_a), (ck_b, rows_b, final_b) = _state(whole.run_dir), _state(run)
+    assert rows_a == rows_b and final_a == final_b
+    for k, v in ck_a["modules"]["model"].items():
+        assert torch.equal(v, ck_b["modules"]["model"][k]), k
+    sessions = json.loads((run / "run.json").read_text())["sessions"]
+    assert [s["resumed_from_step"] for s in sessions] == [0, 4]
