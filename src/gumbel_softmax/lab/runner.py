@@ -262,8 +262,8 @@ class RunDirectory:
             old.unlink()
         return path
 
-    def load_checkpoint(self) -> dict[str, Any] | None:
-        """The newest checkpoint that verifies, or ``None`` when there is none.
+    def load_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest checkpoint that verifies, as ``(path, state)``; ``None`` when there is none.
 
         A corrupt newer one is renamed ``*.corrupt`` (kept, never read again) with a
         :class:`CheckpointFallbackWarning` naming it and the file used instead.
@@ -287,10 +287,11 @@ class RunDirectory:
                     stacklevel=3,
                 )
             self._set_aside_newer_than(path)
-            return state
+            return path, state
         if failures:
             raise CheckpointError(
-                "no readable checkpoint in " + str(self.path) + ": " + "; ".join(failures)
+                f"no readable checkpoint in {self.path}: {'; '.join(failures)}. Delete the "
+                "checkpoints folder to train this run again from step 0, or use a new run_dir"
             )
         return None
 
@@ -438,17 +439,23 @@ def train(
 
     device = spec.generator.device
     run.remove_strays()
-    state = run.load_checkpoint()
+    found = run.load_checkpoint()
     step = 0
     window: dict[str, Any] = {"n": 0, "sums": {}}
-    if state is None:
+    if found is None:
         run.start(config)
     else:
-        step, window = _restore(spec, state)
+        path, state = found
+        try:
+            step, window = _restore(spec, state)
+        except (KeyError, RuntimeError, ValueError) as err:  # e.g. a state_dict of other shapes
+            raise CheckpointError(
+                f"{path} does not fit this run's model, estimator or optimiser: {err}"
+            ) from None
         note(
             f"run already finished at step {step}"
             if step >= cadence.stop
-            else f"resuming from step {step}"
+            else f"resuming from step {step} ({path})"
         )
     records.truncate_metrics(run.metrics, step)
     if progress and step < cadence.stop:

@@ -273,3 +273,14 @@ def test_a_run_dir_of_the_pre_runner_lab_resumes(fake_data, tiny_config, tmp_pat
         assert torch.equal(v, ck_b["modules"]["model"][k]), k
     sessions = json.loads((run / "run.json").read_text())["sessions"]
     assert [s["resumed_from_step"] for s in sessions] == [0, 4]
+
+
+def test_a_checkpoint_that_does_not_fit_the_run_is_an_error(fake_data, tiny_config):
+    """E.g. a checkpoint written by an estimator of other shapes: an error naming the file."""
+    experiment.main(tiny_config.replace(max_steps=2))
+    path = Path(tiny_config.run_dir, "checkpoints", "checkpoint-2.pt")
+    state = load_checkpoint(path)
+    state["modules"]["model"]["decoder.0.weight"] = torch.zeros(3, 3)
+    save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match=r"checkpoint-2\.pt does not fit this run's model"):
+        experiment.main(tiny_config)
