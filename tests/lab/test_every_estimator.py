@@ -19,8 +19,9 @@ is covered without editing this file. Each case is a short run through the CLI
 
 Then one test per lab-side bug of issue 9, each of which the old lab fails.
 
-Runs use one thread (two runs at a time on a shared two-core machine made each run 10-50 times
-slower) and read the subset once; each case takes about one second of CPU time.
+Runs use one torch thread and read the subset once. On the shared two-core test machine, torch's
+default two threads made these tiny runs 5 to 30 times slower than one thread; with one, each case
+(three CLI sessions, 24 + 24 steps) takes about a second, the whole file under a minute.
 """
 
 from __future__ import annotations
