@@ -9,17 +9,31 @@
 Every option of ``vae`` is a field of :class:`~gumbel_softmax.lab.config.VAEConfig`; its help
 text is the field's entry in :data:`~gumbel_softmax.lab.config.HELP`. Precedence: the defaults, then
 ``--config file.toml``, then the options given on the command line. Running the same command with
-the same ``--run-dir`` again resumes the run.
+the same ``--run-dir`` again resumes the run. Options must be spelled out (no abbreviations).
+
+Failures are messages, not tracebacks: a bad option or config value, and a run that cannot start
+or go on (a device that is not there, a run directory that is a file or cannot be written, a full
+disk, corrupt checkpoints or data files, a missing optional package of the ``lab`` extra) end with
+``gumbel-softmax: error: ...`` naming the option or path, and exit status 2. Warnings (a resumed
+run on another sampler backend, a corrupt newest checkpoint replaced by the older one) are printed
+as ``gumbel-softmax: warning: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
-from typing import Any
+from typing import Any, NoReturn
 
+from gumbel_softmax import estimators
+
+from .checkpoint import CheckpointError
 from .config import HELP, ConfigError, VAEConfig, load_toml
+from .runner import RunError
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -34,12 +48,14 @@ _CHOICES = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gumbel-softmax",
+        allow_abbrev=False,
         description="Experiments of Jang, Gu & Poole 2017 (arXiv:1611.01144) with the "
         "gumbel-softmax library.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     vae = sub.add_parser(
         "vae",
+        allow_abbrev=False,
         help="train and evaluate a VAE with discrete latents (resumes if --run-dir has a run)",
         description="Train and evaluate a discrete-latent VAE on binarized MNIST (or another "
         "dataset); write the run record (config, provenance, metrics.jsonl, TensorBoard events, "
@@ -62,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
             "default": argparse.SUPPRESS,
             "help": f"{HELP[f.name]} (default: {default!r})",
         }
+        if f.name == "estimator":
+            kw["help"] += f"; registered: {', '.join(estimators.available())}"
         if isinstance(default, bool):
             vae.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
@@ -71,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         vae.add_argument(flag, metavar=f.name.upper(), **kw)
     data = sub.add_parser(
         "data",
+        allow_abbrev=False,
         help="data sets: `gumbel-softmax data download --help`",
         description="Data-set commands of gumbel_softmax.lab.data.",
     )
@@ -93,6 +112,8 @@ def config_from_args(args: argparse.Namespace) -> VAEConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` (default ``sys.argv[1:]``); return its exit status (0), or exit
+    with status 2 and a message on stderr."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "data":
@@ -105,10 +126,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))  # exits with status 2 before any work starts
     from . import experiment
 
-    try:
-        result = experiment.main(config)
-    except ConfigError as err:
-        parser.error(str(err))
+    with _warnings_as_messages():
+        try:
+            result = experiment.main(config)
+        except ConfigError as err:
+            parser.error(str(err))
+        except (RunError, CheckpointError) as err:
+            _fail(str(err))
+        except OSError as err:  # the writer names the file (a full disk, a read-only folder)
+            where = f"{err.filename}: " if err.filename else ""
+            _fail(f"{where}{err.strerror or err}")
+        except KeyboardInterrupt:
+            print(
+                f"gumbel-softmax: interrupted; run the same command again to resume "
+                f"{config.run_dir!r} from its last checkpoint",
+                file=sys.stderr,
+            )
+            return 130
     print(
         f"step {result.step}: test -ELBO {result.test['neg_elbo']:.2f} nats, "
         f"test -IW bound (m={config.eval_samples}) {result.test['iw_bound']:.2f} nats; "
@@ -118,6 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     if result.figures:
         print(f"figures: {result.figures[0].parent}")
     return 0
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"gumbel-softmax: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+@contextmanager
+def _warnings_as_messages() -> Iterator[None]:
+    """Print the run's warnings as one ``gumbel-softmax: warning: ...`` line each."""
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        print(f"gumbel-softmax: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":

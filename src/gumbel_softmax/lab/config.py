@@ -26,6 +26,8 @@ HELP: dict[str, str] = {
     "latent": "latent type: 'categorical' (N variables of K classes) or 'bernoulli' (N bits)",
     "n_latent": "number of latent variables N (with latent=bernoulli and no value given: 200)",
     "n_classes": "classes per categorical variable K (with latent=bernoulli and no value given: 2)",
+    "hidden": "hidden-layer sizes of the encoder MLP, comma-separated (the decoder mirrors them; "
+    "the paper's 512,256)",
     "estimator": "gradient estimator name from gumbel_softmax.estimators.available()",
     "prior": "'uniform' categorical prior, or 'learned' factorised categorical prior",
     "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist, "
@@ -83,6 +85,7 @@ class VAEConfig:
     latent: str = "categorical"
     n_latent: int = 20
     n_classes: int = 10
+    hidden: str = "512,256"
     estimator: str = "st-gs"
     prior: str = "uniform"
     dataset: str = "binarized-mnist-subset"
@@ -193,8 +196,25 @@ class VAEConfig:
             ) from None
         if not self.run_dir:
             raise ConfigError("run_dir must be a non-empty path")
+        self.hidden_sizes()
         self._check_estimator()
         return self
+
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """``hidden`` as a tuple of ints, e.g. ``"512,256"`` -> ``(512, 256)``.
+
+        Raises:
+            ConfigError: not a comma-separated list of positive ints.
+        """
+        try:
+            sizes = tuple(int(part) for part in self.hidden.split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(
+                f"hidden must be comma-separated positive ints such as '512,256', got {self.hidden!r}"
+            )
+        return sizes
 
     def schedule(self) -> Schedule:
         """The temperature schedule of ``temperature``/``tau0``/... (a pure function of the
@@ -271,7 +291,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file into a dict (``tomllib`` on Python 3.11+, ``tomli`` before).
 
     Raises:
-        ConfigError: the file is missing or is not valid TOML.
+        ConfigError: the file is missing, a directory, unreadable or not valid TOML.
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -283,7 +303,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(p)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(p)!r} is a directory, not a TOML file") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {err.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
     # Accept both a flat file and one with a [vae] table.
     if set(data) == {"vae"} and isinstance(data["vae"], dict):

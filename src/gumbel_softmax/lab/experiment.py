@@ -1,26 +1,29 @@
-"""Training and evaluating the discrete VAE: :func:`main` turns a config into a run record.
+"""The discrete VAE on the lab's runner: :func:`main` turns a config into a run record.
 
-Read top to bottom: build everything from the config, restore the last checkpoint if the run
-directory has one, train with periodic validation and checkpoints, evaluate the final bounds, draw
-the figures.
+Read top to bottom: :func:`main` checks the config and the run directory, builds the model, the
+estimator and the optimiser from the config, loads the data, and hands :func:`~.runner.train` the
+four things only the VAE knows: the batch of a step, one step's loss (:func:`vae_objective`), the
+periodic validation and the final evaluation. The runner (:mod:`gumbel_softmax.lab.runner`) does
+the rest: cadence, checkpoints, resume, progress, the temperature schedule, metrics, the cache of
+the final evaluation.
 
-Exact resume. Everything random is either saved in the checkpoint (model, optimizer, learning-rate
-schedule, the sampling generator, the running log window, the step) or recreated from a seed that is
-a pure function of ``(seed, purpose, epoch-or-step)`` (the data order of each epoch, the evaluation
-samples at each step). The temperature schedule is a pure function of the step; a learned
-temperature is a parameter saved with the model. A run killed at any moment and started again with
-the same run directory therefore continues from its last checkpoint and ends with the same metrics
-and weights, bit for bit, as an uninterrupted run (on the same machine and thread count).
+Exact resume. The checkpoint holds the model, the estimator (its learned parts and temperature),
+the optimiser, the learning-rate schedule, the sampling generator, the log window and the step;
+everything else random is recreated from a seed that is a pure function of
+``(seed, purpose, epoch-or-step)``: the initial weights of the model and of the estimator, the
+data order of each epoch, the evaluation samples of each step. A run killed at any moment and
+started again with the same run directory continues from its last checkpoint and ends with the
+same metrics and weights, bit for bit, as an uninterrupted run (on the same machine, thread count
+and sampler backend).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,16 +31,34 @@ from torch import Tensor
 
 from gumbel_softmax import estimators
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, VAEConfig
 from .evaluation import Bounds, evaluate
 from .models import IMAGE_DIM, DiscreteVAE
-from .records import derive_seed, provenance, read_metrics, truncate_metrics, write_json_atomic
+from .records import derive_seed, read_metrics
+from .runner import (
+    Cadence,
+    Progress,
+    RunDirectory,
+    RunError,
+    StepOutput,
+    Training,
+    require_extras,
+    resolve_device,
+    train,
+)
 
-__all__ = ["RunResult", "Splits", "build_model", "build_optimizer", "load_splits", "main"]
+__all__ = [
+    "RunResult",
+    "Splits",
+    "build_estimator",
+    "build_model",
+    "build_optimizer",
+    "follows_schedule",
+    "load_splits",
+    "main",
+    "vae_objective",
+]
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 # Changing these between a run and its resumption does not change what the run computes.
 _RESUMABLE_KEYS = frozenset(
     {"epochs", "max_steps", "progress", "figures", "run_dir", "data_dir", "download"}
@@ -78,6 +99,7 @@ def build_model(config: VAEConfig) -> DiscreteVAE:
             latent=config.latent,  # type: ignore[arg-type]
             n_latent=config.n_latent,
             n_classes=config.n_classes,
+            hidden=config.hidden_sizes(),
             prior=config.prior,  # type: ignore[arg-type]
         )
 
@@ -96,7 +118,8 @@ def build_estimator(config: VAEConfig) -> estimators.Estimator:
     * no temperature: nothing.
 
     The config was validated against the capabilities (:meth:`VAEConfig.validate`), so a
-    schedule the estimator cannot follow never gets here.
+    schedule the estimator cannot follow never gets here. Learned parts are initialised from
+    ``config.seed`` (global RNG untouched), like the model.
     """
     cls = estimators.estimator_class(config.estimator)
     options: dict[str, Any] = {}
@@ -105,12 +128,14 @@ def build_estimator(config: VAEConfig) -> estimators.Estimator:
         options["temperature"] = config.schedule()(0) if kind == "scheduled" else config.tau0
     if config.temperature == "learned" and cls.learnable_temperature:
         options["learn_temperature"] = True
-    return estimators.build(
-        config.estimator,
-        event_shape=(config.n_latent, config.n_classes),
-        context_features=IMAGE_DIM,
-        **options,
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "init", "estimator"))
+        return estimators.build(
+            config.estimator,
+            event_shape=(config.n_latent, config.n_classes),
+            context_features=IMAGE_DIM,
+            **options,
+        )
 
 
 def follows_schedule(config: VAEConfig) -> bool:
@@ -161,22 +186,29 @@ def _eval_set(a: Any, binarized: bool, seed: int, name: str, limit: int) -> Tens
     return x
 
 
-def _check_resume(config: VAEConfig, run_dir: Path) -> None:
-    stored_path = run_dir / "config.json"
-    if not stored_path.exists():
-        return
-    stored = VAEConfig.from_dict(json.loads(stored_path.read_text()))
-    diff = sorted(
-        k
-        for k, v in config.to_dict().items()
-        if k not in _RESUMABLE_KEYS and stored.to_dict()[k] != v
+def vae_objective(
+    model: DiscreteVAE, estimator: estimators.Estimator, x: Tensor, *, generator: torch.Generator
+) -> tuple[Tensor, Tensor, estimators.EstimatorResult]:
+    r"""One step's loss of the VAE on the batch ``x`` ``(B, 784)``: ``(loss, kl, result)``.
+
+    :math:`\text{loss} = \frac1B \sum_b [\text{surrogate}_b + \mathrm{KL}_b]`, where the
+    estimator's surrogate carries the gradient of :math:`\mathbb E_q[-\log p(x\mid z)]` and the
+    KL is analytic. The KL reads the logits through
+    ``scale_gradient(logits, result.logits_scale)``: an estimator that scales the inference
+    network's learning signal (NVIL's variance normalisation) scales the KL's gradient to the
+    logits by the same factor, so the encoder sees one consistently scaled objective (Mnih &
+    Gregor 2014, arXiv:1402.0030); the KL's value, and the decoder's gradient, are unchanged.
+    NVIL's baseline reads the image (``context=x``).
+    """
+    logits = model.encode(x)
+    result = estimator(
+        logits,
+        partial(_nll, model, x=x),
+        generator=generator,
+        context=x if estimator.takes_context else None,
     )
-    if diff:
-        detail = ", ".join(f"{k}: {stored.to_dict()[k]!r} -> {getattr(config, k)!r}" for k in diff)
-        raise ConfigError(
-            f"run_dir {str(run_dir)!r} holds a run with a different config ({detail}); "
-            "use a new run_dir, or the same options to resume"
-        )
+    kl = model.kl(estimators.scale_gradient(logits, result.logits_scale))
+    return (result.surrogate + kl).mean(), kl, result
 
 
 def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
@@ -187,190 +219,129 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
         splits: the dataset; by default ``load_splits(config)``.
 
     Raises:
-        ConfigError: an invalid config, or a run directory holding a different run.
-        CheckpointError: the run directory's checkpoint is corrupt.
+        ConfigError: an invalid config (checked before anything is written), a run directory
+            that is a file or holds a different run, or a dataset that is not where the config
+            points.
+        RunError: the device is not available, an optional package is missing, or a data file
+            is corrupt.
+        CheckpointError: every checkpoint of the run directory is corrupt.
+        OSError: a file of the run record cannot be written (the error names it).
     """
     config.validate()
+    run = RunDirectory(config.run_dir)
+    run.check_config(config.to_dict(), resumable=_RESUMABLE_KEYS, defaults=VAEConfig().to_dict())
+    device = resolve_device(config.device)
+    require_extras(progress=config.progress, figures=config.figures)
     from . import figures as figures_module  # loaded now: a long run never sees later edits
 
-    run_dir = Path(config.run_dir)
-    _check_resume(config, run_dir)
-    device = torch.device(config.device)
     model = build_model(config).to(device)
     estimator = build_estimator(config).to(device)
-    schedule = config.schedule()
-    anneal = follows_schedule(config)
-    takes_context = estimator.takes_context
     if splits is None:
-        try:
-            splits = load_splits(config)
-        except FileNotFoundError as err:  # data not where the config points: a config error
-            raise ConfigError(str(err)) from None
+        splits = _load_splits_or_explain(config)
     train_x = _as_tensor(splits.train).to(device)
     steps_per_epoch = train_x.shape[0] // config.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(
             f"batch_size={config.batch_size} exceeds the {train_x.shape[0]} training images"
         )
-    total = config.epochs * steps_per_epoch
-    if config.max_steps:
-        total = min(total, config.max_steps)
     valid_x = _eval_set(splits.valid, splits.binarized, config.seed, "valid", config.eval_images)
     test_x = _eval_set(splits.test, splits.binarized, config.seed, "test", config.test_images)
     valid_x, test_x = valid_x.to(device), test_x.to(device)
-
     optimizer = build_optimizer(config, [*model.parameters(), *estimator.parameters()])
     lr_schedule = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
     )
     sampler = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "samples"))
-    window = {"loss": 0.0, "kl": 0.0, "n": 0}
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stray in run_dir.glob(f"{CHECKPOINT}.tmp*"):
-        stray.unlink()  # a checkpoint write that was killed: never used
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        estimator.load_state_dict(state["estimator"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        sampler.set_state(state["sampler"])
-        window = dict(state["window"])
-        step = int(state["step"])
-    else:
-        write_json_atomic(config.to_dict(), run_dir / "config.json")
-    truncate_metrics(run_dir / METRICS, step)
-    sessions = _read_json(run_dir / "run.json", {"sessions": []})
-    sessions["sessions"].append({**provenance(config.seed), "resumed_from_step": step})
-    sessions.update(seed=config.seed, dataset=splits.name, steps_per_epoch=steps_per_epoch)
-    write_json_atomic(sessions, run_dir / "run.json")
-
-    from torch.utils.tensorboard import SummaryWriter
-
-    tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step if step else None)
-    metrics = open(run_dir / METRICS, "a")
-
-    def log(row: dict[str, Any]) -> None:
-        metrics.write(json.dumps(row, sort_keys=True) + "\n")
-        metrics.flush()
-        for k, v in row.items():
-            if isinstance(v, float):
-                tb.add_scalar(f"{row['kind']}/{row.get('split', 'train')}/{k}", v, row["step"])
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "estimator": estimator.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "lr_schedule": lr_schedule.state_dict(),
-                "sampler": sampler.get_state(),
-                "window": dict(window),
-                "step": step,
-                "config": config.to_dict(),
-            },
-            run_dir / CHECKPOINT,
-        )
-
-    def temperature_now() -> float | None:
-        t = getattr(estimator, "temperature", None)
-        return None if t is None else float(t.detach() if isinstance(t, Tensor) else t)
-
     binarize: Callable[..., Tensor] | None = None
     if not splits.binarized:
         from .data import dynamic_binarize
 
         binarize = dynamic_binarize
-    eval_every = config.eval_every or steps_per_epoch
-    progress = _progress(config.progress, total, step)
-    order: tuple[int, Tensor] | None = None
-    try:
-        while step < total:
-            epoch, i = divmod(step, steps_per_epoch)
-            if order is None or order[0] != epoch:
-                g = torch.Generator().manual_seed(derive_seed(config.seed, "order", epoch))
-                order = (epoch, torch.randperm(train_x.shape[0], generator=g).to(device))
-            x = train_x[order[1][i * config.batch_size : (i + 1) * config.batch_size]]
-            if binarize is not None:
-                x = binarize(x, generator=sampler)  # a fresh binarization per batch
-            if anneal:
-                cast(Any, estimator).temperature = schedule(step)  # declared settable
-            tau = temperature_now()
-            logits = model.encode(x)
-            result = estimator(
-                logits,
-                partial(_nll, model, x=x),
-                generator=sampler,
-                context=x if takes_context else None,
-            )
-            # NVIL normalises the inference network's learning signal: the KL's part too.
-            kl = model.kl(estimators.scale_gradient(logits, result.logits_scale))
-            loss = (result.surrogate + kl).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            lr_schedule.step()
-            step += 1
-            value = result.value.reshape(-1, *kl.shape).mean(0)
-            window["loss"] += float((value + kl.detach()).mean())
-            window["kl"] += float(kl.detach().mean())
-            window["n"] += 1
-            # Rows follow a fixed cadence (plus the natural end of training), never the step where
-            # a session stops (max_steps): a stopped-and-resumed run writes the same rows.
-            end = step == config.epochs * steps_per_epoch
-            if step % config.log_every == 0 or end:
-                row = {
-                    "kind": "train",
-                    "step": step,
-                    "epoch": step / steps_per_epoch,
-                    "loss": window["loss"] / window["n"],
-                    "kl": window["kl"] / window["n"],
-                    "temperature": tau,
-                    "lr": float(optimizer.param_groups[0]["lr"]),
-                }
-                log(row)
-                progress.set_postfix(
-                    loss=f"{row['loss']:.2f}", tau="n/a" if tau is None else f"{tau:.3f}"
-                )
-                window = {"loss": 0.0, "kl": 0.0, "n": 0}
-            if step % eval_every == 0 or end:
-                b = _bounds(model, valid_x, config, config.eval_samples_during, "valid", step)
-                log(
-                    {
-                        "kind": "eval",
-                        "split": "valid",
-                        "step": step,
-                        "epoch": step / steps_per_epoch,
-                        "neg_elbo": b.neg_elbo,
-                        "iw_bound": b.iw_bound,
-                        "m": b.m,
-                    }
-                )
-            if step % config.checkpoint_every == 0 or step == total:
-                checkpoint()
-            progress.update(1)
-    finally:
-        progress.close()
-        metrics.close()
-        tb.close()
+    order: dict[int, Tensor] = {}
 
-    final = _read_json(run_dir / "final.json", None)
-    if final is None or final.get("step") != step or final.get("m") != config.eval_samples:
-        final = {"step": step, "m": config.eval_samples}
+    def batch(step: int) -> Tensor:
+        epoch, i = divmod(step, steps_per_epoch)
+        if epoch not in order:  # each epoch's order is a function of (seed, epoch)
+            g = torch.Generator().manual_seed(derive_seed(config.seed, "order", epoch))
+            order.clear()
+            order[epoch] = torch.randperm(train_x.shape[0], generator=g).to(device)
+        x = train_x[order[epoch][i * config.batch_size : (i + 1) * config.batch_size]]
+        if binarize is not None:
+            x = binarize(x, generator=sampler)  # a fresh binarization per batch
+        return x
+
+    def step(x: Tensor) -> StepOutput:
+        loss, kl, result = vae_objective(model, estimator, x, generator=sampler)
+        value = result.value.reshape(-1, *kl.shape).mean(0)  # f, averaged over samples
+        kl = kl.detach()
+        return StepOutput(loss, {"loss": float((value + kl).mean()), "kl": float(kl.mean())})
+
+    def validate(step: int) -> dict[str, float]:
+        b = _bounds(model, valid_x, config, config.eval_samples_during, "valid", step)
+        return {"neg_elbo": b.neg_elbo, "iw_bound": b.iw_bound, "m": b.m}
+
+    def final(step: int, progress: Progress) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        n_batches = [-(-len(d) // config.eval_batch_size) for d in (valid_x, test_x)]
+        progress.total = sum(n_batches)
         for name, data in (("valid", valid_x), ("test", test_x)):
-            b = _bounds(model, data, config, config.eval_samples, name, step)
-            final[name] = {"neg_elbo": b.neg_elbo, "iw_bound": b.iw_bound, "n_images": b.n_images}
-        write_json_atomic(final, run_dir / "final.json")
+            b = _bounds(model, data, config, config.eval_samples, name, step, progress)
+            out[name] = {"neg_elbo": b.neg_elbo, "iw_bound": b.iw_bound, "n_images": b.n_images}
+        return out
+
+    cadence = Cadence(
+        steps_per_epoch=steps_per_epoch,
+        epochs=config.epochs,
+        log_every=config.log_every,
+        eval_every=config.eval_every,
+        checkpoint_every=config.checkpoint_every,
+        max_steps=config.max_steps,
+    )
+    result = train(
+        run,
+        Training(
+            modules={"model": model, "estimator": estimator},
+            optimizer=optimizer,
+            lr_schedule=lr_schedule,
+            generator=sampler,
+            batch=batch,
+            step=step,
+            evaluate=validate,
+            final=final,
+            final_key={"m": config.eval_samples},
+            estimator=estimator,
+            schedule=config.schedule() if follows_schedule(config) else None,
+        ),
+        cadence,
+        config=config.to_dict(),
+        seed=config.seed,
+        progress=config.progress,
+        session={"dataset": splits.name, "steps_per_epoch": steps_per_epoch},
+    )
     figures: list[Path] = []
     if config.figures:
         figures = figures_module.draw_all(
-            model, read_metrics(run_dir / METRICS), test_x, run_dir / "figures", seed=config.seed
+            model, read_metrics(run.metrics), test_x, run.figures, seed=config.seed
         )
+    final_record = result.final
     return RunResult(
-        step=step, valid=final["valid"], test=final["test"], run_dir=run_dir, figures=figures
+        step=result.step,
+        valid=final_record["valid"],
+        test=final_record["test"],
+        run_dir=run.path,
+        figures=figures,
     )
+
+
+def _load_splits_or_explain(config: VAEConfig) -> Splits:
+    from .data import DownloadError
+
+    try:
+        return load_splits(config)
+    except FileNotFoundError as err:  # data not where the config points: a config error
+        raise ConfigError(str(err)) from None
+    except (ValueError, DownloadError) as err:  # a corrupt file (the message names it)
+        raise RunError(f"dataset {config.dataset!r}: {err}") from None
 
 
 def _nll(model: DiscreteVAE, z: Tensor, *, x: Tensor) -> Tensor:
@@ -378,31 +349,27 @@ def _nll(model: DiscreteVAE, z: Tensor, *, x: Tensor) -> Tensor:
 
 
 def _bounds(
-    model: DiscreteVAE, data: Tensor, config: VAEConfig, m: int, split: str, step: int
+    model: DiscreteVAE,
+    data: Tensor,
+    config: VAEConfig,
+    m: int,
+    split: str,
+    step: int,
+    progress: Progress | None = None,
 ) -> Bounds:
     g = torch.Generator(device=data.device)
     g.manual_seed(derive_seed(config.seed, "eval", split, step, m))
-    return evaluate(
-        model, data, m=m, batch_size=config.eval_batch_size, chunk=config.eval_chunk, generator=g
-    )
-
-
-def _read_json(path: Path, default: Any) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
-
-
-class _NoBar:
-    def set_postfix(self, **kw: Any) -> None: ...
-    def update(self, n: int) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(enabled: bool, total: int, initial: int) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+    options = {"m": m, "batch_size": config.eval_batch_size, "chunk": config.eval_chunk}
+    if progress is None:
+        return evaluate(model, data, generator=g, **options)
+    # Batch by batch for the progress bar: the same samples (one generator, the same order) as
+    # one call; the averages agree with it to rounding.
+    neg_elbo = iw = 0.0
+    for start in range(0, data.shape[0], config.eval_batch_size):
+        x = data[start : start + config.eval_batch_size]
+        b = evaluate(model, x, generator=g, **options)
+        neg_elbo += b.neg_elbo * b.n_images
+        iw += b.iw_bound * b.n_images
+        progress.update(1)
+    n = data.shape[0]
+    return Bounds(neg_elbo=neg_elbo / n, iw_bound=iw / n, m=m, n_images=n)

@@ -1,27 +1,43 @@
-"""The run record: config, provenance (seed, git revision, package versions), metrics as JSONL."""
+"""The run record: config, provenance (seed, git revision, package versions), metrics as JSONL,
+and the one atomic writer every file of the lab goes through.
+
+:func:`atomic_path` (and :func:`write_atomic` on it) is how the lab writes a file: into a temporary
+file ``.<name>.<random>.part`` in the destination's directory, flushed and fsynced, renamed over the
+destination with :func:`os.replace` (atomic on POSIX and Windows), and the directory fsynced so the
+rename itself survives a crash. A reader therefore sees the old file or the new one, never a mix;
+a process killed mid-write leaves at most a ``.part`` file, which no reader opens. JSON records,
+the rewritten metrics file, checkpoints and downloaded data files all go through it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "atomic_path",
     "derive_seed",
     "git_revision",
+    "metrics_line",
     "package_versions",
     "read_metrics",
     "truncate_metrics",
+    "write_atomic",
     "write_json_atomic",
 ]
+
+TEMP_SUFFIX = ".part"  # of the temporary files of atomic_path; readers skip them
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -61,7 +77,15 @@ def git_revision(path: str | Path | None = None) -> str:
 def package_versions() -> dict[str, str]:
     """Versions of Python and of the packages a run depends on."""
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in ("gumbel-softmax", "torch", "numpy", "matplotlib", "tqdm", "tensorboard"):
+    for name in (
+        "gumbel-softmax",
+        "torch",
+        "numba",
+        "numpy",
+        "matplotlib",
+        "tqdm",
+        "tensorboard",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -70,7 +94,7 @@ def package_versions() -> dict[str, str]:
 
 
 def provenance(seed: int) -> dict[str, Any]:
-    """What a run records about where it ran: time, argv, seed, git revision, versions."""
+    """What a run records about where it ran: time, argv, seed, git revision, versions, threads."""
     return {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "argv": sys.argv,
@@ -81,16 +105,63 @@ def provenance(seed: int) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; when the block ends without an exception, fsync
+    the file there, rename it to ``dest`` and fsync the directory.
+
+    The temporary file is in ``dest``'s directory (created if missing) so that ``os.replace``
+    is a rename within one file system; on any exception (a full disk, an interrupt) it is
+    removed and ``dest`` is untouched.
+
+    Raises:
+        OSError: from the file system, with ``filename`` set to ``dest`` when the error did
+            not name a file (a write or fsync failing for lack of space).
+    """
+    dest = Path(dest)
+    tmp: Path | None = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            dir=dest.parent, prefix=f".{dest.name}.", suffix=TEMP_SUFFIX
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        _fsync_directory(dest.parent)
+    except OSError as err:
+        if err.filename is None or str(err.filename).endswith(TEMP_SUFFIX):
+            err.filename = str(dest)  # the user's path, not our temporary name
+        raise
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; directories cannot be opened on Windows, where
+    # os.replace is durable enough for these files.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Replace the file ``path`` by ``data`` (text is UTF-8) through :func:`atomic_path`."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+
+
 def write_json_atomic(obj: Any, path: str | Path) -> None:
-    """Write JSON to ``path`` through a temp file, fsync and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` with :func:`write_atomic`."""
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -108,13 +179,13 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def metrics_line(row: dict[str, Any]) -> str:
+    """One row of a metrics JSONL file, as written (keys sorted, newline-terminated)."""
+    return json.dumps(row, sort_keys=True) + "\n"
+
+
 def truncate_metrics(path: str | Path, step: int) -> None:
-    """Keep only the rows with ``row["step"] <= step`` (those the checkpoint at ``step`` covers)."""
+    """Keep only the rows with ``row["step"] <= step`` (those the checkpoint at ``step`` covers),
+    rewriting the file with :func:`write_atomic` (a partial last line is dropped too)."""
     rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    with open(tmp, "w") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, "".join(metrics_line(r) for r in rows))

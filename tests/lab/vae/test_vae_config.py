@@ -37,6 +37,8 @@ def test_bernoulli_defaults_to_the_papers_200_bits():
         ({"anneal_rate": -1.0}, "anneal_rate must be >= 0"),
         ({"device": "gpu0"}, "device must be a torch device"),
         ({"run_dir": ""}, "run_dir must be a non-empty"),
+        ({"hidden": "512,,256"}, "hidden must be comma-separated positive ints"),
+        ({"hidden": "0"}, "hidden must be comma-separated positive ints"),
     ],
 )
 def test_bad_values_name_the_key(data, match):
@@ -57,3 +59,8 @@ def test_toml(tmp_path):
         load_toml(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_toml(tmp_path / "absent.toml")
+
+
+def test_hidden_sizes():
+    assert VAEConfig().hidden_sizes() == (512, 256)
+    assert VAEConfig(hidden="64").hidden_sizes() == (64,)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from gumbel_softmax.lab import experiment
-from gumbel_softmax.lab.checkpoint import CheckpointError, load_checkpoint
+from gumbel_softmax.lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gumbel_softmax.lab.config import ConfigError
 from gumbel_softmax.lab.records import read_metrics
+from gumbel_softmax.lab.runner import CheckpointFallbackWarning
 
 
 def test_training_writes_the_run_record(fake_data, tiny_config, tmp_path):
@@ -22,7 +24,8 @@ def test_training_writes_the_run_record(fake_data, tiny_config, tmp_path):
     info = json.loads((run / "run.json").read_text())
     session = info["sessions"][0]
     assert session["seed"] == 0 and session["git_revision"]
-    assert {"torch", "python", "gumbel-softmax"} <= set(session["versions"])
+    assert {"torch", "numba", "python", "gumbel-softmax"} <= set(session["versions"])
+    assert session["sampler_backend"] in ("reference", "numba") and session["threads"] >= 1
     rows = read_metrics(run / "metrics.jsonl")
     train = [r for r in rows if r["kind"] == "train"]
     evals = [r for r in rows if r["kind"] == "eval"]
@@ -35,7 +38,12 @@ def test_training_writes_the_run_record(fake_data, tiny_config, tmp_path):
     for r in evals:
         assert r["iw_bound"] <= r["neg_elbo"] + 5  # loose: a 3-sample bound on 10 images
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    assert load_checkpoint(run / "checkpoint.pt")["step"] == 6
+    # The last two checkpoints are kept (written at steps 2, 4, 6).
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "checkpoint-4.pt",
+        "checkpoint-6.pt",
+    ]
+    assert load_checkpoint(run / "checkpoints" / "checkpoint-6.pt")["step"] == 6
     final = json.loads((run / "final.json").read_text())
     assert final["test"]["n_images"] == 10 and final["m"] == 5
     assert {p.name for p in result.figures} == {
@@ -54,7 +62,7 @@ def test_training_writes_the_run_record(fake_data, tiny_config, tmp_path):
         {"estimator": "gs", "temperature": "constant"},
         {"latent": "bernoulli", "n_latent": 30, "n_classes": 2, "prior": "learned"},
         {"temperature": "learned", "tau0": 1.0, "optimizer": "sgd", "lr": 1e-2},
-        {"estimator": "reinmax", "tau0": 1.5},
+        {"estimator": "reinmax", "tau0": 1.5, "tau_min": 1.0},
         {"estimator": "rebar", "temperature": "constant"},
         {"estimator": "sf"},
         {"estimator": "arm", "latent": "bernoulli", "n_latent": 16, "n_classes": 2},
@@ -75,8 +83,8 @@ def test_variants_train(fake_data, tiny_config, changes):
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"estimator": "reinmax", "temperature": "learned"}, "has none"),
-        ({"estimator": "rebar"}, "learns its own temperature"),
+        ({"estimator": "reinmax", "temperature": "learned"}, "can learn its temperature"),
+        ({"estimator": "reinmax"}, "temperature must be >= 1"),
         ({"estimator": "arm"}, "binary variables only"),
     ],
 )
@@ -97,8 +105,15 @@ def test_training_lowers_the_loss(fake_data, tiny_config):
     assert train[-1]["loss"] < train[0]["loss"] - 50  # 543 -> ~390 nats measured
 
 
+def _newest_checkpoint(run_dir):
+    paths = sorted(
+        Path(run_dir, "checkpoints").glob("checkpoint-*.pt"), key=lambda p: int(p.stem[11:])
+    )
+    return load_checkpoint(paths[-1])
+
+
 def _state(run_dir):
-    ck = load_checkpoint(f"{run_dir}/checkpoint.pt")
+    ck = _newest_checkpoint(run_dir)
     return (
         ck,
         read_metrics(f"{run_dir}/metrics.jsonl"),
@@ -116,28 +131,49 @@ def test_resume_is_exact(fake_data, tiny_config, tmp_path):
     # checkpoint write: all of it must be ignored.
     with open(tmp_path / "parts" / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps({"kind": "train", "step": 7, "loss": 1.0}) + '\n{"kind": "tr')
-    (tmp_path / "parts" / "checkpoint.pt.tmp999").write_bytes(b"half a checkpoint")
+    (tmp_path / "parts" / "checkpoints" / ".checkpoint-6.pt.x1y2.part").write_bytes(b"half")
     experiment.main(parts)  # the same command again resumes
     (ck_a, rows_a, final_a), (ck_b, rows_b, final_b) = _state(whole.run_dir), _state(parts.run_dir)
     assert ck_a["step"] == ck_b["step"] == 10
-    for k, v in ck_a["model"].items():
-        assert torch.equal(v, ck_b["model"][k]), k
-    assert torch.equal(ck_a["sampler"], ck_b["sampler"])
+    for k, v in ck_a["modules"]["model"].items():
+        assert torch.equal(v, ck_b["modules"]["model"][k]), k
+    assert torch.equal(ck_a["generator"], ck_b["generator"])
     assert rows_a == rows_b
     assert final_a == final_b
-    assert not list((tmp_path / "parts").glob("*.tmp*"))
+    assert not list((tmp_path / "parts").rglob("*.part"))
     sessions = json.loads((tmp_path / "parts" / "run.json").read_text())["sessions"]
     assert [s["resumed_from_step"] for s in sessions] == [0, 5]
 
 
-def test_corrupt_checkpoint_stops_the_run(fake_data, tiny_config):
-    experiment.main(tiny_config.replace(max_steps=2))
-    path = tiny_config.run_dir + "/checkpoint.pt"
-    blob = bytearray(open(path, "rb").read())
+def _flip_a_bit(path):
+    blob = bytearray(path.read_bytes())
     blob[100] ^= 1
-    open(path, "wb").write(bytes(blob))
-    with pytest.raises(CheckpointError, match="corrupt"):
+    path.write_bytes(bytes(blob))
+
+
+def test_corrupt_checkpoint_stops_the_run(fake_data, tiny_config):
+    experiment.main(tiny_config.replace(max_steps=4))  # checkpoints at 2 and 4
+    folder = Path(tiny_config.run_dir, "checkpoints")
+    for name in ("checkpoint-2.pt", "checkpoint-4.pt"):
+        _flip_a_bit(folder / name)
+    with pytest.raises(CheckpointError, match=r"checkpoint-4\.pt is corrupt.*checkpoint-2\.pt"):
         experiment.main(tiny_config)
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_older_one(fake_data, tiny_config, tmp_path):
+    whole = tiny_config.replace(run_dir=str(tmp_path / "whole"))
+    experiment.main(whole)
+    experiment.main(tiny_config.replace(max_steps=4))
+    folder = Path(tiny_config.run_dir, "checkpoints")
+    _flip_a_bit(folder / "checkpoint-4.pt")
+    with pytest.warns(
+        CheckpointFallbackWarning, match=r"checkpoint-4\.pt is corrupt.*checkpoint-2"
+    ):
+        experiment.main(tiny_config)
+    assert (folder / "checkpoint-4.pt.corrupt").exists()  # kept for a look, never read
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["checkpoint-4.pt", "checkpoint-6.pt"]
+    (_, rows_a, final_a), (_, rows_b, final_b) = _state(whole.run_dir), _state(tiny_config.run_dir)
+    assert rows_a == rows_b and final_a == final_b  # resumed from step 2 to the same result
 
 
 def test_a_different_config_in_the_same_run_dir_is_refused(fake_data, tiny_config):
@@ -208,3 +244,43 @@ def test_a_device_without_a_fused_optimizer_gets_the_default_one(tiny_config, mo
     w = torch.nn.Parameter(torch.zeros(3))
     opt = experiment.build_optimizer(tiny_config, [w])
     assert isinstance(opt, real) and not opt.param_groups[0]["fused"]
+
+
+def test_a_run_dir_of_the_pre_runner_lab_resumes(fake_data, tiny_config, tmp_path):
+    """A run directory with the old single ``checkpoint.pt`` continues instead of restarting."""
+    whole = tiny_config.replace(run_dir=str(tmp_path / "whole"))
+    experiment.main(whole)
+    experiment.main(tiny_config.replace(max_steps=4))
+    run = Path(tiny_config.run_dir)
+    new = load_checkpoint(run / "checkpoints" / "checkpoint-4.pt")
+    old_layout = {
+        "model": new["modules"]["model"],
+        "estimator": new["modules"]["estimator"],
+        "optimizer": new["optimizer"],
+        "lr_schedule": new["lr_schedule"],
+        "sampler": new["generator"],
+        "window": {**new["window"]["sums"], "n": new["window"]["n"]},
+        "step": 4,
+        "config": new["config"],
+    }
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    save_checkpoint(old_layout, run / "checkpoint.pt")
+    experiment.main(tiny_config)
+    (ck_a, rows_a, final_a), (ck_b, rows_b, final_b) = _state(whole.run_dir), _state(run)
+    assert rows_a == rows_b and final_a == final_b
+    for k, v in ck_a["modules"]["model"].items():
+        assert torch.equal(v, ck_b["modules"]["model"][k]), k
+    sessions = json.loads((run / "run.json").read_text())["sessions"]
+    assert [s["resumed_from_step"] for s in sessions] == [0, 4]
+
+
+def test_a_checkpoint_that_does_not_fit_the_run_is_an_error(fake_data, tiny_config):
+    """E.g. a checkpoint written by an estimator of other shapes: an error naming the file."""
+    experiment.main(tiny_config.replace(max_steps=2))
+    path = Path(tiny_config.run_dir, "checkpoints", "checkpoint-2.pt")
+    state = load_checkpoint(path)
+    state["modules"]["model"]["decoder.0.weight"] = torch.zeros(3, 3)
+    save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match=r"checkpoint-2\.pt does not fit this run's model"):
+        experiment.main(tiny_config)

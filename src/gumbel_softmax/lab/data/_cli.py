@@ -15,6 +15,7 @@ from ._download import DownloadError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gumbel-softmax data download",
+        allow_abbrev=False,
         description=(
             "Download data sets into the data directory, each file checked against its "
             "published sha256 and written atomically; files already there and intact are kept."

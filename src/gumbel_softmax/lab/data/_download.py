@@ -8,21 +8,20 @@ reads. A file already there with the wrong sha256 (cut short, corrupted) is down
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import logging
 import os
 import ssl
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from gumbel_softmax import __version__
 
+from ..records import atomic_path  # the lab's one atomic writer
 from ._formats import sha256_file
 
 logger = logging.getLogger("gumbel_softmax.lab.data")
@@ -41,39 +40,6 @@ class _MirrorFailure(Exception):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; on success, fsync it and rename it to ``dest``.
-
-    The temporary file is in ``dest``'s directory so that ``os.replace`` is a rename on one file
-    system (atomic on POSIX and Windows); on any exception it is removed and ``dest`` is untouched.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-        _fsync_directory(dest.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; directories cannot be opened on Windows, where
-    # os.replace is already durable enough for a cache.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _download_once(url: str, tmp: Path, accepted: Collection[str], timeout: float) -> None:
