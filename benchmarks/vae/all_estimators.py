@@ -53,7 +53,8 @@ from gumbel_softmax import estimators
 from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.config import ConfigError, VAEConfig
 from gumbel_softmax.lab.data import DATASETS, load_dataset
-from gumbel_softmax.lab.records import git_revision, read_metrics
+from gumbel_softmax.lab.records import git_revision, read_metrics, write_atomic
+from gumbel_softmax.lab.runner import RunDirectory
 
 HERE = Path(__file__).resolve().parent
 PROG = "all_estimators.py"
@@ -197,27 +198,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- the files
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file: fsync, read back and compare,
-    ``os.replace``, fsync the directory. A reader sees the old file or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if tmp.read_bytes() != data:
-            raise OSError(f"verification of {str(tmp)!r} failed: the bytes read back differ")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def read_rows(results_dir: Path) -> list[dict[str, Any]]:
     path = results_dir / JSON_NAME
     if not path.exists():
@@ -239,15 +219,15 @@ def store_row(row: dict[str, Any], results_dir: Path) -> None:
         key = (row["latent"], row["estimator"])
         rows = [r for r in read_rows(results_dir) if (r["latent"], r["estimator"]) != key]
         rows = sorted([*rows, row], key=_order)
-        _write_atomic(results_dir / JSON_NAME, (json.dumps(rows, indent=2) + "\n").encode())
+        write_atomic(results_dir / JSON_NAME, (json.dumps(rows, indent=2) + "\n").encode())
         render(results_dir)
 
 
 def render(results_dir: Path) -> None:
     """Rebuild ``all_estimators.md`` and ``all_estimators.png`` from the JSON."""
     rows = read_rows(results_dir)
-    _write_atomic(results_dir / MD_NAME, render_markdown(rows).encode())
-    _write_atomic(results_dir / PNG_NAME, render_figure(rows, results_dir))
+    write_atomic(results_dir / MD_NAME, render_markdown(rows).encode())
+    write_atomic(results_dir / PNG_NAME, render_figure(rows, results_dir))
 
 
 def _iw(row: dict[str, Any]) -> float:
@@ -391,7 +371,7 @@ def render_figure(rows: list[dict[str, Any]], results_dir: Path) -> bytes:
         for i, r in enumerate(part):
             evals = [
                 e
-                for e in read_metrics(results_dir / r["run_dir"] / experiment.METRICS)
+                for e in read_metrics(RunDirectory(results_dir / r["run_dir"]).metrics)
                 if e.get("kind") == "eval" and e.get("split") == "valid"
             ]
             if not evals:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gumbel_softmax.lab import simplex
+from gumbel_softmax.lab import records, simplex
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FEW = ["--samples", "2000"]  # the measured facts, cheaply
@@ -76,7 +76,7 @@ def test_a_failed_write_is_a_message_and_keeps_the_old_figure(tmp_path, monkeypa
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(simplex, "_write_atomic", disk_full)
+    monkeypatch.setattr(records, "write_atomic", disk_full)  # the lab's one writer
     with pytest.raises(SystemExit) as exc:
         simplex.main(["--out", str(out), *FEW])
     assert exc.value.code == 2

@@ -14,6 +14,7 @@ from torch import Tensor
 from gumbel_softmax import sample_categorical
 
 from .models import DiscreteVAE
+from .records import save_figure
 
 __all__ = ["LatentSweep", "draw_all", "draw_latents", "latent_sweep"]
 
@@ -43,7 +44,7 @@ def _save_grid(picture: Tensor, path: Path, title: str, ylabel: str = "", xlabel
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -93,7 +94,7 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
     axt.set_ylabel("temperature τ")
     axt.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -311,7 +312,7 @@ def draw_latents(sweep: LatentSweep, path: str | Path) -> Path:
         ax.set_ylabel(sweep.ylabel, fontsize=8)
     fig.suptitle(f"What the latent variables do: {sweep.title}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

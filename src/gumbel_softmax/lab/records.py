@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ __all__ = [
     "metrics_line",
     "package_versions",
     "read_metrics",
+    "save_figure",
     "truncate_metrics",
     "write_atomic",
     "write_json_atomic",
@@ -157,6 +159,16 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Replace the file ``path`` by ``data`` (text is UTF-8) through :func:`atomic_path`."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 100) -> Path:
+    """Render the matplotlib figure ``fig`` (format from ``path``'s suffix, PNG without one) and
+    write it with :func:`write_atomic`: an existing figure is replaced whole or not at all."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
+    write_atomic(path, buf.getvalue())
+    return path
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> None:

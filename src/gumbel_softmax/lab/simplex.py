@@ -8,9 +8,7 @@ frequencies of the rounding property and distances to the nearest vertex.
 from __future__ import annotations
 
 import argparse
-import io
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,8 @@ import torch
 
 import gumbel_softmax as gs
 from gumbel_softmax.distributions import Concrete
+
+from .records import save_figure
 
 #: The class probabilities of the figure (K = 3).
 PROBS = (0.55, 0.3, 0.15)
@@ -65,29 +65,10 @@ def plot_concrete_simplex(
         ax.axis("off")
     fig.suptitle(f"Concrete({', '.join(f'{p:g}' for p in probs)}; τ): log-density and samples")
     fig.tight_layout()
-    path = Path(path)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=110)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, buf.getvalue())
-    return path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` through a temporary file beside it (fsync, read back and compared,
-    ``os.replace``): an existing figure is replaced whole or not at all."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if tmp.read_bytes() != data:
-            raise OSError(f"{str(tmp)!r}: the bytes read back differ from those written")
-        os.replace(tmp, path)
+        return save_figure(fig, path, dpi=110)
     finally:
-        tmp.unlink(missing_ok=True)
+        plt.close(fig)
 
 
 def measured_facts(
