@@ -245,7 +245,7 @@ def _temperature(row: dict[str, Any]) -> str:
         return f"learned from τ0={s['tau0']:g}"
     if s["temperature"] == "constant" or s["tau0"] == s["tau_min"]:
         return f"constant τ={s['tau0']:g}"
-    return f"annealed {s['tau0']:g} → {s['tau_min']:g}"
+    return f"annealed from {s['tau0']:g} (r={s['anneal_rate']:g}, floor {s['tau_min']:g})"
 
 
 def _common(rows: list[dict[str, Any]]) -> dict[str, Any]:
