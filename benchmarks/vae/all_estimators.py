@@ -51,7 +51,7 @@ import torch
 
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import experiment
-from gumbel_softmax.lab.config import ConfigError, VAEConfig
+from gumbel_softmax.lab.config import ConfigError, VAEConfig, describe_temperature
 from gumbel_softmax.lab.data import DATASETS, load_dataset
 from gumbel_softmax.lab.records import git_revision, read_metrics, write_atomic
 from gumbel_softmax.lab.runner import RunDirectory
@@ -235,19 +235,6 @@ def _iw(row: dict[str, Any]) -> float:
     return value
 
 
-def _temperature(row: dict[str, Any]) -> str:
-    s, kind = row["settings"], row["temperature_kind"]
-    if kind is None:
-        return "—"
-    if kind == "fixed":
-        return f"fixed τ={s['tau0']:g}"
-    if kind == "learned" or s["temperature"] == "learned":
-        return f"learned from τ0={s['tau0']:g}"
-    if s["temperature"] == "constant" or s["tau0"] == s["tau_min"]:
-        return f"constant τ={s['tau0']:g}"
-    return f"annealed from {s['tau0']:g} (r={s['anneal_rate']:g}, floor {s['tau_min']:g})"
-
-
 def _common(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """For each setting every row has, the value most rows have (a row lists only where it
     differs: ReinMax's raised temperature floor, say)."""
@@ -309,7 +296,7 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {r['estimator']} | {r['epochs']:g} | {r['steps']} | "
                 f"{r['valid_neg_elbo']:.2f} | {r['test_neg_elbo']:.2f} | "
-                f"{_iw(r):.2f} ({r['iw_samples']}) | {_temperature(r)} | "
+                f"{_iw(r):.2f} ({r['iw_samples']}) | {describe_temperature(r['estimator'], r['settings'])} | "
                 f"{'; '.join(other) or '—'} | {wall} | {r['git_revision'][:8]} |"
             )
         lines.append("")

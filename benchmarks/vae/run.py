@@ -27,7 +27,7 @@ import torch
 
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import experiment
-from gumbel_softmax.lab.config import VAEConfig
+from gumbel_softmax.lab.config import VAEConfig, describe_temperature
 from gumbel_softmax.lab.data import load_dataset
 from gumbel_softmax.lab.records import git_revision
 
@@ -106,28 +106,13 @@ def selected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if (r["run_dir"], r["steps"]) in chosen]
 
 
-def _temperature(name: str, s: dict[str, Any]) -> str:
-    """What the run's temperature was, by the estimator's declared ``temperature_kind`` (plain
-    ST keeps tau0 whatever the schedule settings say; estimators without one ignore them)."""
-    kind = estimators.estimator_class(name).temperature_kind
-    if kind is None:
-        return "no τ"
-    if kind == "fixed":
-        return f"τ fixed {s['tau0']}"
-    if kind == "learned" or s["temperature"] == "learned":
-        return f"τ learned from {s['tau0']}"
-    if s["temperature"] == "constant":
-        return f"τ constant {s['tau0']}"
-    return f"τ anneal τ0={s['tau0']} r={s['anneal_rate']} N={s['anneal_every']} τmin={s['tau_min']}"
-
-
 def _row_md(r: dict[str, Any]) -> str:
     s = r["settings"]
     settings = (
         # runs made before the fused optimiser became the default have no such key
         f"{s['optimizer']}{' (fused)' if s.get('fused_optimizer') else ''} lr={s['lr']}, "
         f"batch {s['batch_size']}, "
-        f"{_temperature(r['estimator'], s)}, prior {s['prior']}"
+        f"{describe_temperature(r['estimator'], s)}, prior {s['prior']}"
     )
     paper = "—" if r["paper_value"] is None else f"{r['paper_value']:.1f}"
     return (

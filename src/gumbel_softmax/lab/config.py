@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule
 
-__all__ = ["HELP", "ConfigError", "VAEConfig", "load_toml"]
+__all__ = ["HELP", "ConfigError", "VAEConfig", "describe_temperature", "load_toml"]
 
 
 class ConfigError(ValueError):
@@ -260,6 +261,27 @@ class VAEConfig:
                 f"(temperature={self.temperature!r}, tau0={self.tau0}, tau_min={self.tau_min}, "
                 f"lowest {lowest:g}): {err}"
             ) from None
+
+
+def describe_temperature(estimator: str, settings: Mapping[str, Any]) -> str:
+    """What a run's temperature was, in words, by the estimator's declared ``temperature_kind``:
+    plain ST keeps ``tau0`` whatever the schedule settings say, and estimators without a
+    temperature ignore them. ``settings`` holds the config keys ``temperature``, ``tau0``,
+    ``tau_min``, ``anneal_rate`` and optionally ``anneal_every`` (a :meth:`VAEConfig.to_dict` or a benchmark row's settings)."""
+    from gumbel_softmax import estimators
+
+    kind = estimators.estimator_class(estimator).temperature_kind
+    s = settings
+    if kind is None:
+        return "no temperature"
+    if kind == "fixed":
+        return f"fixed τ={s['tau0']:g}"
+    if kind == "learned" or s["temperature"] == "learned":
+        return f"learned from τ0={s['tau0']:g}"
+    if s["temperature"] == "constant" or s["tau0"] == s["tau_min"]:
+        return f"constant τ={s['tau0']:g}"
+    every = f" every {s['anneal_every']} steps" if "anneal_every" in s else ""
+    return f"annealed from {s['tau0']:g} (r={s['anneal_rate']:g}{every}, floor {s['tau_min']:g})"
 
 
 def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
