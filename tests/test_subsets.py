@@ -83,6 +83,18 @@ def test_k_equal_one_is_the_gumbel_softmax():
     torch.testing.assert_close(ga, gb)
 
 
+def test_gradients_match_finite_differences():
+    # With the noise fixed the relaxation is smooth in logits and temperature (the argmax that
+    # picks the leave-one-out branch is locally constant): torch's gradcheck, float64.
+    g = torch.Generator().manual_seed(11)
+    logits = torch.randn(3, 6, dtype=torch.float64, generator=g).requires_grad_(True)
+    noise = gs.gumbel((3, 6), dtype=torch.float64, generator=g)
+    tau = torch.tensor([0.4, 1.0, 2.5], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, t: gs.relaxed_top_k(x, 3, t, noise=noise), (logits, tau)
+    )
+
+
 def _subset_probs(logits: torch.Tensor, k: int) -> dict[tuple[int, ...], float]:
     """P(set) by enumeration: the sum over orders of prod_j p_{i_j} / (1 - p of those before)."""
     p = torch.softmax(logits.double(), -1).tolist()

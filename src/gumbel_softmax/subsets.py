@@ -18,21 +18,30 @@ from .functional import _perturbed, _temperature_for, straight_through
 __all__ = ["relaxed_top_k"]
 
 
-def _log1m_softmax(x: Tensor, dim: int) -> Tensor:
-    r""":math:`\log(1 - \mathrm{softmax}(x)_i)`, exact where the softmax rounds to 1.
+def _softmax_and_log1m(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    r"""``(a, log(1 - a))`` for :math:`a = \mathrm{softmax}(x)`, both accurate where :math:`a_i`
+    rounds to 1.
 
-    Written as :math:`\operatorname{LSE}_{l \ne i} x_l - \operatorname{LSE}_l x_l`: for the
-    largest entry the leave-one-out LSE is taken over the others directly (no cancellation,
-    finite even when :math:`1 - a_i` underflows); for every other entry :math:`a_i \le 1/2` and
-    :math:`\log1p(-a_i)` is accurate. Needs two unmasked entries per row.
+    With :math:`m, m'` the largest entry and the largest of the others,
+    :math:`S = \sum_l e^{x_l - m}` and :math:`S' = \sum_{l \ne \text{top}} e^{x_l - m'}`:
+    for the top entry :math:`\log(1 - a) = \operatorname{LSE}_{l \ne \text{top}} x_l -
+    \operatorname{LSE}_l x_l = (m' - m) + \log S' - \log S`, with no cancellation and finite
+    when :math:`1 - a` underflows (subtracting two LSEs of size 1e7 would lose float32's every
+    digit); for every other entry :math:`a_i \le 1/2` and :math:`\operatorname{log1p}(-a_i)` is
+    accurate. Needs two unmasked entries per row.
     """
-    lse = torch.logsumexp(x, dim, keepdim=True)
+    m = x.amax(dim, keepdim=True)
+    e = torch.exp(x - m)
+    total = e.sum(dim, keepdim=True)
+    a = e / total
     top = torch.zeros_like(x, dtype=torch.bool).scatter_(dim, x.argmax(dim, keepdim=True), True)
-    rest = torch.logsumexp(x.masked_fill(top, -torch.inf), dim, keepdim=True) - lse
+    x_rest = x.masked_fill(top, -torch.inf)
+    m_rest = x_rest.amax(dim, keepdim=True)
+    total_rest = torch.exp(x_rest - m_rest).sum(dim, keepdim=True)
+    rest = (m_rest - m) + total_rest.log() - total.log()
     # The top entry is zeroed inside log1p: log1p(-1) = -inf would put 0 * inf = NaN into the
     # gradient of the branch torch.where discards.
-    others = torch.log1p(-torch.exp(x - lse).masked_fill(top, 0.0))
-    return torch.where(top, rest, others)
+    return a, torch.where(top, rest, torch.log1p(-a.masked_fill(top, 0.0)))
 
 
 def relaxed_top_k(
@@ -124,9 +133,12 @@ def relaxed_top_k(
     y = torch.zeros_like(alpha)
     for j in range(k):
         x = (alpha / tau).masked_fill(~live, -torch.inf)
-        y = y + torch.softmax(x, d)
-        if j + 1 < k:
-            alpha = alpha + torch.where(live, _log1m_softmax(x, d), 0.0)
+        if j + 1 == k:
+            y = y + torch.softmax(x, d)
+        else:
+            a, log1m_a = _softmax_and_log1m(x, d)
+            y = y + a
+            alpha = alpha + torch.where(live, log1m_a, 0.0)
     if hard:
         index = keys.topk(k, dim=d).indices
         y = straight_through(torch.zeros_like(y).scatter_(d, index, 1.0), y)
