@@ -45,6 +45,8 @@ def test_cdf_on_a_grid_matches_the_empirical_cdf(low, high, gen):
     grid = torch.linspace(0, 0.99, 11, dtype=torch.float64)
     below = (z.unsqueeze(-1) <= grid).double()  # (N, 5, 11)
     assert_close_mean(below, d.cdf(grid.unsqueeze(-1)).T, false_alarm=1e-3)
+    outside = d.cdf(torch.tensor([[-0.5], [1.0], [1.5]], dtype=torch.float64))
+    assert outside.tolist() == [[0.0] * 5, [1.0] * 5, [1.0] * 5]
 
 
 def test_continuous_part_passes_kolmogorov_smirnov(gen):

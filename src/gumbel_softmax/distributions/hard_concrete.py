@@ -97,6 +97,9 @@ class HardConcrete(TransformedRelaxed):
         TypeError / ValueError: as :class:`BinaryConcrete`; ``low >= 0``, ``high <= 1`` or
         non-finite or non-float ``low`` / ``high``.
 
+    ``probs`` and ``logits`` are the parameter :math:`\sigma(\log\alpha)` and
+    :math:`\log\alpha` (as for :class:`BinaryConcrete`), not :math:`P(Z \ne 0)`.
+
     Numerics: 16-bit parameters compute in float32. The gradient of a sample is exactly zero
     where it is clamped to 0 or 1 (as in the paper); at extreme :math:`\log\alpha / \tau` every
     sample is clamped and gradients are zero, never NaN. ``.base`` is the underlying
@@ -183,9 +186,8 @@ class HardConcrete(TransformedRelaxed):
 
     def cdf(self, value: Tensor) -> Tensor:
         r""":math:`P(Z \le z)`: 0 below 0, :math:`\sigma(\tau\operatorname{logit}(s) - \log\alpha)`
-        on [0, 1) with :math:`s = (z - l)/(r - l)` (the mass at 0 included), 1 from 1 on."""
-        if self._validate_args:
-            self._validate_sample(value)
+        on [0, 1) with :math:`s = (z - l)/(r - l)` (the mass at 0 included), 1 from 1 on; defined
+        for every real ``value``, so it is not checked against the support."""
         v = value.to(compute_dtype(value.dtype))
         y = torch.logit((v.clamp(0.0, 1.0) - self.low) / (self.high - self.low))
         f = torch.sigmoid(self.base._tau * y - self.base._logits)
