@@ -52,6 +52,7 @@ def test_samples_lie_on_the_simplex_and_invert_to_the_gaussian(gen):
     d = IGR(tau, loc, scale, delta=delta)
     y = d.sample((20_000,), generator=gen)
     assert bool(d.support.check(y).all()) and bool((y > 0).all())
+    # 4 coordinates, each the exp of a log-softmax good to a few eps: the sum is 1 to 4 * 4 eps
     assert float((y.sum(-1) - 1).abs().max()) <= 4 * 4 * torch.finfo(torch.float64).eps
     z = tau * (y[:, :-1].log() - y[:, -1:].log() + math.log(delta))
     moments = torch.cat([z, ((z - loc) / scale) ** 2], -1)
