@@ -59,6 +59,26 @@ def test_samples_lie_on_the_simplex_and_invert_to_the_gaussian(gen):
     assert_close_mean(moments, torch.cat([loc, torch.ones(3, dtype=torch.float64)]))
 
 
+def test_zero_temperature_limit_is_the_vertex_of_the_largest_of_z_and_log_delta():
+    # y_k is proportional to exp(z_k / tau) and y_K to delta = exp(tau log delta / tau), so at
+    # any tau the largest coordinate is argmax(z, tau log delta), and for rows whose margin m
+    # exceeds 40 tau the others sum to at most (K - 1) e^-40 < 1e-16: y is that vertex.
+    loc, scale = _params(3)
+    tau, delta = 1e-3, 2.0
+    y = IGR(tau, loc, scale, delta=delta).sample(
+        (2000,), generator=torch.Generator().manual_seed(4)
+    )
+    # the same draws: rsample takes loc + scale * eps with eps = randn(sample_shape + loc.shape)
+    eps = torch.randn(2000, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    z = torch.cat([loc + scale * eps, torch.full((2000, 1), tau * math.log(delta))], -1)
+    vertex = torch.nn.functional.one_hot(z.argmax(-1), 4).double()
+    assert torch.equal(y.argmax(-1), z.argmax(-1))
+    top2 = z.topk(2, -1).values
+    clear = top2[:, 0] - top2[:, 1] >= 40 * tau
+    assert float(clear.double().mean()) > 0.9
+    assert float((y[clear] - vertex[clear]).abs().max()) <= 4 * torch.finfo(torch.float64).eps
+
+
 @pytest.mark.parametrize(("tau", "delta"), [(0.2, 1.0), (1.0, 0.3)])
 def test_density_integrates_to_one_for_two_classes(tau, delta):
     # K = 2: y_1 = sigmoid((z - tau log delta)/tau), so in w = logit(y_1) the integrand
