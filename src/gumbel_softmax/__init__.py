@@ -14,6 +14,7 @@ from .functional import (
     straight_through,
 )
 from .schedules import Constant, ExponentialAnneal, Schedule
+from .subsets import relaxed_top_k
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "gumbel_like",
     "gumbel_softmax",
     "relaxed_bernoulli",
+    "relaxed_top_k",
     "sample_categorical",
     "sample_without_replacement",
     "straight_through",

@@ -13,17 +13,20 @@ from torch.distributions import Distribution
 import gumbel_softmax.distributions as D
 
 CATEGORICAL = [D.ExpConcrete, D.Concrete, D.StraightThroughConcrete]
-BINARY = [D.LogitBinaryConcrete, D.BinaryConcrete, D.StraightThroughBinaryConcrete]
-EXAMPLES = CATEGORICAL + BINARY
+BINARY = [D.LogitBinaryConcrete, D.BinaryConcrete, D.StraightThroughBinaryConcrete, D.HardConcrete]
+GAUSSIAN = [D.IGR]  # on the simplex from a Gaussian; its own parameters (no masks, no probs)
+EXAMPLES = CATEGORICAL + BINARY + GAUSSIAN
 
 
 def make(cls, temperature, logits):
+    if cls is D.IGR:  # K classes from K - 1 Gaussians, located at all logits but the first
+        return cls(temperature, loc=logits[..., 1:], scale=torch.ones_like(logits[..., 1:]))
     return cls(temperature, logits=logits)
 
 
 def example_logits(cls, batch=(2, 3), k=4, dtype=torch.float64):
     g = torch.Generator().manual_seed(0)
-    shape = batch + ((k,) if cls in CATEGORICAL else ())
+    shape = batch + ((k,) if cls not in BINARY else ())
     return torch.randn(shape, generator=g).to(dtype)
 
 
@@ -41,7 +44,7 @@ def test_shapes_expand_and_support(cls, gen):
     logits = example_logits(cls)
     tau = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     d = make(cls, tau, logits)
-    event = (4,) if cls in CATEGORICAL else ()
+    event = () if cls in BINARY else (4,)
     assert d.batch_shape == (2, 3) and d.event_shape == event
     x = d.rsample((5,), generator=gen)
     assert x.shape == (5, 2, 3, *event)
@@ -127,7 +130,7 @@ def test_numerics_grid(cls, masked, dtype, temperature, scale):
     assert bool(torch.isfinite(logits.grad).all()) and bool(torch.isfinite(tau.grad).all())
 
 
-@pytest.mark.parametrize("cls", EXAMPLES)
+@pytest.mark.parametrize("cls", CATEGORICAL + BINARY)
 def test_bad_input(cls):
     logits = example_logits(cls)
     for bad in [0.0, -1.0, float("inf"), float("nan")]:
