@@ -1,6 +1,7 @@
-"""What every relaxed distribution shares: sampling with a generator, ``expand``, and the
-"exp/sigmoid of a log-space base" composition (PyTorch builds RelaxedOneHotCategorical the same
-way: the mathematics is written once, in log space, and the rest is derived)."""
+"""What every relaxed distribution shares: keyword-only parameters, their checks, sampling with a
+generator, ``expand``, and the "exp/sigmoid of a log-space base" composition (PyTorch builds
+RelaxedOneHotCategorical the same way: the mathematics is written once, in log space, and the rest
+is derived)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,70 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-__all__ = ["LogSpaceDistribution", "RelaxedDistribution", "TransformedRelaxed"]
+from .._numerics import check_temperature
+
+__all__ = ["LogSpaceDistribution", "RelaxedDistribution", "TransformedRelaxed", "parameters"]
+
+
+def _describe(x: Tensor) -> str:
+    return f"Tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+
+
+def parameters(
+    temperature: float | Tensor, logits: Tensor | None, probs: Tensor | None, *, event_dims: int
+) -> tuple[str, Tensor, Tensor, torch.Size]:
+    """Check the parameters every relaxed family takes, once, at the constructor.
+
+    Exactly one of ``logits`` / ``probs``, a floating tensor with at least ``event_dims``
+    dimensions; a valid temperature whose shape broadcasts with the batch shape
+    ``p.shape[:-event_dims]``. Returns ``(name, p, tau, batch_shape)`` with ``name`` the argument
+    given and ``tau`` a tensor in ``p``'s dtype and device.
+    """
+    if (logits is None) == (probs is None):
+        raise ValueError(
+            "exactly one of logits or probs must be given, got "
+            f"logits={'None' if logits is None else 'a tensor'} and "
+            f"probs={'None' if probs is None else 'a tensor'}"
+        )
+    name, p = ("logits", logits) if logits is not None else ("probs", probs)
+    if not isinstance(p, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(p).__name__}")
+    if not p.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {p.dtype}; convert with .float()")
+    if p.dim() < event_dims:
+        raise ValueError(f"{name} must have at least {event_dims} dimension(s), got a scalar")
+    t = check_temperature(temperature)
+    tau = t if isinstance(t, Tensor) else torch.tensor(t, dtype=p.dtype, device=p.device)
+    params_batch = p.shape[: p.dim() - event_dims]
+    try:
+        batch_shape = torch.broadcast_shapes(params_batch, tau.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"temperature of shape {tuple(tau.shape)} does not broadcast with the batch shape "
+            f"{tuple(params_batch)} of {name} ({_describe(p)})"
+        ) from None
+    return name, p, tau, batch_shape
 
 
 class RelaxedDistribution(Distribution):
-    """``sample`` is ``rsample`` without gradient; both take a keyword-only ``generator``."""
+    """``sample`` is ``rsample`` without gradient; both take a keyword-only ``generator``.
+
+    Constructors take the temperature as their only positional argument and ``probs`` / ``logits``
+    by keyword: torch's ``RelaxedOneHotCategorical(temperature, probs, logits)`` reads a second
+    positional argument as ``probs``, an earlier version of this library read it as ``logits``,
+    so a positional one is refused rather than guessed.
+    """
 
     has_rsample = True
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > 1:
+            raise TypeError(
+                f"{cls.__name__} takes the temperature as its only positional argument, got "
+                f"{len(args)} positional arguments; pass the parameters by keyword: "
+                f"{cls.__name__}(temperature, probs=...) or {cls.__name__}(temperature, logits=...)"
+            )
+        return super().__new__(cls)
 
     def rsample(
         self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
@@ -28,6 +86,16 @@ class RelaxedDistribution(Distribution):
     ) -> Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape, generator=generator)
+
+    def _init_checked(
+        self, batch_shape: torch.Size, event_shape: torch.Size, validate_args: bool | None
+    ) -> None:
+        """``Distribution.__init__`` without re-checking ``arg_constraints`` (already checked)."""
+        Distribution.__init__(self, batch_shape, event_shape, validate_args=False)
+        if validate_args is None:
+            del self._validate_args  # back to the class default, as torch leaves it
+        else:
+            self._validate_args = validate_args
 
 
 class LogSpaceDistribution(RelaxedDistribution):
@@ -48,8 +116,7 @@ class LogSpaceDistribution(RelaxedDistribution):
             self._tau.expand(batch_shape),
             self.temperature.expand(batch_shape),
         )
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        new._init_checked(batch_shape, self.event_shape, self.__dict__.get("_validate_args"))
         return new
 
 
@@ -60,13 +127,15 @@ class TransformedRelaxed(RelaxedDistribution):
 
     def __init__(self, base: LogSpaceDistribution, validate_args: bool | None) -> None:
         self.base = base
-        super().__init__(base.batch_shape, base.event_shape, validate_args=validate_args)
+        # The base checked the parameters; the transformed form only validates samples.
+        self._init_checked(base.batch_shape, base.event_shape, validate_args)
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(type(self), _instance)
         new.base = self.base.expand(batch_shape)
-        Distribution.__init__(new, new.base.batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        new._init_checked(
+            new.base.batch_shape, self.event_shape, self.__dict__.get("_validate_args")
+        )
         return new
 
     logits = property(lambda self: self.base.logits, doc="The base's (normalised) logits.")
