@@ -111,20 +111,26 @@ class LogitBinaryConcrete(LogSpaceDistribution):
             self._validate_sample(value)
         v = value.to(self._tau.dtype)
         edge = torch.finfo(self.logits.dtype).max  # where rsample puts the point masses
-        return downcast(self._log_density(v, v >= edge, v <= -edge), self.logits.dtype)
+        log_g = downcast(self._log_density(v), self.logits.dtype)
+        return self._with_atoms(log_g, v >= edge, v <= -edge)
 
-    def _log_density(self, y: Tensor, at_pos: Tensor, at_neg: Tensor) -> Tensor:
-        r"""The log-density at logit ``y`` in the compute dtype; ``at_pos`` / ``at_neg`` say where
-        ``y`` stands for :math:`\pm\infty` (the atoms of infinite log-odds)."""
+    def _log_density(self, y: Tensor) -> Tensor:
+        """The log-density at logit ``y`` in the compute dtype, for finite log-odds (infinite ones
+        give a finite placeholder, which :meth:`_with_atoms` replaces)."""
         tau, logits = self._tau, self._logits
-        finite = torch.isfinite(logits)
-        # Zero the infinite log-odds first: their branch is replaced below, and inf there would
-        # put NaN in the gradient (0 * inf) through torch.where.
-        s = logits.masked_fill(~finite, 0.0) - tau * y
-        log_g = tau.log() - F.softplus(s) - F.softplus(-s)
+        # Zero the infinite log-odds: their branch is replaced, and inf there would put NaN in the
+        # gradient (0 * inf) through torch.where.
+        s = logits.masked_fill(~torch.isfinite(logits), 0.0) - tau * y
+        return tau.log() - F.softplus(s) - F.softplus(-s)
+
+    def _with_atoms(self, log_p: Tensor, at_pos: Tensor, at_neg: Tensor) -> Tensor:
+        """``log_p`` with the point masses of infinite log-odds put in: ``+inf`` where ``at_pos``
+        (``at_neg``) says the value is the atom of log-odds ``+inf`` (``-inf``), ``-inf`` elsewhere.
+        Applied after :func:`downcast`, which would saturate these infinities."""
+        logits = self._logits
         atom = torch.where(logits > 0, at_pos, at_neg)
-        point_mass = torch.where(atom, torch.inf, -torch.inf).to(log_g.dtype)
-        return torch.where(finite, log_g, point_mass)
+        point_mass = torch.where(atom, torch.inf, -torch.inf).to(log_p.dtype)
+        return torch.where(torch.isfinite(logits), log_p, point_mass)
 
 
 class BinaryConcrete(TransformedRelaxed):
@@ -184,8 +190,8 @@ class BinaryConcrete(TransformedRelaxed):
         log_x, log_1mx = vc.log(), torch.log1p(-vc)
         # The atoms of probs 1 and 0 are 1 and 0, which rsample returns clamped to its dtype.
         at_one, at_zero = v >= 1 - edge.eps / 2, v <= edge.tiny
-        log_g = self.base._log_density(log_x - log_1mx, at_one, at_zero)
-        return downcast(log_g - log_x - log_1mx, value.dtype)
+        log_p = downcast(self.base._log_density(log_x - log_1mx) - log_x - log_1mx, value.dtype)
+        return self.base._with_atoms(log_p, at_one, at_zero)
 
 
 class StraightThroughBinaryConcrete(BinaryConcrete):
