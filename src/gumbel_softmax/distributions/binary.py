@@ -199,6 +199,10 @@ class StraightThroughBinaryConcrete(BinaryConcrete):
 
     The forward value is an exact Bernoulli(:math:`\sigma(\log\alpha)`) sample. Use
     :meth:`rsample_with_relaxed` to get the relaxed sample as well, for ``log_prob``.
+
+    Not a Pyro guide, for the reason given in :class:`StraightThroughConcrete`: Pyro scores the
+    0/1 value, not the relaxed sample. Use a relaxed :class:`BinaryConcrete` site and form
+    ``straight_through((z > 0.5).to(z.dtype), z)`` in the model.
     """
 
     def rsample_with_relaxed(

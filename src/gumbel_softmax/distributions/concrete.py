@@ -226,6 +226,13 @@ class StraightThroughConcrete(Concrete):
     rounding property) whose gradient is that of the relaxed :math:`X`. :meth:`rsample_with_relaxed`
     returns both, explicitly; ``log_prob`` is the Concrete density and should be given the
     ``relaxed`` sample (at a vertex it is the density at the clamped vertex, finite but huge).
+
+    Not a Pyro guide (nor anything else that scores a site's value): Pyro calls ``log_prob`` on
+    the value the site returned, here the one-hot, which cannot see the relaxed sample behind it,
+    so the ELBO would use the huge vertex density. Supported instead: a relaxed
+    :class:`Concrete` site in both guide and model, with the hard value formed in the model,
+    ``straight_through(one_hot(z.argmax(-1)), z)`` (README, "Distributions"; tested in
+    ``tests/distributions/test_pyro.py``).
     """
 
     def rsample_with_relaxed(
