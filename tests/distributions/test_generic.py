@@ -227,6 +227,7 @@ def test_arg_constraints_list_every_parameter(cls):
     assert set(d.arg_constraints) == keywords == {"temperature", "probs", "logits"}
     for name, constraint in d.arg_constraints.items():
         assert bool(constraint.check(getattr(d, name)).all()), name
+    assert repr(d).startswith(f"{cls.__name__}(temperature: ") and "logits: " in repr(d)
 
 
 def _declared_constraints(cls):

@@ -17,11 +17,13 @@ from pyro import poutine
 from pyro.distributions import Normal
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.infer import SVI, Trace_ELBO
+from pyro.infer.autoguide import AutoNormal
 
 import gumbel_softmax as gs
 from gumbel_softmax.distributions import (
     BinaryConcrete,
     Concrete,
+    ExpConcrete,
     StraightThroughConcrete,
     logistic_kl,
 )
@@ -38,6 +40,10 @@ class PyroConcrete(Concrete, TorchDistributionMixin):
 
 
 class PyroBinaryConcrete(BinaryConcrete, TorchDistributionMixin):
+    pass
+
+
+class PyroExpConcrete(ExpConcrete, TorchDistributionMixin):
     pass
 
 
@@ -168,3 +174,22 @@ def test_readme_pyro_example_runs():
     exec(compile(code, "README Pyro example", "exec"), scope)
     assert all(torch.isfinite(torch.tensor(scope["losses"])))
     assert set(pyro.get_param_store().keys()) == {"q_logits", "q_tau"}
+
+
+@pytest.mark.parametrize("cls", [PyroConcrete, PyroExpConcrete])
+def test_autoguide_reaches_the_support_through_biject_to(cls):
+    # AutoNormal puts a normal on biject_to(support).inv(z): stick-breaking for the simplex of
+    # Concrete, log_softmax(w, 0) for the log-simplex of ExpConcrete (constraints.py).
+    means, x = _problem()
+
+    def model():
+        z = pyro.sample("z", cls(0.5, logits=torch.zeros(4)))
+        point = z if cls is PyroConcrete else z.exp()
+        pyro.sample("x", Normal(point @ means, 0.5).to_event(1), obs=x)
+
+    guide = AutoNormal(model)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.05}), Trace_ELBO())
+    losses = [svi.step() for _ in range(30)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    z = guide()["z"].detach()
+    assert z.shape == (4,) and bool(cls.support.check(z))

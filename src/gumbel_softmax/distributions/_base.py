@@ -138,6 +138,10 @@ class TransformedRelaxed(RelaxedDistribution):
         )
         return new
 
+    def __repr__(self) -> str:
+        # torch's repr lists the parameters held in __dict__; ours are the base's.
+        return type(self).__name__ + repr(self.base)[len(type(self.base).__name__) :]
+
     logits = property(lambda self: self.base.logits, doc="The base's (normalised) logits.")
     probs = property(lambda self: self.base.probs, doc="The zero-temperature probabilities.")
     temperature = property(lambda self: self.base.temperature, doc="The temperature tau.")
