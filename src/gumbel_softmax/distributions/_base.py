@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from .._numerics import check_temperature
+from .._numerics import check_logits, check_temperature
 
 __all__ = ["LogSpaceDistribution", "RelaxedDistribution", "TransformedRelaxed", "parameters"]
 
@@ -36,13 +36,11 @@ def parameters(
             f"logits={'None' if logits is None else 'a tensor'} and "
             f"probs={'None' if probs is None else 'a tensor'}"
         )
-    name, p = ("logits", logits) if logits is not None else ("probs", probs)
-    if not isinstance(p, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(p).__name__}")
-    if not p.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype, got {p.dtype}; convert with .float()")
-    if p.dim() < event_dims:
-        raise ValueError(f"{name} must have at least {event_dims} dimension(s), got a scalar")
+    name = "logits" if logits is not None else "probs"
+    # NaN is left to each family's declared constraints (checked under validate_args).
+    p = check_logits(
+        logits if logits is not None else probs, name=name, validate=False, min_dim=event_dims
+    )
     t = check_temperature(temperature)
     tau = t if isinstance(t, Tensor) else torch.tensor(t, dtype=p.dtype, device=p.device)
     params_batch = p.shape[: p.dim() - event_dims]
