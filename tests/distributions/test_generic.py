@@ -188,7 +188,8 @@ def test_temperature_that_does_not_broadcast_is_named(cls):
     logits = example_logits(cls, batch=(4,))
     with pytest.raises(
         ValueError,
-        match=r"temperature of shape \(3,\) does not broadcast with the batch shape \(4,\) of logits",
+        match=r"temperature of shape \(3,\) does not broadcast with the batch shape \(4,\) of "
+        r"logits",
     ):
         make(cls, torch.ones(3, dtype=logits.dtype), logits)
     p = torch.full((3, 2), 0.5)

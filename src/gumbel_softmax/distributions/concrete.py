@@ -47,9 +47,10 @@ class ExpConcrete(LogSpaceDistribution):
     It is the density of the coordinates :math:`w_k = y_k - y_K` (:math:`k < K`) with respect to
     the Lebesgue measure on :math:`\mathbb R^{K-1}`, equivalently of :math:`(y_1, \dots, y_{K-1})`
     with respect to :math:`e^{-y_K}\,dy_1 \cdots dy_{K-1}` (not the Lebesgue measure on the
-    first :math:`K-1` coordinates, against which it integrates to :math:`\mathbb E[X_K]`). The
-    bijection ``biject_to(support)``, :class:`~gumbel_softmax.distributions.constraints.LogSoftmaxLastZeroTransform`,
-    is :math:`w \mapsto y` and reports log-Jacobian 0 accordingly.
+    first :math:`K-1` coordinates, against which it integrates to :math:`\mathbb E[X_K]`).
+    ``biject_to(support)`` is therefore :math:`w \mapsto y`
+    (:class:`~gumbel_softmax.distributions.constraints.LogSoftmaxLastZeroTransform`), with
+    log-Jacobian 0.
 
     Args:
         temperature: :math:`\tau > 0`, float or tensor broadcastable with the batch shape
