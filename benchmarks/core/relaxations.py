@@ -44,7 +44,7 @@ def cases() -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
         2 / 3, logits=x, validate_args=False
     ).rsample(generator=g)
     out["IGR.rsample (loc = logits[:, 1:])"] = lambda x: IGR(
-        0.5, x[:, 1:], torch.ones_like(x[:, 1:]), validate_args=False
+        0.5, loc=x[:, 1:], scale=torch.ones_like(x[:, 1:]), validate_args=False
     ).rsample(generator=g)
     return out
 

@@ -178,3 +178,23 @@ def test_not_log_convex_above(gen, k):
     # At tau = 3/(K-1) the density has an interior mode: some segment is strictly concave.
     sd = _second_differences(k, 3.0 / (k - 1), gen)
     assert float(sd.min()) < -1e-3
+
+
+def test_exp_concrete_density_is_that_of_the_bijections_coordinates():
+    # biject_to(ExpConcrete.support) is w -> y = log_softmax(w, 0) with log-Jacobian 0, because
+    # the ExpConcrete density is a density of w itself: it integrates to 1 over R^2 (K = 3), on
+    # the grid of the logit-coordinate test above (converged to < 1e-12), and it equals the
+    # Concrete density times the Jacobian x_1 x_2 x_3 of w -> x = exp(y) pointwise.
+    tau, logits = 0.5, torch.tensor([0.5, -0.3, 1.2], dtype=torch.float64)
+    d = ExpConcrete(tau, logits=logits)
+    t = torch.distributions.biject_to(d.support)
+    half = 25 / tau
+    nodes, w = (torch.tensor(a) * half for a in np.polynomial.legendre.leggauss(200))
+    a, b = torch.meshgrid(nodes, nodes, indexing="ij")
+    coords = torch.stack([a, b], -1).reshape(-1, 2)
+    y = t(coords)
+    log_density = d.log_prob(y) + t.log_abs_det_jacobian(coords, y)
+    weight = (w[:, None] * w[None, :]).reshape(-1)
+    assert abs(float((log_density.exp() * weight).sum()) - 1) < 1e-8
+    via_concrete = Concrete(tau, logits=logits).log_prob(y.exp()) + y.sum(-1)
+    torch.testing.assert_close(log_density, via_concrete, rtol=1e-9, atol=1e-9)

@@ -1,14 +1,16 @@
 """One registry of examples drives the generic checks of every public distribution:
-shapes, expand, support, gradients, determinism, numerics (issue item 7) and errors (item 8)."""
+shapes, expand, support, gradients, determinism, numerics (issue item 7) and errors (item 8);
+keyword-only parameters, constraints with their transforms, pickling and expand (issue 10)."""
 
 from __future__ import annotations
 
 import inspect
+import pickle
 
 import pytest
 import torch
 from tests.conftest import DTYPES, TEMPERATURES
-from torch.distributions import Distribution
+from torch.distributions import Distribution, biject_to, transform_to
 
 import gumbel_softmax.distributions as D
 
@@ -18,10 +20,11 @@ GAUSSIAN = [D.IGR]  # on the simplex from a Gaussian; its own parameters (no mas
 EXAMPLES = CATEGORICAL + BINARY + GAUSSIAN
 
 
-def make(cls, temperature, logits):
+def make(cls, temperature, logits, **options):
     if cls is D.IGR:  # K classes from K - 1 Gaussians, located at all logits but the first
-        return cls(temperature, loc=logits[..., 1:], scale=torch.ones_like(logits[..., 1:]))
-    return cls(temperature, logits=logits)
+        loc = logits[..., 1:]
+        return cls(temperature, loc=loc, scale=torch.ones_like(loc), **options)
+    return cls(temperature, logits=logits, **options)
 
 
 def example_logits(cls, batch=(2, 3), k=4, dtype=torch.float64):
@@ -167,3 +170,131 @@ def test_probs_parameterisation_matches_logits(gen):
     torch.testing.assert_close(a.log_prob(x), b.log_prob(x))
     q = torch.tensor([0.3, 0.9], dtype=torch.float64)
     torch.testing.assert_close(D.BinaryConcrete(0.5, probs=q).logits, torch.logit(q))
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_only_the_temperature_is_positional(cls):
+    params = inspect.signature(cls).parameters
+    assert [n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD] == ["temperature"]
+    with pytest.raises(TypeError, match="only positional argument"):
+        cls(0.5, example_logits(cls))
+
+
+@pytest.mark.parametrize("cls", CATEGORICAL + BINARY)
+def test_probs_and_logits_are_keyword_only(cls):
+    params = inspect.signature(cls).parameters
+    assert {"probs", "logits", "validate_args"} <= {
+        n for n, p in params.items() if p.kind is p.KEYWORD_ONLY
+    }
+    logits = example_logits(cls)
+    # torch's relaxed distributions read a second positional argument as probs: refuse it.
+    with pytest.raises(TypeError, match=r"only positional argument.*probs=\.\.\..*logits="):
+        cls(0.5, torch.sigmoid(logits))
+    with pytest.raises(TypeError, match="only positional argument"):
+        cls(0.5, None, logits)
+
+
+@pytest.mark.parametrize("cls", CATEGORICAL + BINARY)
+def test_temperature_that_does_not_broadcast_is_named(cls):
+    logits = example_logits(cls, batch=(4,))
+    with pytest.raises(
+        ValueError,
+        match=r"temperature of shape \(3,\) does not broadcast with the batch shape \(4,\) of "
+        r"logits",
+    ):
+        make(cls, torch.ones(3, dtype=logits.dtype), logits)
+    p = torch.full((3, 2), 0.5)
+    tau, batch = (torch.ones(2), r"\(3,\)") if cls in CATEGORICAL else (torch.ones(4), r"\(3, 2\)")
+    with pytest.raises(
+        ValueError, match=rf"temperature of shape \({len(tau)},\) .* {batch} of probs"
+    ):
+        cls(tau, probs=p)
+
+
+@pytest.mark.parametrize("cls", CATEGORICAL + BINARY)
+def test_nan_and_infinite_parameters_are_named(cls):
+    logits = example_logits(cls)
+    probs = logits.softmax(-1) if cls in CATEGORICAL else torch.sigmoid(logits)
+    nan_probs = probs.clone()
+    nan_probs.view(-1)[1] = torch.nan
+    with pytest.raises(ValueError, match=r"^probs \(Tensor of shape \(2, 3"):
+        cls(1.0, probs=nan_probs, validate_args=True)
+    pos_inf = logits.clone()
+    pos_inf.view(-1)[1] = torch.inf
+    if cls in CATEGORICAL:
+        with pytest.raises(
+            ValueError, match=r"^logits \(Tensor of shape \(2, 3, 4\)\) contains \+inf"
+        ):
+            cls(1.0, logits=pos_inf, validate_args=True)
+    else:
+        # +inf log-odds are probs = 1, a point mass at 1, not an error.
+        x = cls(1.0, logits=pos_inf, validate_args=True).sample(generator=torch.Generator())
+        assert bool(torch.isfinite(x).all())
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_arg_constraints_list_every_parameter(cls):
+    d = make(cls, torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64), example_logits(cls))
+    # The distribution's parameters are the constructor's arguments without a numeric default
+    # (HardConcrete's stretch and IGR's delta are fixed options, not parameters).
+    params = inspect.signature(cls).parameters.items()
+    keywords = {n for n, p in params if p.default is p.empty or p.default is None}
+    assert set(d.arg_constraints) == keywords - {"validate_args"}
+    assert "temperature" in keywords
+    if cls not in GAUSSIAN:
+        assert {"probs", "logits"} <= keywords
+    for name, constraint in d.arg_constraints.items():
+        assert bool(constraint.check(getattr(d, name)).all()), name
+    first = next(iter(sorted(set(d.arg_constraints) - {"temperature"})))
+    assert repr(d).startswith(f"{cls.__name__}(temperature: ") and f"{first}: " in repr(d)
+
+
+def _declared_constraints(cls):
+    d = make(cls, torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64), example_logits(cls))
+    shapes = {name: getattr(d, name).shape for name in d.arg_constraints}
+    shapes["support"] = d.sample(generator=torch.Generator()).shape
+    return [
+        (n, d.support if n == "support" else d.arg_constraints[n], s) for n, s in shapes.items()
+    ]
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+@pytest.mark.parametrize("registry", [transform_to, biject_to], ids=["transform_to", "biject_to"])
+def test_every_declared_constraint_has_transforms(cls, registry, gen):
+    for name, constraint, shape in _declared_constraints(cls):
+        t = registry(constraint)
+        u = torch.randn(t.inverse_shape(shape), dtype=torch.float64, generator=gen)
+        y = t(u)
+        assert y.shape == shape and bool(constraint.check(y).all()), (name, t)
+        if registry is biject_to:
+            assert t.bijective
+            torch.testing.assert_close(t.inv(y), u)
+            ladj = t.log_abs_det_jacobian(u, y)
+            assert bool(torch.isfinite(ladj).all()), (name, t)
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+@pytest.mark.parametrize("validate", [None, False, True])
+def test_pickle_and_expand_round_trip(cls, validate, gen):
+    d = make(cls, torch.tensor([0.5, 1.0, 2.0]), example_logits(cls), validate_args=validate)
+    for original in [d, d.expand((4, 2, 3))]:
+        copy = pickle.loads(pickle.dumps(original))
+        assert type(copy) is cls
+        assert (copy.batch_shape, copy.event_shape) == (original.batch_shape, original.event_shape)
+        assert copy._validate_args == original._validate_args
+        for name in copy.arg_constraints:
+            assert torch.equal(getattr(copy, name), getattr(original, name)), name
+        a = original.sample((3,), generator=torch.Generator().manual_seed(5))
+        b = copy.sample((3,), generator=torch.Generator().manual_seed(5))
+        assert torch.equal(a, b)
+        torch.testing.assert_close(copy.log_prob(a), original.log_prob(a), rtol=0, atol=0)
+    e = d.expand((4, 2, 3))
+    assert e._validate_args == d._validate_args
+    for name in d.arg_constraints:
+        value = getattr(d, name)
+        full = e.batch_shape + value.shape[len(d.batch_shape) :]  # its own event part
+        assert torch.equal(getattr(e, name), value.expand(full)), name
+    x = d.sample((4,), generator=gen)
+    torch.testing.assert_close(e.log_prob(x), d.log_prob(x), rtol=0, atol=0)
+    back = e.expand((4, 2, 3)).expand((2, 4, 2, 3))
+    assert back.batch_shape == (2, 4, 2, 3)

@@ -34,7 +34,7 @@ def test_log_prob_is_the_change_of_variables_with_an_autograd_jacobian(k1, tau, 
     # log p(y) = log N(z) - log |det dy_{1:K-1}/dz|, with the Jacobian computed by autograd
     # from a naive softmax++; float64, so the two agree to rounding.
     loc, scale = _params(k1)
-    d = IGR(tau, loc, scale, delta=delta)
+    d = IGR(tau, loc=loc, scale=scale, delta=delta)
     for _ in range(5):
         z = loc + scale * torch.randn(k1, generator=gen, dtype=torch.float64)
         head = _softmax_pp(z, tau, delta)
@@ -49,7 +49,7 @@ def test_samples_lie_on_the_simplex_and_invert_to_the_gaussian(gen):
     # standardised second moment 1: z-tests, false alarm 1e-3 over the 2 x 3 coordinates.
     loc, scale = _params(3)
     tau, delta = 0.4, 2.0
-    d = IGR(tau, loc, scale, delta=delta)
+    d = IGR(tau, loc=loc, scale=scale, delta=delta)
     y = d.sample((20_000,), generator=gen)
     assert bool(d.support.check(y).all()) and bool((y > 0).all())
     # 4 coordinates, each the exp of a log-softmax good to a few eps: the sum is 1 to 4 * 4 eps
@@ -65,7 +65,7 @@ def test_zero_temperature_limit_is_the_vertex_of_the_largest_of_z_and_log_delta(
     # exceeds 40 tau the others sum to at most (K - 1) e^-40 < 1e-16: y is that vertex.
     loc, scale = _params(3)
     tau, delta = 1e-3, 2.0
-    y = IGR(tau, loc, scale, delta=delta).sample(
+    y = IGR(tau, loc=loc, scale=scale, delta=delta).sample(
         (2000,), generator=torch.Generator().manual_seed(4)
     )
     # the same draws: rsample takes loc + scale * eps with eps = randn(sample_shape + loc.shape)
@@ -85,7 +85,7 @@ def test_density_integrates_to_one_for_two_classes(tau, delta):
     # p(y(w)) y(1-y) is a Gaussian density in z = tau (w + log delta); Gauss-Legendre over
     # mu +- 12 sigma (tails below 1e-32) with 400 nodes has converged (200 vs 400: < 1e-13).
     loc, scale = torch.tensor([0.7], dtype=torch.float64), torch.tensor([1.3], dtype=torch.float64)
-    d = IGR(tau, loc, scale, delta=delta)
+    d = IGR(tau, loc=loc, scale=scale, delta=delta)
     t, w = (torch.tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(400))
     lo, hi = (float(loc) - 12 * float(scale)) / tau, (float(loc) + 12 * float(scale)) / tau
     lo, hi = lo - math.log(delta), hi - math.log(delta)
@@ -103,8 +103,8 @@ def test_kl_is_the_gaussian_kl_and_matches_monte_carlo(gen):
     lq, sq = _params(3, seed=2)
     loc_p, scale_p = torch.stack([lp, lq]), torch.stack([sp, sq])
     loc_q, scale_q = torch.stack([lq, lp + 0.5]), torch.stack([sq, 2 * sp])
-    p = IGR(0.5, loc_p, scale_p, delta=1.5)
-    q = IGR(0.5, loc_q, scale_q, delta=1.5)
+    p = IGR(0.5, loc=loc_p, scale=scale_p, delta=1.5)
+    q = IGR(0.5, loc=loc_q, scale=scale_q, delta=1.5)
     kl = kl_divergence(p, q)
     torch.testing.assert_close(
         kl, kl_divergence(Normal(loc_p, scale_p), Normal(loc_q, scale_q)).sum(-1)
@@ -117,15 +117,15 @@ def test_kl_is_the_gaussian_kl_and_matches_monte_carlo(gen):
 def test_kl_refuses_different_bijections():
     loc, scale = _params(2)
     with pytest.raises(NotImplementedError, match="different temperature or delta"):
-        kl_divergence(IGR(0.5, loc, scale), IGR(0.6, loc, scale))
+        kl_divergence(IGR(0.5, loc=loc, scale=scale), IGR(0.6, loc=loc, scale=scale))
     with pytest.raises(NotImplementedError, match=r"use gumbel_softmax\.distributions\.mc_kl"):
-        kl_divergence(IGR(0.5, loc, scale), IGR(0.5, loc, scale, delta=2.0))
+        kl_divergence(IGR(0.5, loc=loc, scale=scale), IGR(0.5, loc=loc, scale=scale, delta=2.0))
 
 
 def test_gradients_flow_to_every_parameter(gen):
     loc, scale = (p.requires_grad_(True) for p in _params(3))
     tau = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
-    d = IGR(tau, loc, scale)
+    d = IGR(tau, loc=loc, scale=scale)
     y = d.rsample((16,), generator=gen)
     (y[..., 0].sum() + d.log_prob(y.detach()).sum()).backward()
     for p in (loc, scale, tau):
@@ -139,25 +139,42 @@ def test_gradients_flow_to_every_parameter(gen):
 def test_bad_input():
     loc, scale = _params(3)
     with pytest.raises(TypeError, match=r"loc must be a torch\.Tensor, got list"):
-        IGR(0.5, [0.0, 1.0], scale)
+        IGR(0.5, loc=[0.0, 1.0], scale=scale)
     with pytest.raises(TypeError, match="scale must have a floating dtype"):
-        IGR(0.5, loc, torch.ones(3, dtype=torch.int64))
+        IGR(0.5, loc=loc, scale=torch.ones(3, dtype=torch.int64))
     with pytest.raises(ValueError, match="loc must have at least one dimension"):
-        IGR(0.5, torch.tensor(0.0), torch.tensor(1.0))
+        IGR(0.5, loc=torch.tensor(0.0), scale=torch.tensor(1.0))
     with pytest.raises(TypeError, match="loc and scale must have the same dtype"):
-        IGR(0.5, loc, scale.float())
+        IGR(0.5, loc=loc, scale=scale.float())
     with pytest.raises(ValueError, match=r"same last dimension .* loc of shape \(3,\)"):
-        IGR(0.5, loc, scale[:2])
+        IGR(0.5, loc=loc, scale=scale[:2])
     for bad in [0.0, -1.0, math.inf]:
         with pytest.raises(ValueError, match="temperature must be positive and finite"):
-            IGR(bad, loc, scale)
+            IGR(bad, loc=loc, scale=scale)
         with pytest.raises(ValueError, match="delta must be positive and finite"):
-            IGR(0.5, loc, scale, delta=bad)
+            IGR(0.5, loc=loc, scale=scale, delta=bad)
     with pytest.raises(TypeError, match="delta must be a float, got None"):
-        IGR(0.5, loc, scale, delta=None)
+        IGR(0.5, loc=loc, scale=scale, delta=None)
     with pytest.raises(ValueError, match="scale"):
-        IGR(0.5, loc, -scale, validate_args=True)
+        IGR(0.5, loc=loc, scale=-scale, validate_args=True)
     with pytest.raises(ValueError, match="loc"):
-        IGR(0.5, torch.full((3,), math.nan, dtype=torch.float64), scale, validate_args=True)
+        IGR(
+            0.5,
+            loc=torch.full((3,), math.nan, dtype=torch.float64),
+            scale=scale,
+            validate_args=True,
+        )
     with pytest.raises(ValueError, match="value"):
-        IGR(0.5, loc, scale, validate_args=True).log_prob(torch.tensor([0.5, 0.5, 0.5, 0.5]))
+        IGR(0.5, loc=loc, scale=scale, validate_args=True).log_prob(
+            torch.tensor([0.5, 0.5, 0.5, 0.5])
+        )
+
+
+def test_shapes_that_do_not_broadcast_are_named():
+    loc, scale = torch.zeros(4, 2), torch.ones(4, 2)
+    with pytest.raises(ValueError, match=r"temperature of shape \(3,\) does not broadcast .* loc"):
+        IGR(torch.ones(3), loc=loc, scale=scale)
+    with pytest.raises(ValueError, match=r"loc of shape \(4, 2\) and scale of shape \(3, 2\)"):
+        IGR(0.5, loc=loc, scale=torch.ones(3, 2))
+    with pytest.raises(TypeError, match=r"IGR\(temperature, loc=\.\.\., scale=\.\.\.\)"):
+        IGR(0.5, loc, scale)

@@ -81,3 +81,15 @@ def test_mc_kl_is_differentiable_and_validates():
             n1, torch.distributions.Normal(1.0, 1.0), num_samples=4, generator=torch.Generator()
         )
     assert float(D.mc_kl(n1, torch.distributions.Normal(0.0, 1.0), num_samples=4)) == 0.0
+
+
+@pytest.mark.parametrize("cls", [D.BinaryConcrete, D.LogitBinaryConcrete])
+def test_binary_closed_form_at_point_masses(cls):
+    inf = torch.inf
+    lp = torch.tensor([inf, -inf, inf, inf, 0.5, -inf], dtype=torch.float64, requires_grad=True)
+    lq = torch.tensor([inf, -inf, -inf, 1.0, inf, 2.0], dtype=torch.float64)
+    kl = kl_divergence(cls(0.5, logits=lp), cls(0.5, logits=lq))
+    # The same point mass: 0; a point mass against anything else, or anything against one: +inf.
+    assert kl.tolist() == [0.0, 0.0, inf, inf, inf, inf]
+    (g,) = torch.autograd.grad(kl[:2].sum(), lp)  # a batch holding point masses trains
+    assert bool(torch.isfinite(g).all())

@@ -17,82 +17,14 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 
-from .._numerics import check_temperature, compute_dtype, downcast, gumbel_noise, upcast
+from .._numerics import compute_dtype, downcast, gumbel_noise, upcast, validation_enabled
 from ..functional import straight_through
-from ._base import LogSpaceDistribution, TransformedRelaxed
+from ._base import LogSpaceDistribution, TransformedRelaxed, parameters
+from .constraints import log_simplex, positive_finite, simplex
 
 __all__ = ["Concrete", "ExpConcrete", "RelaxedSample", "StraightThroughConcrete"]
-
-
-class _PositiveFinite(constraints.Constraint):
-    """Positive and finite (a temperature)."""
-
-    def check(self, value: Tensor) -> Tensor:
-        return torch.isfinite(value) & (value > 0)
-
-    def __repr__(self) -> str:
-        return "PositiveFinite()"
-
-
-positive_finite = _PositiveFinite()
-
-
-class _LogSimplex(constraints.Constraint):
-    """Vectors ``y`` with ``logsumexp(y) = 0`` along the last dimension (``exp(y)`` on the simplex)."""
-
-    event_dim = 1
-
-    def check(self, value: Tensor) -> Tensor:
-        # Rounding each coordinate to the dtype moves the LSE by up to about K * eps.
-        tol = max(1e-3, 4 * value.shape[-1] * torch.finfo(value.dtype).eps)
-        lse = torch.logsumexp(value.float(), -1)
-        return (~torch.isnan(value)).all(-1) & (lse.abs() <= tol)
-
-    def __repr__(self) -> str:
-        return "LogSimplex()"
-
-
-log_simplex = _LogSimplex()
-
-
-class _SimplexOrFace(constraints.Constraint):
-    """The probability simplex (float tolerance scaled to the dtype and K)."""
-
-    event_dim = 1
-
-    def check(self, value: Tensor) -> Tensor:
-        tol = 4 * value.shape[-1] * torch.finfo(value.dtype).eps
-        return (value >= 0).all(-1) & ((value.sum(-1) - 1).abs() <= max(tol, 1e-6))
-
-    def __repr__(self) -> str:
-        return "Simplex()"
-
-
-simplex = _SimplexOrFace()
-
-
-def _params(
-    temperature: float | Tensor, logits: Tensor | None, probs: Tensor | None, *, event_dims: int
-) -> tuple[Tensor, Tensor]:
-    """Common parameter handling: exactly one of logits/probs, floating, and a temperature tensor."""
-    if (logits is None) == (probs is None):
-        raise ValueError(
-            "exactly one of logits or probs must be given, got "
-            f"logits={'None' if logits is None else 'a tensor'} and "
-            f"probs={'None' if probs is None else 'a tensor'}"
-        )
-    name, p = ("logits", logits) if logits is not None else ("probs", probs)
-    if not isinstance(p, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(p).__name__}")
-    if not p.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype, got {p.dtype}; convert with .float()")
-    if p.dim() < event_dims:
-        raise ValueError(f"{name} must have at least {event_dims} dimension(s), got a scalar")
-    t = check_temperature(temperature)
-    tau = t if isinstance(t, Tensor) else torch.tensor(t, dtype=p.dtype, device=p.device)
-    return p, tau
 
 
 def _masked_lse(x: Tensor, mask: Tensor) -> Tensor:
@@ -107,49 +39,73 @@ class ExpConcrete(LogSpaceDistribution):
     .. math:: Y_k = \frac{\log\alpha_k + G_k}{\tau}
                     - \operatorname{LSE}_i \frac{\log\alpha_i + G_i}{\tau}.
 
-    Log-density with respect to the Lebesgue measure on the first :math:`K-1` coordinates of the
-    hyperplane :math:`\operatorname{LSE}(y) = 0`:
+    Log-density on the hyperplane :math:`\operatorname{LSE}(y) = 0`:
 
     .. math:: \log\kappa_{\alpha,\tau}(y) = \log((K-1)!) + (K-1)\log\tau
               + \sum_k (\log\alpha_k - \tau y_k) - K \operatorname{LSE}_k(\log\alpha_k - \tau y_k).
 
+    It is the density of the coordinates :math:`w_k = y_k - y_K` (:math:`k < K`) with respect to
+    the Lebesgue measure on :math:`\mathbb R^{K-1}`, equivalently of :math:`(y_1, \dots, y_{K-1})`
+    with respect to :math:`e^{-y_K}\,dy_1 \cdots dy_{K-1}` (not the Lebesgue measure on the
+    first :math:`K-1` coordinates, against which it integrates to :math:`\mathbb E[X_K]`).
+    ``biject_to(support)`` is therefore :math:`w \mapsto y`
+    (:class:`~gumbel_softmax.distributions.constraints.LogSoftmaxLastZeroTransform`), with
+    log-Jacobian 0.
+
     Args:
-        temperature: :math:`\tau > 0`, float or tensor broadcastable with the batch shape.
-        logits: ``(*batch, K)`` unnormalised :math:`\log\alpha`; ``-inf`` masks a class.
-        probs: ``(*batch, K)`` probabilities on the simplex (zeros mask), instead of logits.
+        temperature: :math:`\tau > 0`, float or tensor broadcastable with the batch shape
+            (the only positional argument).
+        probs: ``(*batch, K)`` probabilities on the simplex (zeros mask), keyword-only.
+        logits: ``(*batch, K)`` unnormalised :math:`\log\alpha`, keyword-only, instead of probs;
+            ``-inf`` masks a class.
         validate_args: torch's argument and support validation.
+
+    Raises:
+        TypeError: a positional ``probs`` / ``logits``, or parameters that are not floating tensors.
+        ValueError: not exactly one of ``probs`` / ``logits``; a temperature that is not positive
+            and finite or whose shape does not broadcast with the batch shape; a row with every
+            class masked; under validation, ``probs`` off the simplex, NaN or ``+inf`` logits.
 
     Numerics: sampling and densities run in float32 for 16-bit parameters; samples are clamped to
     the dtype's finite range (a 16-bit sample at :math:`\tau = 10^{-3}` would otherwise round
     to ``-inf``), so masked classes hold ``finfo.min``, whose ``exp`` is exactly 0.
     """
 
-    arg_constraints = {"temperature": positive_finite, "logits": constraints.real_vector}
+    arg_constraints = {
+        "temperature": positive_finite,
+        "logits": constraints.real_vector,
+        "probs": simplex,
+    }
     support = log_simplex
 
     def __init__(
         self,
         temperature: float | Tensor,
-        logits: Tensor | None = None,
+        *,
         probs: Tensor | None = None,
+        logits: Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        p, tau = _params(temperature, logits, probs, event_dims=1)
-        if probs is not None:
-            validate = Distribution._validate_args if validate_args is None else validate_args
-            if validate:
-                if not bool(simplex.check(p).all()):
-                    raise ValueError(
-                        f"probs (Tensor of shape {tuple(p.shape)}) must lie on the simplex "
-                        "(non-negative, summing to 1 along the last dimension)"
-                    )
+        name, p, tau, batch_shape = parameters(temperature, logits, probs, event_dims=1)
+        validate = validation_enabled(validate_args)
+        if name == "probs":
+            if validate and not bool(simplex.check(p).all()):
+                raise ValueError(
+                    f"probs (Tensor of shape {tuple(p.shape)}) must lie on the simplex "
+                    "(non-negative, summing to 1 along the last dimension)"
+                )
             p = p.log()
+        elif validate and bool(torch.isposinf(p).any()):
+            # A +inf logit would take all the mass and leave NaN in the normalised logits.
+            raise ValueError(
+                f"logits (Tensor of shape {tuple(p.shape)}) contains +inf; logits must be finite "
+                "or -inf (a masked class)"
+            )
         if bool(torch.isneginf(p).all(-1).any()):
             raise ValueError(
-                "logits has a row whose classes are all masked with -inf; "
-                "such a row has no distribution"
+                f"{name} has a row whose classes are all masked "
+                f"({'zero' if name == 'probs' else '-inf'}); such a row has no distribution"
             )
-        batch_shape = torch.broadcast_shapes(p.shape[:-1], tau.shape)
         # Computation uses the parameters in the compute dtype (cast once, see _numerics.upcast).
         lc = upcast(p)
         self._logits = (lc - lc.logsumexp(-1, keepdim=True)).expand(batch_shape + p.shape[-1:])
@@ -234,11 +190,13 @@ class Concrete(TransformedRelaxed):
     def __init__(
         self,
         temperature: float | Tensor,
-        logits: Tensor | None = None,
+        *,
         probs: Tensor | None = None,
+        logits: Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        super().__init__(ExpConcrete(temperature, logits, probs, validate_args), validate_args)
+        base = ExpConcrete(temperature, probs=probs, logits=logits, validate_args=validate_args)
+        super().__init__(base, validate_args)
 
     base: ExpConcrete
     mask = property(lambda self: self.base.mask, doc="True for classes not masked out.")
@@ -269,6 +227,13 @@ class StraightThroughConcrete(Concrete):
     rounding property) whose gradient is that of the relaxed :math:`X`. :meth:`rsample_with_relaxed`
     returns both, explicitly; ``log_prob`` is the Concrete density and should be given the
     ``relaxed`` sample (at a vertex it is the density at the clamped vertex, finite but huge).
+
+    Not a Pyro guide (nor anything else that scores a site's value): Pyro calls ``log_prob`` on
+    the value the site returned, here the one-hot, which cannot see the relaxed sample behind it,
+    so the ELBO would use the huge vertex density. Supported instead: a relaxed
+    :class:`Concrete` site in both guide and model, with the hard value formed in the model,
+    ``straight_through(one_hot(z.argmax(-1)), z)`` (README, "Distributions"; tested in
+    ``tests/distributions/test_pyro.py``).
     """
 
     def rsample_with_relaxed(

@@ -113,16 +113,19 @@ class HardConcrete(TransformedRelaxed):
     def __init__(
         self,
         temperature: float | Tensor,
+        *,
         logits: Tensor | None = None,
         probs: Tensor | None = None,
-        *,
         low: float = -0.1,
         high: float = 1.1,
         validate_args: bool | None = None,
     ) -> None:
         self.low, self.high = _check_stretch(low, high)
         super().__init__(
-            LogitBinaryConcrete(temperature, logits, probs, validate_args), validate_args
+            LogitBinaryConcrete(
+                temperature, logits=logits, probs=probs, validate_args=validate_args
+            ),
+            validate_args,
         )
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:

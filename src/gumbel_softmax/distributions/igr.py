@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints, register_kl
 
-from .._numerics import check_temperature, compute_dtype, downcast, upcast
-from ._base import RelaxedDistribution
+from .._numerics import compute_dtype, downcast, upcast
+from ._base import RelaxedDistribution, temperature_and_batch
 from .concrete import positive_finite, simplex
 
 __all__ = ["IGR"]
@@ -50,6 +50,12 @@ def _check_gaussian(loc: object, scale: object) -> tuple[Tensor, Tensor]:
             f"loc and scale must have the same last dimension (K - 1), got loc of shape "
             f"{tuple(m.shape)} and scale of shape {tuple(s.shape)}"
         )
+    try:
+        m, s = torch.broadcast_tensors(m, s)
+    except RuntimeError:
+        raise ValueError(
+            f"loc of shape {tuple(m.shape)} and scale of shape {tuple(s.shape)} do not broadcast"
+        ) from None
     return m, s
 
 
@@ -106,21 +112,20 @@ class IGR(RelaxedDistribution):
         "scale": constraints.independent(constraints.positive, 1),
     }
     support = simplex
+    _by_keyword = "{0}(temperature, loc=..., scale=...)"
 
     def __init__(
         self,
         temperature: float | Tensor,
+        *,
         loc: Tensor,
         scale: Tensor,
-        *,
         delta: float = 1.0,
         validate_args: bool | None = None,
     ) -> None:
         loc, scale = _check_gaussian(loc, scale)
         self.delta = _check_delta(delta)
-        t = check_temperature(temperature)
-        tau = t if isinstance(t, Tensor) else torch.tensor(t, dtype=loc.dtype, device=loc.device)
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], scale.shape[:-1], tau.shape)
+        tau, batch_shape = temperature_and_batch(temperature, loc, name="loc", event_dims=1)
         full = batch_shape + loc.shape[-1:]
         self.loc, self.scale = loc.expand(full), scale.expand(full)
         self.temperature = tau.to(loc.dtype).expand(batch_shape)

@@ -7,7 +7,8 @@ locations :math:`\log\alpha_i/\tau`, and with :math:`\delta = \log\alpha_p - \lo
 .. math:: \mathrm{KL}(p\,\|\,q) = \delta\coth(\delta/2) - 2,
 
 independent of :math:`\tau` (derived from :math:`\mathbb E[\mathrm{softplus}(W + c)] =
-c/(1 - e^{-c})` for standard logistic :math:`W`). KL is invariant under the bijection
+c/(1 - e^{-c})` for standard logistic :math:`W`). Infinite log-odds (point masses) give 0
+between equal ones and :math:`+\infty` otherwise. KL is invariant under the bijection
 :math:`\sigma`, so the same value holds for :class:`BinaryConcrete`. Everything else (two
 Concretes, different temperatures) has no closed form: use :func:`mc_kl`.
 """
@@ -50,7 +51,12 @@ def _same_temperature(p: Distribution, q: Distribution) -> None:
 @register_kl(LogitBinaryConcrete, LogitBinaryConcrete)
 def _kl_logit_binary(p: LogitBinaryConcrete, q: LogitBinaryConcrete) -> Tensor:
     _same_temperature(p, q)
-    return logistic_kl(p.logits - q.logits)
+    # Infinite log-odds are point masses: KL 0 between the same one (where inf - inf is NaN),
+    # +inf against anything else. Both without gradient: logistic_kl's at inf would be 0 * inf.
+    delta = p.logits - q.logits
+    finite = torch.isfinite(delta)
+    kl = logistic_kl(torch.where(finite, delta, 0.0))
+    return torch.where(finite, kl, torch.where(p.logits == q.logits, 0.0, torch.inf).to(kl.dtype))
 
 
 @register_kl(BinaryConcrete, BinaryConcrete)
