@@ -120,3 +120,17 @@ def test_a_support_smaller_than_the_set_repeats_the_first_sample_with_weight_zer
     assert float(r.sample[..., [1, 3]].sum()) == 0.0  # masked classes never appear
     torch.testing.assert_close(g, exact_gradient(f, logits), rtol=1e-10, atol=1e-12)
     assert bool(torch.isfinite(g).all()) and float(g[..., [1, 3]].abs().sum()) == 0.0
+
+
+def test_the_lab_refuses_exact_on_too_many_states_before_writing_anything(tmp_path, capsys):
+    from gumbel_softmax.lab import cli
+
+    run = tmp_path / "run"
+    argv = ["vae", "--estimator", "exact", "--latent", "categorical", "--n-latent", "4"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--run-dir", str(run), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "gumbel-softmax: error: " in err and "'exact'" in err and "Traceback" not in err
+    assert "n_classes**n_latent = 10**4 exceeds its max_states = 4096" in err
+    assert not run.exists()

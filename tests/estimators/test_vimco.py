@@ -83,3 +83,10 @@ def test_the_lab_gives_it_the_negative_log_weight_and_no_separate_kl() -> None:
     torch.testing.assert_close(loss.detach(), r.surrogate.mean().detach())
     assert not kl.requires_grad  # logged, not optimised twice
     torch.testing.assert_close(kl, model.kl(logits).detach())
+
+
+def test_objective_is_the_mean_value_for_estimators_without_an_estimate() -> None:
+    problem = STANDARD[0]
+    x = problem.logits.expand(5, *problem.logits.shape)
+    r = get("rloo")(x, problem.f, generator=torch.Generator().manual_seed(0))
+    assert r.estimate is None and torch.equal(r.objective(), r.value.mean(0))
