@@ -3,6 +3,11 @@
 Run (a few minutes on one core)::
 
     OMP_NUM_THREADS=1 python benchmarks/estimators/bench.py [--num-samples 1000] [--quick]
+    OMP_NUM_THREADS=1 python benchmarks/estimators/bench.py --only vimco exact  # update rows
+
+``--only NAME ...`` measures those estimators alone and keeps every other estimator's rows of the
+existing ``results.md`` (their own run's numbers; each row's time ratio is against the torch
+baseline of the process that measured it), so that an added estimator needs no full rerun.
 
 Writes ``results.md`` (markdown tables) and ``results.png`` (bias, variance and time against the
 temperature) next to this file. Every estimator in ``gumbel_softmax.estimators.available()`` is
@@ -18,6 +23,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,11 +35,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from gumbel_softmax.diagnostics import ToyProblem, gradient_stats, toy_problems
+from gumbel_softmax.diagnostics import MAX_STATES, ToyProblem, gradient_stats, toy_problems
 from gumbel_softmax.estimators import Estimator, available, build, estimator_class
 
 HERE = Path(__file__).resolve().parent
 TEMPERATURES = (0.1, 0.5, 1.0, 2.0)
+EXTRA_TEMPERATURES = (0.5, 2.0)  # decoupled-st-gs's forward temperature (1 is plain st-gs)
 SUMMARY_TEMPERATURE = 1.0
 
 
@@ -53,18 +60,38 @@ class Row:
     ratio: float
 
 
-def builds(name: str, event_shape: tuple[int, int]) -> list[tuple[float | None, Estimator]]:
-    """The estimator built for ``event_shape`` at every grid temperature it accepts (its declared
-    ``temperature_kind`` and ``min_temperature``: ReinMax refuses temperatures below 1), or once
-    with its defaults when it has no temperature."""
+def builds(name: str, event_shape: tuple[int, int]) -> list[tuple[str, float | None, Estimator]]:
+    """(label, temperature, estimator) built for ``event_shape`` from its declarations: at every
+    grid temperature it accepts (``temperature_kind``, ``min_temperature``: ReinMax refuses
+    temperatures below 1), or once with its defaults when it has no temperature; each of its
+    ``extra_temperatures`` also at the values of ``EXTRA_TEMPERATURES``, at the summary
+    temperature (the others at their defaults); none where K**N exceeds its ``max_states``; a ``multi_sample_bound`` estimator
+    (VIMCO) with the largest S of 4, 3, 2 whose (K**N)**S tuples the exact bound can enumerate,
+    none if there is no such S."""
     cls = estimator_class(name)
+    n, k = event_shape
+    if cls.max_states is not None and k**n > cls.max_states:
+        return []
+    options: dict[str, object] = {}
+    if cls.multi_sample_bound:
+        fitting = [s for s in (4, 3, 2) if (k**n) ** s <= MAX_STATES]
+        if not fitting:
+            return []
+        options["num_samples"] = fitting[0]
+    label = name if not options else f"{name} S={options['num_samples']}"
     if cls.temperature_kind is None:
-        return [(None, build(name, event_shape=event_shape))]
-    return [
-        (t, build(name, event_shape=event_shape, temperature=t))
+        return [(label, None, build(name, event_shape=event_shape, **options))]
+    out = [
+        (label, t, build(name, event_shape=event_shape, temperature=t, **options))
         for t in TEMPERATURES
         if t >= cls.min_temperature
     ]
+    t = SUMMARY_TEMPERATURE
+    for attr in cls.extra_temperatures:  # at the summary temperature only
+        for value in EXTRA_TEMPERATURES:
+            est = build(name, event_shape=event_shape, temperature=t, **{attr: value})
+            out.append((f"{label} {attr}={value:g}", t, est))
+    return out
 
 
 def torch_baseline_seconds(problem: ToyProblem, repeats: int) -> float:
@@ -87,26 +114,28 @@ def measure(num_samples: int, names: list[str], problems: dict[str, ToyProblem])
         for name in names:
             if estimator_class(name).binary_only and k != 2:
                 continue  # binary-only estimators (ARM, DisARM): "n/a" on K > 2 problems
-            for t, est in builds(name, (n, k)):
+            for label, t, est in builds(name, (n, k)):
                 s = gradient_stats(
                     est,
                     problem.f,
                     problem.logits,
                     num_samples=num_samples,
                     generator=torch.Generator().manual_seed(0),
-                    exact=problem.exact,
+                    # a multi-sample-bound estimator is measured against its own objective's
+                    # exact gradient (by enumeration of S-tuples), the others against E f's
+                    exact=None if est.multi_sample_bound else problem.exact,
                 )
                 micros = 1e6 * s.seconds_per_estimate
                 rows.append(
                     Row(
                         pname,
-                        name,
+                        label,
                         t,
                         s.bias_norm,
                         float(s.stderr.norm()),
                         s.total_variance,
                         s.mse,
-                        s.mse / float(problem.exact.pow(2).sum()),
+                        s.mse / float(s.exact.pow(2).sum()),
                         s.cosine,
                         s.mean_cosine,
                         micros,
@@ -114,7 +143,7 @@ def measure(num_samples: int, names: list[str], problems: dict[str, ToyProblem])
                     )
                 )
                 print(
-                    f"{pname:16s} {name:12s} {t!s:5s} bias {s.bias_norm:.3e} "
+                    f"{pname:16s} {label:12s} {t!s:5s} bias {s.bias_norm:.3e} "
                     f"var {s.total_variance:.3e} {micros:.0f}us",
                     flush=True,
                 )
@@ -153,16 +182,20 @@ def machine() -> str:
 
 
 def write_markdown(
-    rows: list[Row], problems: dict[str, ToyProblem], num_samples: int, seconds: float, path: Path
+    rows: list[Row],
+    problems: dict[str, ToyProblem],
+    num_samples: int,
+    runs: list[str],
+    path: Path,
 ) -> None:
     lines = [
         "# Gradient estimators on toy problems: bias, variance, time",
         "",
         "Generated by `OMP_NUM_THREADS=1 python benchmarks/estimators/bench.py`; do not edit.",
         "",
-        f"- Machine: {machine()}.",
+        *runs,
         f"- {num_samples} independent estimates per cell (float64, seed 0 for every estimator: "
-        f"common random numbers); whole run {seconds:.0f} s.",
+        "common random numbers).",
         "- bias = ||mean estimate - exact gradient||_2 (its noise: ||stderr||_2 = `±`); "
         "variance = trace of the covariance of one estimate; MSE = bias^2 + variance "
         "(of one estimate); rel = MSE / ||exact||^2 (1 is what always answering 0 scores); "
@@ -170,7 +203,13 @@ def write_markdown(
         "single estimate; us = microseconds per estimate (forward + backward); x torch = that "
         "time over torch.nn.functional.gumbel_softmax(hard=True)'s, same problem and process.",
         "- The exact gradient is by enumeration of all states, or in closed form for the "
-        "separable polynomial problems.",
+        "separable polynomial problems. `vimco S=s` optimises the S-sample bound "
+        "-E log mean_s exp(-f(z_s)), not E f: its bias, variance and rel are against the exact "
+        "gradient of that bound (enumerating every S-tuple of states), with the largest S of "
+        "4, 3, 2 that can be enumerated (none on the 2^128-state polynomial problems). `exact` "
+        "and `unordered-set` enumerate the K^N joint states (max_states 4096 and 65536): "
+        "n/a on the polynomial problems. `decoupled-st-gs forward_temperature=t` rows: τ is the "
+        "backward temperature; at forward_temperature 1 (the plain rows) it is st-gs.",
         "",
         "## Problems",
         "",
@@ -223,6 +262,33 @@ def write_markdown(
     path.write_text("\n".join(lines) + "\n")
 
 
+def _number(cell: str) -> float:
+    return float(cell.split("±")[0])
+
+
+def read_results(path: Path) -> tuple[list[Row], list[str]]:
+    """The rows of an existing ``results.md`` (its "All measurements" table, at the 3 significant
+    digits written there) and its machine lines."""
+    lines = path.read_text().splitlines()
+    runs = [line for line in lines if line.startswith("- Machine")]
+    # the format before --only existed: one machine line, the run's time on the next
+    whole = re.search(r"whole run (\d+) s", "\n".join(lines))
+    if whole and runs and runs[0].startswith("- Machine: "):
+        what = f"the other rows, whole run {whole.group(1)} s"
+        runs[0] = f"- Machine ({what}): " + runs[0].removeprefix("- Machine: ")
+    start = lines.index("## All measurements")
+    rows = []
+    for line in lines[start + 4 :]:
+        if not line.startswith("| "):
+            break
+        c = [x.strip() for x in line.strip("|").split("|")]
+        bias, se = (float(x) for x in c[3].split("±"))
+        temperature = None if c[2] == "-" else float(c[2])
+        rest = [_number(x) for x in c[4:11]]
+        rows.append(Row(c[0], c[1], temperature, bias, se, *rest))
+    return rows, runs
+
+
 def plot(rows: list[Row], problems: dict[str, ToyProblem], path: Path) -> None:
     names = list(dict.fromkeys(r.estimator for r in rows))
     colours = {n: plt.get_cmap("tab20")(i % 20) for i, n in enumerate(names)}
@@ -262,16 +328,37 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="100 samples, two problems")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="measure these; keep the others' rows"
+    )
     args = parser.parse_args()
     num = 100 if args.quick else args.num_samples
     problems = toy_problems()
     if args.quick:
         problems = {k: problems[k] for k in ("simplex-qp", "poly-2")}
+    names = available()
+    path = args.out / "results.md"
+    kept: list[Row] = []
+    runs: list[str] = []
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            parser.error(f"--only: unknown estimator(s) {unknown}; available: {names}")
+        kept, runs = read_results(path)
+        kept = [
+            r for r in kept if r.estimator.split()[0] not in args.only and r.problem in problems
+        ]
+        names = [n for n in names if n in args.only]
     start = time.perf_counter()
-    rows = measure(num, available(), problems)
+    rows = measure(num, names, problems)
     seconds = time.perf_counter() - start
+    what = f"rows of {', '.join(names)}" if args.only else "whole run"
+    runs.append(f"- Machine ({what}, {seconds:.0f} s): {machine()}.")
+    order = {n: i for i, n in enumerate(available())}
+    pindex = {p: i for i, p in enumerate(problems)}
+    rows = sorted(kept + rows, key=lambda r: (pindex[r.problem], order[r.estimator.split()[0]]))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_markdown(rows, problems, num, seconds, args.out / "results.md")
+    write_markdown(rows, problems, num, runs, path)
     plot(rows, problems, args.out / "results.png")
     print(f"wrote {args.out / 'results.md'} and {args.out / 'results.png'} in {seconds:.0f} s")
 

@@ -69,12 +69,21 @@ _NOT_SETTINGS = ("run_dir", "data_dir", "progress", "figures", "download")
 
 # ---------------------------------------------------------------------------------- the sweep
 def combinations(latents: Sequence[str], names: Sequence[str]) -> list[tuple[str, str]]:
-    """The (latent, estimator) pairs to run: binary-only estimators have no categorical run."""
+    """The (latent, estimator) pairs to run: binary-only estimators have no categorical run, and
+    an estimator that enumerates joint states has no run whose K**N exceeds its declared
+    ``max_states`` (``exact``, ``unordered-set``: none at these sizes, 10**20 and 2**200)."""
+
+    def fits(latent: str, name: str) -> bool:
+        n, k = LATENTS[latent]
+        limit = estimators.estimator_class(name).max_states
+        return limit is None or k**n <= limit
+
     return [
         (latent, name)
         for latent in latents
         for name in names
         if not (latent == "categorical" and estimators.estimator_class(name).binary_only)
+        and fits(latent, name)
     ]
 
 

@@ -9,23 +9,26 @@ gradient and time; :func:`toy_problems` gives the standard problems we measure o
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
+from . import _enumeration
 from .estimators._base import Estimator, LossFn
 
 __all__ = [
     "GradientStats",
     "ToyProblem",
     "all_states",
+    "exact_bound",
     "exact_expectation",
     "exact_gradient",
+    "exact_gradient_for",
     "gradient_stats",
     "separable_expectation",
     "toy_problems",
@@ -39,8 +42,7 @@ def all_states(n: int, k: int, *, dtype: torch.dtype = torch.float32, device=Non
     """Every joint one-hot state of ``n`` variables with ``k`` classes: ``(k**n, n, k)``."""
     if k**n > MAX_STATES:
         raise ValueError(f"{k}**{n} = {k**n} states exceeds MAX_STATES = {MAX_STATES}")
-    index = torch.tensor(list(itertools.product(range(k), repeat=n)), device=device)
-    return torch.nn.functional.one_hot(index.reshape(-1, n), k).to(dtype)
+    return _enumeration.all_states(n, k, dtype=dtype, device=device)
 
 
 def exact_expectation(f: LossFn, logits: Tensor, *, chunk: int = 4096) -> Tensor:
@@ -68,15 +70,74 @@ def exact_expectation(f: LossFn, logits: Tensor, *, chunk: int = 4096) -> Tensor
     return total
 
 
-def exact_gradient(f: LossFn, logits: Tensor) -> Tensor:
-    r"""The exact :math:`\nabla_{\text{logits}} \sum_{\text{batch}} \mathbb E_{z\sim q}[f(z)]`.
+def exact_bound(f: LossFn, logits: Tensor, num_samples: int) -> Tensor:
+    r"""The exact S-sample bound :math:`\mathbb E_{z_1..z_S \overset{iid}{\sim} q}
+    \big[-\log \tfrac1S \sum_s e^{-f(z_s)}\big]`, shape ``(*batch)``, differentiable in logits.
+
+    With :math:`f = -\log w` (``w = p(x, z) / q(z | x)``) it is the negative importance-weighted
+    bound of Burda et al. (2016) that VIMCO optimises; S = 1 gives :math:`\mathbb E f`. It
+    enumerates the :math:`(K^N)^S` ordered S-tuples of joint states (``f`` is evaluated once per
+    state), so it is for tiny problems only.
+
+    Args:
+        f: maps ``(M, *batch, N, K)`` one-hot states to ``(M, *batch)``.
+        logits: ``(*batch, N, K)``.
+        num_samples: S >= 1.
+
+    Raises:
+        ValueError: S < 1, or :math:`(K^N)^S` beyond ``MAX_STATES``.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be an int >= 1, got {num_samples!r}")
+    if logits.dim() < 2:
+        raise ValueError(f"logits must have shape (*batch, N, K), got {tuple(logits.shape)}")
+    n, k = logits.shape[-2:]
+    m = k**n
+    if m**num_samples > MAX_STATES:
+        raise ValueError(
+            f"({k}**{n})**{num_samples} = {m**num_samples} tuples of states exceeds "
+            f"MAX_STATES = {MAX_STATES}"
+        )
+    batch = logits.shape[:-2]
+    states = all_states(n, k, dtype=logits.dtype, device=logits.device)
+    z = states.reshape(m, *([1] * len(batch)), n, k).expand(m, *batch, n, k)
+    values = f(z)  # (M, *batch)
+    log_q = _enumeration.joint_log_prob(
+        torch.log_softmax(logits, -1), _enumeration.state_indices(n, k, device=logits.device)
+    ).movedim(-1, 0)  # (M, *batch)
+    # every ordered tuple (i_1..i_S): (M**S, S)
+    grid = torch.cartesian_prod(*[torch.arange(m, device=logits.device)] * num_samples)
+    grid = grid.reshape(-1, num_samples)
+    log_p = log_q[grid].sum(1)  # (M**S, *batch): log prod_s q(z_{i_s})
+    bound = math.log(num_samples) - torch.logsumexp(-values[grid], 1)
+    # where(), so that tuples with a masked state (probability 0) add 0, not 0 * inf
+    return torch.where(torch.isneginf(log_p), 0.0, log_p.exp() * bound).sum(0)
+
+
+def exact_gradient(f: LossFn, logits: Tensor, *, bound_samples: int | None = None) -> Tensor:
+    r"""The exact :math:`\nabla_{\text{logits}} \sum_{\text{batch}} \mathbb E_{z\sim q}[f(z)]`,
+    or with ``bound_samples = S`` that of the S-sample bound :func:`exact_bound` (the objective of
+    an estimator that declares ``multi_sample_bound``).
 
     Returns a tensor of ``logits``' shape; ``logits`` itself is left untouched (no ``.grad``).
     """
     x = logits.detach().requires_grad_(True)
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(exact_expectation(f, x).sum(), x)
+        if bound_samples is None:
+            objective = exact_expectation(f, x)
+        else:
+            objective = exact_bound(f, x, bound_samples)
+        (grad,) = torch.autograd.grad(objective.sum(), x)
     return grad
+
+
+def exact_gradient_for(estimator: Estimator, f: LossFn, logits: Tensor) -> Tensor:
+    r""":func:`exact_gradient` of the objective ``estimator`` declares: :math:`\mathbb E f`, or
+    the ``estimator.num_samples``-sample bound when it declares ``multi_sample_bound``."""
+    if estimator.multi_sample_bound:
+        s = int(cast(Any, estimator).num_samples)  # declared with multi_sample_bound
+        return exact_gradient(f, logits, bound_samples=s)
+    return exact_gradient(f, logits)
 
 
 def separable_expectation(g: Callable[[Tensor], Tensor], logits: Tensor) -> Tensor:
@@ -317,7 +378,8 @@ def gradient_stats(
         logits: ``(*batch, N, K)``.
         num_samples: S >= 2.
         generator: the random source of every estimate.
-        exact: the exact gradient if known (default: :func:`exact_gradient`, by enumeration).
+        exact: the exact gradient if known (default: :func:`exact_gradient_for`, by enumeration
+            of the objective the estimator declares).
         vectorize: draw the S estimates in one call, stacked along a new leading batch dim
             (much faster; only for estimators whose estimates are independent across the batch
             and that keep no state between calls). The time is then the batched call's divided
@@ -333,7 +395,7 @@ def gradient_stats(
         raise ValueError(f"num_samples must be an int >= 2, got {num_samples!r}")
     if not isinstance(logits, Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-    target = exact_gradient(f, logits) if exact is None else exact.detach()
+    target = exact_gradient_for(estimator, f, logits) if exact is None else exact.detach()
     if target.shape != logits.shape:
         raise ValueError(
             f"exact must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"

@@ -7,7 +7,11 @@ must accept ``(*batch, N, K)`` logits and follow the interface in
 declared capabilities (``estimator_class(name)``), never from its constructor's signature:
 estimators whose class sets ``supports_masks = False`` are not given ``-inf`` logits (binary-only
 ones never are), and the temperature tests run on those whose ``temperature_kind`` is not None,
-at temperatures no lower than their ``min_temperature``.
+at temperatures no lower than their ``min_temperature``, and on every temperature named in
+``extra_temperatures``. How the samples of a call are drawn (``draws``) decides what the
+sampling tests check: every sample of ``"independent"`` ones is categorical, the first of a
+``"without-replacement"`` set is (the others are distinct from it), and ``"every-state"``
+estimators return every joint state once, whatever the seed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from _sf_bench import make, num_classes
 from torch import Tensor, nn
 
 import gumbel_softmax.estimators as estimators_pkg
-from gumbel_softmax.diagnostics import gradient_stats
+from gumbel_softmax.diagnostics import all_states, gradient_stats
 from gumbel_softmax.estimators import (
     Estimator,
     PathwiseEstimator,
@@ -41,7 +45,9 @@ BATCH, N = 4, 3
 CAPABILITIES: dict[str, tuple[bool, bool, bool, str | None, bool, float, bool, bool]] = {
     "arm": (True, True, False, None, False, 0.0, False, False),
     "darn": (False, False, True, None, False, 0.0, False, False),
+    "decoupled-st-gs": (False, False, False, "scheduled", False, 0.0, False, False),
     "disarm": (True, True, False, None, False, 0.0, False, False),
+    "exact": (True, False, False, None, False, 0.0, False, False),
     "gs": (False, False, True, "scheduled", True, 0.0, False, False),
     "gst": (False, False, False, "scheduled", False, 0.0, False, False),
     "gumbel-rao": (False, False, False, "scheduled", False, 0.0, False, False),
@@ -56,6 +62,16 @@ CAPABILITIES: dict[str, tuple[bool, bool, bool, str | None, bool, float, bool, b
     "st": (False, False, False, "fixed", False, 0.0, False, False),
     "st-annealed": (False, False, False, "scheduled", False, 0.0, False, False),
     "st-gs": (False, False, False, "scheduled", True, 0.0, False, False),
+    "unordered-set": (True, False, False, None, False, 0.0, False, False),
+    "vimco": (True, False, False, None, False, 0.0, False, False),
+}
+# The declarations added with issue 14, pinned the same way: (draws, max_states,
+# multi_sample_bound, extra_temperatures); every other estimator has the defaults.
+DRAWS_AND_OBJECTIVE: dict[str, tuple[str, int | None, bool, tuple[str, ...]]] = {
+    "decoupled-st-gs": ("independent", None, False, ("forward_temperature",)),
+    "exact": ("every-state", 4096, False, ()),
+    "unordered-set": ("without-replacement", 65536, False, ()),
+    "vimco": ("independent", None, True, ()),
 }
 
 
@@ -119,6 +135,11 @@ def test_declared_capabilities_are_the_papers() -> None:
         )
         assert declared == expected, f"{name}: declared {declared}, expected {expected}"
         assert cls.supports_masks, name
+    for name in CAPABILITIES:
+        cls = estimator_class(name)
+        declared2 = (cls.draws, cls.max_states, cls.multi_sample_bound, cls.extra_temperatures)
+        expected2 = DRAWS_AND_OBJECTIVE.get(name, ("independent", None, False, ()))
+        assert declared2 == expected2, f"{name}: declared {declared2}, expected {expected2}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -140,6 +161,11 @@ def test_declared_capabilities_hold(name: str) -> None:
         assert [n for n, _ in learned.named_parameters()] == ["log_temperature"]
     if cls.needs_event_shape:
         assert list(est.parameters()), "shape-dependent learned parts must exist after build"
+    for attr in cls.extra_temperatures:
+        assert isinstance(getattr(est, attr), float), attr
+        assert attr in est.get_extra_state(), f"{attr} is not saved in state_dict()"
+    if cls.multi_sample_bound:
+        assert isinstance(est.num_samples, int) and est.num_samples >= 2
     # f is called off the vertices of the simplex exactly when evaluates_relaxed says so
     seen: list[Tensor] = []
     loss = _Loss(N, _k(name))
@@ -217,6 +243,11 @@ def test_determinism_by_generator_and_global_rng_untouched(name: str) -> None:
     assert torch.equal(torch.get_rng_state(), state), "the global generator was used"
     for x, y in zip(first, second, strict=True):
         assert torch.equal(x, y)
+    if estimator_class(name).draws == "every-state":
+        # nothing is drawn: every seed gives the same states and gradient
+        for x, y in zip(run(fresh(), 12), first, strict=True):
+            assert torch.equal(x, y)
+        return
     # another seed gives other samples (all five equal has probability < 1e-9 here)
     assert any(not torch.equal(run(fresh(), seed)[1], first[1]) for seed in range(12, 17))
 
@@ -240,24 +271,31 @@ def test_extreme_logits_give_finite_values_and_gradients(name: str, dtype: torch
     assert grad.dtype == dtype
     for t, what in ((result.surrogate, "surrogate"), (result.sample, "sample"), (grad, "grad")):
         assert bool(torch.isfinite(t).all()), f"non-finite {what} in {dtype}"
-    if _supports_masks(name):
+    if _supports_masks(name) and estimator_class(name).draws == "every-state":
+        # every state is evaluated, masked ones too: they must carry no gradient
+        assert float(grad[3, :, 0].abs().sum()) == 0.0, "gradient at a masked class"
+    elif _supports_masks(name):
         assert float(result.sample[..., 3, :, 0].abs().sum()) == 0.0, "a masked class was drawn"
 
 
-def _temperature_cases() -> list[tuple[str, float]]:
-    """(name, temperature) for every estimator with a temperature (declared
-    ``temperature_kind``), at the extremes it accepts (``min_temperature``: ReinMax's is 1)."""
+def _temperature_cases() -> list[tuple[str, str, float]]:
+    """(name, option, temperature) for every estimator with a temperature (declared
+    ``temperature_kind``), at the extremes it accepts (``min_temperature``: ReinMax's is 1),
+    and for each of its ``extra_temperatures`` at both extremes."""
     cases = []
     for name in NAMES:
         cls = estimator_class(name)
         if cls.temperature_kind is not None:
-            cases += [(name, max(t, cls.min_temperature)) for t in (1e-3, 1e3)]
+            cases += [(name, "temperature", max(t, cls.min_temperature)) for t in (1e-3, 1e3)]
+        cases += [(name, attr, t) for attr in cls.extra_temperatures for t in (1e-3, 1e3)]
     return cases
 
 
-@pytest.mark.parametrize(("name", "temperature"), _temperature_cases())
-def test_extreme_temperatures_give_finite_gradients(name: str, temperature: float) -> None:
-    est = make(name, temperature=temperature)
+@pytest.mark.parametrize(("name", "option", "temperature"), _temperature_cases())
+def test_extreme_temperatures_give_finite_gradients(
+    name: str, option: str, temperature: float
+) -> None:
+    est = make(name, **{option: temperature})
     k = _k(name)
     base = _logits(k, torch.float32)
     base[0, 0] = 1e4
@@ -276,7 +314,23 @@ def test_samples_are_exactly_categorical(name: str) -> None:
         logits[1] = -float("inf")
     num = 4000
     x = logits.expand(num, 1, k).clone()
-    result = est(x, lambda z: z.flatten(-2).sum(-1), generator=torch.Generator().manual_seed(7))
+    f = lambda z: z.flatten(-2).sum(-1)  # noqa: E731
+    result = est(x, f, generator=torch.Generator().manual_seed(7))
+    draws = estimator_class(name).draws
+    if draws == "every-state":
+        # no draw: each row holds every state once (a masked one too, with probability 0)
+        expected = all_states(1, k, dtype=x.dtype).reshape(k, 1, 1, k).expand(k, num, 1, k)
+        assert torch.equal(result.sample, expected)
+        return
+    if draws == "without-replacement":
+        # only the first of each set is a draw of q; the others differ from it where the
+        # support has room (3 unmasked classes here, or 4)
+        first = result.sample[0]
+        others = result.sample[1:]
+        support = int(torch.isfinite(logits).sum())
+        for j in range(min(others.shape[0], support - 1)):
+            assert not bool((others[j] == first).all(-1).all(-1).any()), "a state drawn twice"
+        result = type(result)(result.surrogate, result.value[0], first)
     sample = result.sample.reshape(-1, k)
     # relaxed samples (Gumbel-Softmax): their argmax is the exact categorical sample; a masked
     # class drawn even once gives p = 0

@@ -15,6 +15,14 @@ NAMES = [n for n in available() if not issubclass(estimator_class(n), PathwiseEs
 MULTI = {"rloo": 4, "arm": 2, "disarm": 2}  # value is (M, *batch)
 
 
+def _rows(name: str, est: object, n: int, k: int) -> int | None:
+    """M of a ``(M, *batch)`` value: K**N for an estimator that evaluates every state, else the
+    table above or the estimator's ``num_samples`` (vimco, unordered-set), else None."""
+    if estimator_class(name).draws == "every-state":
+        return k**n
+    return MULTI.get(name, getattr(est, "num_samples", None))
+
+
 def _k(name: str) -> int:
     return num_classes(name)
 
@@ -33,8 +41,9 @@ def _f(z: torch.Tensor) -> torch.Tensor:
 def test_shapes_and_detached_outputs(name: str) -> None:
     k = _k(name)
     logits = torch.randn(5, 4, 3, k, requires_grad=True)
-    r = make(name, 3, k)(logits, _f, generator=torch.Generator().manual_seed(0))
-    m = MULTI.get(name)
+    est = make(name, 3, k)
+    r = est(logits, _f, generator=torch.Generator().manual_seed(0))
+    m = _rows(name, est, 3, k)
     assert r.surrogate.shape == (5, 4)
     assert r.value.shape == ((m, 5, 4) if m else (5, 4))
     assert r.sample.shape == ((m, 5, 4, 3, k) if m else (5, 4, 3, k))
@@ -113,6 +122,10 @@ def test_finite_for_extreme_and_masked_logits(name: str, dtype: torch.dtype) -> 
     r.surrogate.sum().backward()
     assert torch.isfinite(logits.grad).all(), logits.grad
     assert torch.isfinite(r.surrogate).all() and torch.isfinite(r.value).all()
+    if estimator_class(name).draws == "every-state":
+        # nothing is drawn: the masked class's states are evaluated but carry no gradient
+        assert torch.all(logits.grad[:, 2, 0] == 0)
+        return
     # the masked class is never drawn, the certain one always
     sample = r.sample if r.sample.dim() == 3 else r.sample.flatten(0, 1)
     assert torch.all(sample[:, 2, 0] == 0) and torch.all(sample[:, 0, 0] == 1)

@@ -4,7 +4,9 @@ The registry drives the cases: ``estimators.available()`` and each class's decla
 (``binary_only``, ``temperature_kind``, ``min_temperature``), so an estimator added to the registry
 is covered without editing this file. Each case is a short run through the CLI
 (``cli.main([...])``) on the shipped ``binarized-mnist-subset``: a tiny VAE (hidden 64-32,
-4 categorical variables of K = 10 or 8 bits), 24 steps of batch 50, and checks that
+4 categorical variables of K = 10 or 8 bits, 4 bits for an estimator that evaluates every
+state; a latent whose K**N exceeds the declared ``max_states`` is left out), 24 steps of batch
+50, and checks that
 
 * the loss is finite and falls (a one-sided two-sample z-test on the per-step losses of the
   first and last eight steps);
@@ -48,13 +50,27 @@ FALSE_ALARM = 1e-3
 SUBSET = "binarized-mnist-subset"
 
 
+def _n_latent(name: str, latent: str) -> int:
+    """N: 4 categorical variables (K = 10) or 8 bits; 4 bits for an estimator that evaluates
+    every joint state (``draws = "every-state"``), whose step costs K**N decoder passes."""
+    if latent == "categorical":
+        return 4
+    return 4 if estimators.estimator_class(name).draws == "every-state" else 8
+
+
+def _fits(name: str, latent: str) -> bool:
+    """Whether the run's K**N is within the estimator's declared ``max_states``."""
+    limit = estimators.estimator_class(name).max_states
+    k = 10 if latent == "categorical" else 2
+    return limit is None or k ** _n_latent(name, latent) <= limit
+
+
 def _latents(name: str) -> list[str]:
-    # Bernoulli (K = 2) for every estimator; categorical K = 10 unless it is binary-only.
-    return (
-        ["bernoulli"]
-        if estimators.estimator_class(name).binary_only
-        else ["categorical", "bernoulli"]
-    )
+    # Bernoulli (K = 2) for every estimator; categorical K = 10 unless it is binary-only; either
+    # only where its joint state space fits the estimator's declared max_states (exact: 4096).
+    cls = estimators.estimator_class(name)
+    latents = ["bernoulli"] if cls.binary_only else ["categorical", "bernoulli"]
+    return [latent for latent in latents if _fits(name, latent)]
 
 
 CASES = [(name, latent) for name in estimators.available() for latent in _latents(name)]
@@ -72,7 +88,7 @@ def _argv(name: str, latent: str, run_dir: Path, *more: str) -> list[str]:
         "vae",
         "--estimator", name,
         "--latent", latent,
-        "--n-latent", "4" if latent == "categorical" else "8",
+        "--n-latent", str(_n_latent(name, latent)),
         "--hidden", "64,32",
         "--dataset", SUBSET,
         "--batch-size", "50",
@@ -234,12 +250,15 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, name, latent):
 
 
 def test_the_cases_cover_the_registry():
-    """Each registered estimator has a Bernoulli case, and a categorical one unless binary-only."""
+    """Each registered estimator has a Bernoulli case, and a categorical one unless binary-only,
+    each where its state space fits the declared ``max_states``."""
     names = estimators.available()
     assert {n for n, _ in CASES} == set(names) and len(names) >= 17
     for n in names:
-        assert (n, "bernoulli") in CASES
-        assert ((n, "categorical") in CASES) != estimators.estimator_class(n).binary_only
+        assert ((n, "bernoulli") in CASES) == _fits(n, "bernoulli")
+        categorical = not estimators.estimator_class(n).binary_only and _fits(n, "categorical")
+        assert ((n, "categorical") in CASES) == categorical
+    assert ("exact", "bernoulli") in CASES and ("exact", "categorical") not in CASES
 
 
 # --------------------------------------------------------------------------- issue 9's lab bugs

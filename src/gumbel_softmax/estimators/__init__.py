@@ -8,6 +8,7 @@ shape to those with shape-dependent learned parts); ``available()`` lists the na
 """
 
 from ._base import (
+    Draws,
     Estimator,
     EstimatorResult,
     LossFn,
@@ -23,12 +24,19 @@ from ._base import (
 )
 from .binary import ARM, DisARM
 from .control_variates import DARN, REBAR, RELAX, MuProp
+from .exact import Exact
 from .gapped import GappedStraightThrough, gapped_logits
 from .rao import GumbelRao, conditional_gumbel
 from .reinmax import ReinMax
-from .relaxed import GumbelSoftmax, StraightThroughGumbelSoftmax
+from .relaxed import (
+    DecoupledStraightThroughGumbelSoftmax,
+    GumbelSoftmax,
+    StraightThroughGumbelSoftmax,
+)
 from .score_function import NVIL, EMABaseline, LeaveOneOut, ScoreFunction
 from .straight_through import SlopeAnnealedStraightThrough, StraightThrough
+from .unordered_set import UnorderedSet, log_set_probabilities
+from .vimco import VIMCO
 
 __all__ = [
     "ARM",
@@ -36,10 +44,14 @@ __all__ = [
     "NVIL",
     "REBAR",
     "RELAX",
+    "VIMCO",
+    "DecoupledStraightThroughGumbelSoftmax",
     "DisARM",
+    "Draws",
     "EMABaseline",
     "Estimator",
     "EstimatorResult",
+    "Exact",
     "GappedStraightThrough",
     "GumbelRao",
     "GumbelSoftmax",
@@ -54,12 +66,14 @@ __all__ = [
     "StraightThroughGumbelSoftmax",
     "TemperatureKind",
     "TemperedEstimator",
+    "UnorderedSet",
     "available",
     "build",
     "conditional_gumbel",
     "estimator_class",
     "gapped_logits",
     "get",
+    "log_set_probabilities",
     "register",
     "scale_gradient",
 ]

@@ -26,7 +26,23 @@ class attributes, and read without building it (``estimator_class(name).binary_o
 ``needs_event_shape``         it has learned parts whose size depends on ``(N, K)``: pass
                               ``event_shape`` to :func:`build` so they exist before an optimiser does
 ``takes_context``             it accepts ``context=`` (an input the samples do not depend on)
+``draws``                     how the samples of one call are drawn: ``"independent"`` (each an
+                              exact draw of :math:`q`); ``"without-replacement"`` (M distinct
+                              joint states by Gumbel-top-k: only the first, ``sample[0]``, is
+                              distributed as :math:`q`); ``"every-state"`` (no randomness: every
+                              joint state once, the estimate is exact)
+``max_states``                the largest joint state space :math:`K^N` it accepts (``None``: any);
+                              :func:`build` and the call refuse a larger one
+``multi_sample_bound``        it estimates the gradient of the S-sample bound
+                              :math:`-\mathbb E\log\frac1S\sum_s e^{-f(z_s)}` (VIMCO), not of
+                              :math:`\mathbb E f`: ``f`` returns per-sample negative log-weights
+                              :math:`-\log w_s` and ``est.num_samples`` is S
+``extra_temperatures``        names of further float temperatures besides ``temperature``,
+                              each a settable, validated attribute saved in ``state_dict()``
 ============================  =======================================================================
+
+``unbiased`` means unbiased for the gradient of the estimator's objective: :math:`\mathbb E f(z)`,
+or the S-sample bound when ``multi_sample_bound`` is set.
 
 Everything an estimator learns or tracks is in its ``state_dict()`` (parameters, buffers, and the
 temperature as extra state), so a checkpoint of it resumes exactly.
@@ -45,6 +61,7 @@ from torch import Tensor, nn
 from .._numerics import check_logits, validation_enabled
 
 __all__ = [
+    "Draws",
     "Estimator",
     "EstimatorResult",
     "LossFn",
@@ -54,6 +71,7 @@ __all__ = [
     "available",
     "build",
     "call_f",
+    "check_state_space",
     "estimator_class",
     "get",
     "positive_float",
@@ -63,6 +81,7 @@ __all__ = [
 
 LossFn = Callable[[Tensor], Tensor]
 TemperatureKind = Literal["fixed", "scheduled", "learned"] | None
+Draws = Literal["independent", "without-replacement", "every-state"]
 
 
 def positive_float(value: object, name: str, *, minimum: float = 0.0) -> float:
@@ -77,6 +96,19 @@ def positive_float(value: object, name: str, *, minimum: float = 0.0) -> float:
     if v < minimum:
         raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
     return v
+
+
+def check_state_space(cls: type[Estimator], n: int, k: int) -> int:
+    """The joint state-space size :math:`K^N`, checked against ``cls.max_states``; the error
+    names the size and the limit."""
+    size = k**n
+    if cls.max_states is not None and size > cls.max_states:
+        raise ValueError(
+            f"estimator {cls.registry_name!r} enumerates the joint states of N = {n} variables "
+            f"of K = {k} classes: K**N = {size} states exceeds its max_states = "
+            f"{cls.max_states}"
+        )
+    return size
 
 
 def call_f(f: LossFn, z: Tensor, expected: torch.Size) -> Tensor:
@@ -127,12 +159,25 @@ class EstimatorResult:
             network has other loss terms from the same logits (an analytic KL) scales their
             gradient by the same factor with :func:`scale_gradient`, so that the whole learning
             signal of the inference network is normalised, as Mnih & Gregor (2014) do.
+        estimate: ``(*batch)``, detached: the estimator's own estimate of its objective where
+            the plain mean of ``value`` is not one (the q-weighted sum of ``exact`` and
+            ``unordered-set``, the bound of ``vimco``); None for the others, whose objective
+            estimate is ``value`` averaged over its samples (see :meth:`objective`).
     """
 
     surrogate: Tensor
     value: Tensor
     sample: Tensor
     logits_scale: float = 1.0
+    estimate: Tensor | None = None
+
+    def objective(self) -> Tensor:
+        """``(*batch)``: the estimate of the objective, for logging: ``estimate`` when the
+        estimator gives one, else ``value`` averaged over its leading sample dimension (if any)."""
+        if self.estimate is not None:
+            return self.estimate
+        batch = self.surrogate.shape
+        return self.value.reshape(-1, *batch).mean(0)
 
 
 class Estimator(nn.Module):
@@ -155,6 +200,10 @@ class Estimator(nn.Module):
     min_temperature: ClassVar[float] = 0.0
     needs_event_shape: ClassVar[bool] = False
     takes_context: ClassVar[bool] = False
+    draws: ClassVar[Draws] = "independent"
+    max_states: ClassVar[int | None] = None
+    multi_sample_bound: ClassVar[bool] = False
+    extra_temperatures: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def check_temperature(cls, value: object) -> float:
@@ -312,6 +361,7 @@ def build(
         raise ValueError(
             f"estimator {name!r} handles binary variables only (K = 2), got event_shape {shape}"
         )
+    check_state_space(cls, shape[0], shape[1])
     if cls.needs_event_shape:
         options["event_shape"] = shape
     if context_features is not None and cls.takes_context:

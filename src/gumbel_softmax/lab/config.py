@@ -228,8 +228,9 @@ class VAEConfig:
 
     def _check_estimator(self) -> None:
         """The estimator's declared capabilities against the rest of the config, so that a run
-        that would fail later (a binary-only estimator on K > 2, a schedule below the
-        estimator's smallest temperature) fails here, before any work."""
+        that would fail later (a binary-only estimator on K > 2, more joint states than an
+        enumerating estimator's ``max_states``, a schedule below the estimator's smallest
+        temperature) fails here, before any work."""
         from gumbel_softmax import estimators
 
         try:
@@ -242,6 +243,12 @@ class VAEConfig:
             raise ConfigError(
                 f"estimator {self.estimator!r} handles binary variables only; use "
                 f"latent='bernoulli' (n_classes=2), got n_classes={self.n_classes}"
+            )
+        if cls.max_states is not None and self.n_classes**self.n_latent > cls.max_states:
+            raise ConfigError(
+                f"estimator {self.estimator!r} enumerates the joint states of the latents: "
+                f"n_classes**n_latent = {self.n_classes}**{self.n_latent} exceeds its "
+                f"max_states = {cls.max_states}; use fewer latents or another estimator"
             )
         kind = cls.temperature_kind
         if self.temperature == "learned" and not (cls.learnable_temperature or kind == "learned"):

@@ -199,8 +199,16 @@ def vae_objective(
     logits by the same factor, so the encoder sees one consistently scaled objective (Mnih &
     Gregor 2014, arXiv:1402.0030); the KL's value, and the decoder's gradient, are unchanged.
     NVIL's baseline reads the image (``context=x``).
+
+    An estimator that declares ``multi_sample_bound`` (VIMCO) is given the per-sample
+    :math:`-\log w = -\log p(x, z) + \log q(z\mid x)` instead, and its surrogate is the whole
+    loss (the S-sample bound holds the KL); the analytic KL is then returned for logging only.
     """
     logits = model.encode(x)
+    if estimator.multi_sample_bound:
+        f = partial(_neg_log_weight, model, x=x, logits=logits)
+        result = estimator(logits, f, generator=generator)
+        return result.surrogate.mean(), model.kl(logits).detach(), result
     result = estimator(
         logits,
         partial(_nll, model, x=x),
@@ -272,9 +280,10 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
 
     def step(x: Tensor) -> StepOutput:
         loss, kl, result = vae_objective(model, estimator, x, generator=sampler)
-        value = result.value.reshape(-1, *kl.shape).mean(0)  # f, averaged over samples
+        value = result.objective()  # the estimator's estimate of E f (or of its bound)
         kl = kl.detach()
-        return StepOutput(loss, {"loss": float((value + kl).mean()), "kl": float(kl.mean())})
+        total = value if estimator.multi_sample_bound else value + kl  # the bound holds the KL
+        return StepOutput(loss, {"loss": float(total.mean()), "kl": float(kl.mean())})
 
     def validate(step: int) -> dict[str, float]:
         b = _bounds(model, valid_x, config, config.eval_samples_during, "valid", step)
@@ -346,6 +355,10 @@ def _load_splits_or_explain(config: VAEConfig) -> Splits:
 
 def _nll(model: DiscreteVAE, z: Tensor, *, x: Tensor) -> Tensor:
     return model.reconstruction_nll(z, x)
+
+
+def _neg_log_weight(model: DiscreteVAE, z: Tensor, *, x: Tensor, logits: Tensor) -> Tensor:
+    return -model.log_joint_minus_q(z, x, logits)
 
 
 def _bounds(
