@@ -17,7 +17,6 @@ import math
 import os
 import pkgutil
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -86,13 +85,27 @@ def reference() -> dict[str, str]:
     where: dict[str, str] = {}
     order = ["gumbel_softmax", *sorted(p for p in pages if p != "gumbel_softmax")]
     for page in order:
-        lines = [f"# `{page}`", "", f"::: {page}", "    options:", "      members: false", ""]
+        lines = [
+            f"::: {page}",
+            "    options:",
+            "      members: false",
+            "      heading_level: 1",
+            "",
+        ]
         if page == "gumbel_softmax.estimators":
             lines += estimator_registry_table(), ""
         seealso: list[tuple[str, str, str]] = []
         for m in pages[page]:
             if m != page:
-                lines += [f"## `{m}`", "", f"::: {m}", "    options:", "      members: false", "      show_root_heading: false", ""]
+                lines += [
+                    f"## `{m}`",
+                    "",
+                    f"::: {m}",
+                    "    options:",
+                    "      members: false",
+                    "      show_root_heading: false",
+                    "",
+                ]
             for name in exported(m):
                 obj = getattr(importlib.import_module(m), name)
                 path = f"{m}.{name}"
@@ -108,10 +121,8 @@ def reference() -> dict[str, str]:
                 lines += [""]
         if seealso:
             lines += ["## Documented elsewhere", "", "| name | documented as |", "|---|---|"]
-            for path, name, target in seealso:
-                lines.append(
-                    f'| <span id="{path}"></span>`{path}` | [`{target}`][{target}] |'
-                )
+            for path, _name, target in seealso:
+                lines.append(f'| <span id="{path}"></span>`{path}` | [`{target}`][{target}] |')
             lines.append("")
         write(f"reference/{page}.md", "\n".join(lines))
     index = [
@@ -222,7 +233,10 @@ def choosing_tables() -> dict[str, str]:
             lambda c: not c.evaluates_relaxed,
         ),
         ("I want no temperature to tune", lambda c: c.temperature_kind is None),
-        ("I want no learned parts (no baseline or control-variate network)", lambda c: not c.needs_event_shape and c.temperature_kind != "learned"),
+        (
+            "I want no learned parts (no baseline or control-variate network)",
+            lambda c: not c.needs_event_shape and c.temperature_kind != "learned",
+        ),
         ("some classes are masked with `-inf` logits", lambda c: c.supports_masks),
     ]
     decision = ["| if ... | the estimators that qualify |", "|---|---|"]
@@ -259,7 +273,9 @@ def choosing_tables() -> dict[str, str]:
             else f"| `{n}` | {fmt_cap(caps[n].unbiased)} | {len(problems)} | "
             f"{statistics.median(best):.3g} | — | {statistics.median(ratio):.2f} |"
         )
-    machine = re.search(r"^- Machine: (.*)$", (ROOT / "benchmarks/estimators/results.md").read_text(), re.M)
+    machine = re.search(
+        r"^- Machine: (.*)$", (ROOT / "benchmarks/estimators/results.md").read_text(), re.M
+    )
     return {
         "decision-table": "\n".join(decision),
         "estimator-numbers": "\n".join(summary),
@@ -314,7 +330,9 @@ def experiment_page(path: Path) -> tuple[str, str]:
         data = data.get("rows", [data])
     rows = [flatten(r) for r in data if isinstance(r, dict)]
     md_twin = path.with_suffix(".md")
-    title = path.parent.name.upper() if path.stem == "results" else f"{path.parent.name}: {path.stem}"
+    title = (
+        path.parent.name.upper() if path.stem == "results" else f"{path.parent.name}: {path.stem}"
+    )
     if md_twin.exists():
         first = md_twin.read_text().splitlines()[0]
         if first.startswith("# "):
@@ -325,7 +343,11 @@ def experiment_page(path: Path) -> tuple[str, str]:
     out.append(
         f"Generated at build time from the committed `{rel}` ({len(rows)} rows), so this page "
         "cannot disagree with it"
-        + (f"; the repository's own rendering is `{md_twin.relative_to(ROOT)}`." if md_twin.exists() else ".")
+        + (
+            f"; the repository's own rendering is `{md_twin.relative_to(ROOT)}`."
+            if md_twin.exists()
+            else "."
+        )
     )
     out.append("")
     if script is not None:
@@ -337,7 +359,9 @@ def experiment_page(path: Path) -> tuple[str, str]:
             out += ["## Command", "", "```sh", *cmds, "```", ""]
     if rows:
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        constant = {k: rows[0].get(k) for k in keys if all(r.get(k) == rows[0].get(k) for r in rows)}
+        constant = {
+            k: rows[0].get(k) for k in keys if all(r.get(k) == rows[0].get(k) for r in rows)
+        }
         varying = [k for k in keys if k not in constant]
         # a setting repeated at the top level with the same values is shown once
         varying = [
@@ -363,7 +387,12 @@ def experiment_page(path: Path) -> tuple[str, str]:
             dest = f"experiments/{path.parent.name}/{fig.relative_to(path.parent).as_posix()}"
             copy(fig, dest)
             target = fig.relative_to(path.parent).as_posix()
-            out += [f"![{target}]({path.parent.name}/{target}){{ loading=lazy }}", "", f"*{target}*", ""]
+            out += [
+                f"![{target}]({path.parent.name}/{target}){{ loading=lazy }}",
+                "",
+                f"*{target}*",
+                "",
+            ]
     return title, "\n".join(out)
 
 
@@ -397,8 +426,12 @@ def start_tutorials() -> list[tuple[Path, subprocess.Popen[str], float]]:
             script,
             subprocess.Popen(
                 [sys.executable, str(script)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-            ),  # fmt: skip
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            ),
             time.perf_counter(),
         )
         for script in sorted((DOCS / "tutorials").glob("*.py"))
@@ -413,7 +446,9 @@ def tutorials(running: list[tuple[Path, subprocess.Popen[str], float]]) -> list[
             stdout, stderr = proc.communicate(timeout=TUTORIAL_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise SystemExit(f"gen_pages: tutorial {script.name} ran past {TUTORIAL_TIMEOUT_S} s")
+            raise SystemExit(
+                f"gen_pages: tutorial {script.name} ran past {TUTORIAL_TIMEOUT_S} s"
+            ) from None
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise SystemExit(f"gen_pages: tutorial {script.name} failed:\n{stderr[-3000:]}")
@@ -468,12 +503,25 @@ def fill(page: str, values: dict[str, str]) -> None:
     write(page, text)
 
 
+def kernel_results() -> str:
+    """The committed kernel benchmarks (benchmarks/kernels/results*.md), headings demoted so
+    that they sit under the guide's own; each file says the machine it was measured on."""
+    parts = []
+    for path in sorted((ROOT / "benchmarks/kernels").glob("results*.md")):
+        text = re.sub(
+            r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", path.read_text(), flags=re.M
+        )
+        parts.append(f"*From `{path.relative_to(ROOT)}`:*\n\n{text.strip()}\n")
+    return "\n".join(parts) or "No kernel benchmark is committed yet."
+
+
 def main() -> None:
     running = start_tutorials()
     mathjax()
     refs = reference()
     copy(ROOT / "benchmarks/estimators/results.png", "guides/estimators-tradeoff.png")
     fill("guides/choosing.md", choosing_tables())
+    fill("guides/backends.md", {"kernel-results": kernel_results()})
     exps = experiments()
     tuts = tutorials(running)
     summary = [

@@ -33,9 +33,8 @@ for step in range(301):
     logits = encoder(batch)  # (100, K)
     # one-hot forward, the relaxed sample's gradient backward
     z = gs.gumbel_softmax(logits, schedule(step), hard=True, generator=g)
-    recon = nn.functional.binary_cross_entropy_with_logits(
-        decoder(z), batch, reduction="none"
-    ).sum(-1)
+    bce = nn.functional.binary_cross_entropy_with_logits(decoder(z), batch, reduction="none")
+    recon = bce.sum(-1)  # -log p(x | z), summed over the 16 pixels
     log_q = torch.log_softmax(logits, -1)
     kl = (log_q.exp() * (log_q + math.log(K))).sum(-1)  # KL(q(z|x) || uniform), exactly
     loss = (recon + kl).mean()

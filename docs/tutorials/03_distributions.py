@@ -28,7 +28,10 @@ closed = kl_divergence(a, b)
 estimates = torch.stack([mc_kl(a, b, num_samples=1000, generator=g) for _ in range(20)])
 mean, stderr = estimates.mean(0), estimates.std(0) / 20**0.5
 print("KL closed form", [round(v, 4) for v in closed.tolist()])
-print("KL Monte Carlo", [f"{m:.4f} +- {s:.4f}" for m, s in zip(mean.tolist(), stderr.tolist())])
+print(
+    "KL Monte Carlo",
+    [f"{m:.4f} +- {s:.4f}" for m, s in zip(mean.tolist(), stderr.tolist(), strict=True)],
+)
 
 # K > 2: torch has no closed form, so mc_kl, whose estimate differentiates through rsample.
 q = Concrete(0.5, logits=torch.zeros(4, 5))
