@@ -182,19 +182,24 @@ def fmt_cap(value: Any) -> str:
 
 def estimator_registry_table() -> str:
     caps = capabilities()
-    head = "| name | class | " + " | ".join(f"`{c}`" for c in caps) + " | papers |"
-    rows = [head, "|" + "---|" * (len(caps) + 3)]
+    times: dict[str, list[float]] = {}
+    for r in estimator_measurements():
+        times.setdefault(r["estimator"], []).append(float(r["x torch"]))
+    head = "| name | class | " + " | ".join(f"`{c}`" for c in caps) + " | papers | time × torch |"
+    rows = [head, "|" + "---|" * (len(caps) + 4)]
     for name in est.available():
         cls = est.estimator_class(name)
         link = f"[`{cls.__name__}`][{public_path(cls)}]"
         cells = [fmt_cap(getattr(cls, c)) for c in caps]
-        rows.append(f"| `{name}` | {link} | " + " | ".join(cells) + f" | {paper(cls)} |")
+        t = f"{statistics.median(times[name]):.2f}" if name in times else "not measured"
+        rows.append(f"| `{name}` | {link} | " + " | ".join(cells) + f" | {paper(cls)} | {t} |")
     intro = (
         f"## Registered estimators\n\nThe {len(est.available())} names of "
         "`estimators.available()`, with the capabilities each class declares (read without "
         "building it: `estimator_class(name).unbiased`); the docstring of each class gives its "
-        "formula, paper and cost. Measured bias, variance and time: "
-        "[choosing an estimator](../guides/choosing.md).\n\n"
+        "formula, paper and cost. *time × torch*: the median over the toy problems of its time per "
+        "estimate over `F.gumbel_softmax(hard=True)`'s (`benchmarks/estimators/results.md`); "
+        "bias and variance: [choosing an estimator](../guides/choosing.md).\n\n"
     )
     return intro + "\n".join(rows)
 
@@ -251,27 +256,25 @@ def choosing_tables() -> dict[str, str]:
     def num(s: str) -> float:
         return float(s.split("±")[0])
 
+    problems = list(dict.fromkeys(r["problem"] for r in rows))
     summary = [
-        "| estimator | unbiased | problems | median rel. MSE (best τ) | median rel. MSE (τ = 1) | "
-        "median time × torch |",
-        "|---|---|---|---|---|---|",
+        "| estimator | unbiased | " + " | ".join(problems) + " | median time × torch |",
+        "|" + "---|" * (len(problems) + 3),
     ]
     for n in names:
-        rs = by.get(n)
-        if not rs:
-            summary.append(f"| `{n}` | {fmt_cap(caps[n].unbiased)} | not measured yet | | | |")
-            continue
-        problems = sorted({r["problem"] for r in rs})
-        best = [min(num(r["rel"]) for r in rs if r["problem"] == p) for p in problems]
-        at1 = [num(r["rel"]) for r in rs if r["τ"] in ("1", "-")]
-        ratio = [num(r["x torch"]) for r in rs]
+        rs = by.get(n, [])
+        cells = []
+        for p in problems:
+            mine = [r for r in rs if r["problem"] == p]
+            if not mine:
+                cells.append("n/a" if rs else "")
+                continue
+            best = min(mine, key=lambda r: num(r["rel"]))
+            tau = "" if best["τ"] == "-" else f" (τ {best['τ']})"
+            cells.append(f"{num(best['rel']):.3g}{tau}")
+        ratio = f"{statistics.median(num(r['x torch']) for r in rs):.2f}" if rs else "not measured"
         summary.append(
-            f"| `{n}` | {fmt_cap(caps[n].unbiased)} | {len(problems)} | "
-            f"{statistics.median(best):.3g} | "
-            f"{statistics.median(at1):.3g} | {statistics.median(ratio):.2f} |"
-            if at1
-            else f"| `{n}` | {fmt_cap(caps[n].unbiased)} | {len(problems)} | "
-            f"{statistics.median(best):.3g} | — | {statistics.median(ratio):.2f} |"
+            f"| `{n}` | {fmt_cap(caps[n].unbiased)} | " + " | ".join(cells) + f" | {ratio} |"
         )
     machine = re.search(
         r"^- Machine: (.*)$", (ROOT / "benchmarks/estimators/results.md").read_text(), re.M
@@ -291,6 +294,8 @@ def fmt(v: Any) -> str:
         return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
     if v is None:
         return "—"
+    if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40}", v):
+        return v[:8]  # a git revision
     return str(v).replace("|", r"\|")
 
 
@@ -373,9 +378,29 @@ def experiment_page(path: Path) -> tuple[str, str]:
                 and all(r.get(k) == r.get(k.split(".", 1)[1]) for r in rows)
             )
         ]
-        out += ["## Results", "", "| " + " | ".join(varying) + " |", "|" + "---|" * len(varying)]
-        out += ["| " + " | ".join(fmt(r.get(k)) for k in varying) + " |" for r in rows]
-        out += ["", "## Config common to every row", "", "| key | value |", "|---|---|"]
+        # the results first (short top-level values), the rest (settings, machine, long
+        # strings) in a second table with the same row numbers
+        main = [k for k in varying if "." not in k and max(len(fmt(r.get(k))) for r in rows) <= 30]
+        rest = [k for k in varying if k not in main]
+
+        def kind(k: str) -> int:  # labels first, then measurements, then counts
+            values = [r.get(k) for r in rows if r.get(k) is not None]
+            if any(isinstance(v, str) for v in values):
+                return 0
+            return 1 if any(isinstance(v, float) for v in values) else 2
+
+        main.sort(key=kind)
+        for heading, cols in (("Results", main), ("Settings and details of each row", rest)):
+            if not cols:
+                continue
+            out += [f"## {heading}", "", "| # | " + " | ".join(cols) + " |"]
+            out += ["|" + "---|" * (len(cols) + 1)]
+            out += [
+                f"| {i} | " + " | ".join(fmt(r.get(k)) for k in cols) + " |"
+                for i, r in enumerate(rows, 1)
+            ]
+            out.append("")
+        out += ["## Config common to every row", "", "| key | value |", "|---|---|"]
         out += [f"| `{k}` | {fmt(v)} |" for k, v in constant.items()]
         out.append("")
     figures = sorted(path.parent.glob(f"{path.stem}*.png"))
@@ -418,68 +443,89 @@ def experiments() -> list[tuple[str, str]]:
 
 
 # -------------------------------------------------------------------------------- the tutorials
-def start_tutorials() -> list[tuple[Path, subprocess.Popen[str], float]]:
-    """Starts every docs/tutorials/*.py at once (they overlap with the rest of the build)."""
+REQUIRES = re.compile(r"^# requires: (\w+)(.*)$", re.M)
+
+
+def missing_requirement(script: Path) -> str | None:
+    """A ``# requires: module (how to install)`` line of a tutorial whose module is absent."""
+    for m in REQUIRES.finditer(script.read_text()):
+        if importlib.util.find_spec(m.group(1)) is None:
+            return m.group(1) + m.group(2)
+    return None
+
+
+def start_tutorials() -> list[tuple[Path, subprocess.Popen[str] | str, float]]:
+    """Starts every docs/tutorials/*.py at once (they overlap with the rest of the build); a
+    tutorial whose ``# requires:`` module is not installed is not run, and its page says so."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    return [
-        (
-            script,
-            subprocess.Popen(
-                [sys.executable, str(script)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-                cwd=ROOT,
-            ),
-            time.perf_counter(),
+    running: list[tuple[Path, subprocess.Popen[str] | str, float]] = []
+    for script in sorted((DOCS / "tutorials").glob("*.py")):
+        missing = missing_requirement(script)
+        if missing is not None:
+            running.append((script, missing, 0.0))
+            continue
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
-        for script in sorted((DOCS / "tutorials").glob("*.py"))
-    ]
+        running.append((script, proc, time.perf_counter()))
+    return running
 
 
-def tutorials(running: list[tuple[Path, subprocess.Popen[str], float]]) -> list[tuple[str, str]]:
+def tutorials(
+    running: list[tuple[Path, subprocess.Popen[str] | str, float]],
+) -> list[tuple[str, str]]:
     """Writes tutorials/<name>.md for each script: its docstring, its code, and its output."""
     pages = []
     for script, proc, started in running:
-        try:
-            stdout, stderr = proc.communicate(timeout=TUTORIAL_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise SystemExit(
-                f"gen_pages: tutorial {script.name} ran past {TUTORIAL_TIMEOUT_S} s"
-            ) from None
-        seconds = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"gen_pages: tutorial {script.name} failed:\n{stderr[-3000:]}")
+        if isinstance(proc, str):
+            stdout, run_note = (
+                None,
+                (
+                    f"This page is a script, `docs/tutorials/{script.name}`, that the documentation "
+                    f"build runs where its requirement is installed; it was **not run in this "
+                    f"build**: it needs `{proc.strip()}`."
+                ),
+            )
+        else:
+            stdout, run_note = _finish(script, proc, started)
         source = script.read_text()
         doc = ast.get_docstring(ast.parse(source)) or ""
         title, _, intro = doc.partition("\n")
         body = source.split('"""', 2)[2].lstrip("\n") if source.startswith('"""') else source
-        text = [
-            f"# {title.strip()}",
-            "",
-            intro.strip(),
-            "",
-            f"This page is a script, `docs/tutorials/{script.name}`, run by the documentation "
-            f"build (this time in {seconds:.1f} s, wall clock, on one CPU thread, beside the "
-            "other tutorials); the output below is that run's.",
-            "",
-            "```python",
-            body.rstrip(),
-            "```",
-            "",
-            "Output:",
-            "",
-            "```text",
-            stdout.rstrip(),
-            "```",
-            "",
-        ]
+        body = REQUIRES.sub("", body).lstrip("\n")
+        text = [f"# {title.strip()}", "", intro.strip(), "", run_note, ""]
+        text += ["```python", body.rstrip(), "```", ""]
+        if stdout is not None:
+            text += ["Output:", "", "```text", stdout.rstrip(), "```", ""]
         dest = f"tutorials/{script.stem}.md"
         write(dest, "\n".join(text))
         pages.append((title.strip(), dest))
     return pages
+
+
+def _finish(script: Path, proc: subprocess.Popen[str], started: float) -> tuple[str, str]:
+    """The output of a started tutorial and the sentence saying how it ran."""
+    try:
+        stdout, stderr = proc.communicate(timeout=TUTORIAL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise SystemExit(
+            f"gen_pages: tutorial {script.name} ran past {TUTORIAL_TIMEOUT_S} s"
+        ) from None
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"gen_pages: tutorial {script.name} failed:\n{stderr[-3000:]}")
+    note = (
+        f"This page is a script, `docs/tutorials/{script.name}`, run by the documentation "
+        f"build (this time in {seconds:.1f} s, wall clock, on one CPU thread, beside the "
+        "other tutorials); the output below is that run's."
+    )
+    return stdout, note
 
 
 # -------------------------------------------------------------------------------------- assets
