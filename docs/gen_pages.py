@@ -167,7 +167,11 @@ def public_path(cls: type) -> str:
     for name in est.__all__:
         if getattr(est, name, None) is cls:
             return f"gumbel_softmax.estimators.{name}"
-    return f"{cls.__module__}.{cls.__qualname__}"
+    raise SystemExit(
+        f"gen_pages: estimator {cls.registry_name!r} ({cls.__module__}.{cls.__qualname__}) is "
+        "registered but not exported in gumbel_softmax.estimators.__all__, so the reference "
+        "cannot document it"
+    )
 
 
 def fmt_cap(value: Any) -> str:
@@ -331,9 +335,15 @@ def experiment_page(path: Path) -> tuple[str, str]:
     """(title, markdown) for one committed benchmarks/<dir>/<name>.json of result rows."""
     rel = path.relative_to(ROOT)
     data = json.loads(path.read_text())
-    if isinstance(data, dict):
-        data = data.get("rows", [data])
-    rows = [flatten(r) for r in data if isinstance(r, dict)]
+    common: dict[str, Any] = {}
+    if isinstance(data, dict):  # {"rows": [...], other keys: common to every row}, or one row
+        lists = [k for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if lists:
+            common = {k: v for k, v in data.items() if k != lists[0]}
+            data = data[lists[0]]
+        else:
+            data = [data]
+    rows = [flatten({**common, **r}) for r in data if isinstance(r, dict)]
     md_twin = path.with_suffix(".md")
     title = (
         path.parent.name.upper() if path.stem == "results" else f"{path.parent.name}: {path.stem}"
