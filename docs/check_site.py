@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import shutil
 import sys
 import threading
@@ -205,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     problems = broken_links(args.site)
     print(f"links: {'ok' if not problems else f'{len(problems)} broken'}")
     if not args.links_only:
+        if importlib.util.find_spec("playwright") is None:
+            parser.error("Playwright is not installed: pip install -e '.[docs-check]'")
         chromium = find_chromium(args.chromium)
         if chromium is None:
             parser.error("no Chromium found: apt-get install chromium (or pass --chromium PATH)")

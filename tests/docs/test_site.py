@@ -154,3 +154,22 @@ def test_the_readme_links_every_guide_and_tutorial_and_its_links_exist():
         assert f"]({page.relative_to(ROOT).as_posix()})" in readme, page.name
     for target in re.findall(r"\]\(((?:docs|benchmarks|src)/[^)#]+)\)", readme):
         assert (ROOT / target).exists(), target
+
+
+def test_the_browser_check_catches_console_errors_missing_files_and_untypeset_maths(tmp_path):
+    check = _check_site()
+    chromium = check.find_chromium(None)
+    if chromium is None or importlib.util.find_spec("playwright") is None:
+        pytest.skip("needs Chromium and Playwright (make docs-check installs both)")
+    site = tmp_path / "site"
+    for rel in check.PAGES.values():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(
+            '<html><body><span class="arithmatex">\\(x\\)</span><img src="missing.png">'
+            '<script>console.error("boom")</script></body></html>'
+        )
+    problems, _ = check.browser_check(site, tmp_path / "shots", chromium)
+    text = "\n".join(problems)
+    assert "console error: boom" in text
+    assert "HTTP 404" in text and "missing.png" in text
+    assert "MathJax did not load" in text
