@@ -104,6 +104,7 @@ def reference() -> dict[str, str]:
                     "    options:",
                     "      members: false",
                     "      show_root_heading: false",
+                    "      show_root_toc_entry: false",
                     "",
                 ]
             for name in exported(m):
