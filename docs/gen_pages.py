@@ -572,13 +572,44 @@ def kernel_results() -> str:
     return "\n".join(parts) or "No kernel benchmark is committed yet."
 
 
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)#\s]+)(#[^)\s]*)?\)")
+
+
+def repository_links(text: str, page: Path) -> str:
+    """Links of a hand-written page to repository files outside docs/ (which the site does not
+    hold) as the file's path in code: ``[its results](../benchmarks/x.md)`` -> ``its results
+    (`benchmarks/x.md`)``. Links inside docs/ are left to mkdocs, which checks them."""
+
+    def sub(m: re.Match[str]) -> str:
+        if re.match(r"[a-z]+:", m.group(2)):
+            return m.group(0)
+        target = (page.parent / m.group(2)).resolve()
+        if target.is_relative_to(DOCS) or not target.is_relative_to(ROOT) or not target.exists():
+            return m.group(0)
+        return f"{m.group(1)} (`{target.relative_to(ROOT).as_posix()}`)"
+
+    return _LINK.sub(sub, text)
+
+
+def backends_page() -> None:
+    """docs/backends.md (hand-written, also read in the repository), with the committed kernel
+    benchmarks appended."""
+    text = repository_links((DOCS / "backends.md").read_text(), DOCS / "backends.md")
+    text = text.rstrip() + (
+        "\n\n## Measured\n\nThe committed results of `benchmarks/kernels/bench.py`, included at "
+        "every build: the CPU run, and the CUDA run where one was made, each with its machine "
+        "and its targets.\n\n" + kernel_results()
+    )
+    write("backends.md", text)
+
+
 def main() -> None:
     running = start_tutorials()
     mathjax()
     refs = reference()
     copy(ROOT / "benchmarks/estimators/results.png", "guides/estimators-tradeoff.png")
     fill("guides/choosing.md", choosing_tables())
-    fill("guides/backends.md", {"kernel-results": kernel_results()})
+    backends_page()
     exps = experiments()
     tuts = tutorials(running)
     summary = [
@@ -586,7 +617,7 @@ def main() -> None:
         "* Guides",
         "    * [Gumbel-Softmax and Concrete](guides/concrete.md)",
         "    * [Choosing an estimator](guides/choosing.md)",
-        "    * [Kernels and backends](guides/backends.md)",
+        "    * [Kernels and backends](backends.md)",
         "* Tutorials",
         *(f"    * [{t}]({d})" for t, d in tuts),
         "* [Experiments](experiments/index.md)",

@@ -149,7 +149,11 @@ def test_a_broken_link_is_reported(tmp_path):
 
 def test_the_readme_links_every_guide_and_tutorial_and_its_links_exist():
     readme = (ROOT / "README.md").read_text()
-    pages = [*(ROOT / "docs" / "guides").glob("*.md"), *(ROOT / "docs" / "tutorials").glob("*.py")]
+    pages = [
+        ROOT / "docs" / "backends.md",
+        *(ROOT / "docs" / "guides").glob("*.md"),
+        *(ROOT / "docs" / "tutorials").glob("*.py"),
+    ]
     for page in pages:
         assert f"]({page.relative_to(ROOT).as_posix()})" in readme, page.name
     for target in re.findall(r"\]\(((?:docs|benchmarks|src)/[^)#]+)\)", readme):
