@@ -182,7 +182,13 @@ def fmt_cap(value: Any) -> str:
         return "—"
     if value is None:
         return "none"
-    return f"`{value}`" if isinstance(value, str) else f"{value:g}"
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return ", ".join(fmt_cap(v) for v in value) or "—"
+    return f"`{value!r}`"
 
 
 def estimator_registry_table() -> str:
