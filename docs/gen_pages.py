@@ -315,6 +315,8 @@ def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for k, v in row.items():
         if isinstance(v, dict):
             out.update(flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, list) and any(isinstance(x, (list, dict)) for x in v):
+            out[prefix + k] = f"({len(v)} points)"  # a series (a curve): not a table cell
         elif isinstance(v, list):
             out[prefix + k] = ", ".join(map(str, v)) or "—"
         else:
@@ -381,9 +383,12 @@ def experiment_page(path: Path) -> tuple[str, str]:
             out += ["## Command", "", "```sh", *cmds, "```", ""]
     if rows:
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        constant = {
-            k: rows[0].get(k) for k in keys if all(r.get(k) == rows[0].get(k) for r in rows)
-        }
+        if len(rows) == 1:  # one run: its top-level values are the results, the rest config
+            constant = {k: rows[0].get(k) for k in keys if "." in k}
+        else:
+            constant = {
+                k: rows[0].get(k) for k in keys if all(r.get(k) == rows[0].get(k) for r in rows)
+            }
         varying = [k for k in keys if k not in constant]
         # a setting repeated at the top level with the same values is shown once
         varying = [
@@ -400,10 +405,14 @@ def experiment_page(path: Path) -> tuple[str, str]:
         main = [k for k in varying if "." not in k and max(len(fmt(r.get(k))) for r in rows) <= 30]
         rest = [k for k in varying if k not in main]
 
-        def kind(k: str) -> int:  # labels first, then measurements, then counts
+        def kind(k: str) -> int:
+            """Short labels first, then measurements, counts, and long labels (runs, hashes)."""
             values = [r.get(k) for r in rows if r.get(k) is not None]
             if any(isinstance(v, str) for v in values):
-                return 0
+                long = any(
+                    len(fmt(v)) > 14 or re.fullmatch(r"[0-9a-f]{40}", str(v)) for v in values
+                )
+                return 3 if long else 0
             return 1 if any(isinstance(v, float) for v in values) else 2
 
         main.sort(key=kind)
@@ -421,7 +430,11 @@ def experiment_page(path: Path) -> tuple[str, str]:
         out += [f"| `{k}` | {fmt(v)} |" for k, v in constant.items()]
         out.append("")
     figures = sorted(path.parent.glob(f"{path.stem}*.png"))
-    if path.stem == "results":
+    if path.stem == "results":  # the directory's main results: its other figures too
+        claimed = {
+            f for j in path.parent.glob("*.json") for f in path.parent.glob(f"{j.stem}*.png")
+        }
+        figures += sorted(set(path.parent.glob("*.png")) - claimed)
         figures += sorted((path.parent / "figures").glob("**/*.png"))
     if figures:
         out += ["## Figures", ""]
