@@ -2,7 +2,10 @@
 # Both create .venv on first use. `make demo` installs only what the demo needs: torch and the
 # package with its `lab` extra (plots, progress bars, TensorBoard logs). `make test` adds the
 # `dev` extra on top (pytest, hypothesis, ruff, mypy, scipy, and Triton for the triton backend's
-# tests), so `make demo` then `make test` installs torch and the lab packages once.
+# tests) and the `docs` extra (its tests build the site with --strict), so `make demo` then
+# `make test` installs torch and the lab packages once. `make docs` builds the documentation site
+# into site/ (the `docs` extra only, on top of the demo's); `make docs-check` also loads it in
+# headless Chromium (the `docs-check` extra, and Debian's chromium package if none is on PATH).
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of PyTorch on this machine; override for other platforms, e.g.
@@ -11,8 +14,10 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
+DOCS_STAMP := $(VENV)/.installed-docs
+CHECK_STAMP := $(VENV)/.installed-docs-check
 
-.PHONY: demo test lint typecheck pytest bench clean install install-demo
+.PHONY: demo test lint typecheck pytest bench clean install install-demo docs docs-check
 
 $(DEMO_STAMP): pyproject.toml
 	@echo "installing into $(VENV): $(TORCH_SPEC) and gumbel-softmax[lab] (matplotlib, tqdm, tensorboard, numpy; numba)"
@@ -23,8 +28,21 @@ $(DEMO_STAMP): pyproject.toml
 	@touch $@
 
 $(TEST_STAMP): $(DEMO_STAMP) pyproject.toml
-	@echo "installing into $(VENV): the test tools, gumbel-softmax[dev] (pytest, hypothesis, ruff, mypy, scipy, triton)"
-	@$(BIN)/python -m pip install -q -e ".[lab,dev]"
+	@echo "installing into $(VENV): the test tools, gumbel-softmax[dev] (pytest, hypothesis, ruff, mypy, scipy, triton) and [docs] (mkdocs, for the docs build test)"
+	@$(BIN)/python -m pip install -q -e ".[lab,dev,docs]"
+	@touch $@ $(DOCS_STAMP)
+
+$(DOCS_STAMP): $(DEMO_STAMP) pyproject.toml
+	@echo "installing into $(VENV): gumbel-softmax[docs] (mkdocs, mkdocs-material, mkdocstrings, MathJax)"
+	@$(BIN)/python -m pip install -q -e ".[lab,docs]"
+	@touch $@
+
+$(CHECK_STAMP): $(DOCS_STAMP) pyproject.toml
+	@echo "installing into $(VENV): gumbel-softmax[docs-check] (playwright, driving the system's chromium)"
+	@$(BIN)/python -m pip install -q -e ".[lab,docs-check]"
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ echo "installing Debian's chromium (apt-get; needs root)"; \
+		  apt-get update -q && apt-get install -y -q chromium; }
 	@touch $@
 
 install-demo: $(DEMO_STAMP)
@@ -35,8 +53,8 @@ demo: $(DEMO_STAMP)
 	$(BIN)/python -m gumbel_softmax.lab.demo
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts docs
+	$(BIN)/ruff format --check src tests benchmarks scripts docs
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
@@ -46,6 +64,16 @@ pytest: $(TEST_STAMP)
 
 test: lint typecheck pytest
 
+# The documentation site, with warnings as errors; it runs the tutorials (docs/tutorials/*.py).
+# `make test` builds it too (tests/docs), so a broken reference fails the suite.
+docs: $(DOCS_STAMP)
+	DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
+
+# The built site's links, and its home page, API reference and a guide in headless Chromium
+# (console errors, failed requests, untypeset maths); screenshots in build/docs-check/.
+docs-check: docs $(CHECK_STAMP)
+	$(BIN)/python docs/check_site.py site --screenshots build/docs-check
+
 # Benchmarks (minutes; results are written beside each script). The VAE rows take hours on a CPU:
 #   $(BIN)/python benchmarks/vae/run.py --help
 bench: $(DEMO_STAMP)
@@ -54,4 +82,4 @@ bench: $(DEMO_STAMP)
 	$(BIN)/python benchmarks/estimators/bench.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
