@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._numerics import compute_dtype
+from .._numerics import compute_dtype, traced
 from ._fused import Kernels, draw_seed, fused_gumbel_softmax
 
 __all__ = [
@@ -84,7 +84,13 @@ _loaded: dict[str, Kernels | Exception] = {}
 
 
 def _load(name: str) -> Kernels | Exception:
-    """Import (once) and return the kernels of ``name``, or the exception that stopped them."""
+    """Import (once) and return the kernels of ``name``, or the exception that stopped them.
+
+    Under ``torch.compile`` nothing is imported, and nothing cached: an import traced by Dynamo
+    fails for reasons of its own, which must not mark the backend unavailable for eager calls.
+    """
+    if torch.compiler.is_compiling():
+        return RuntimeError(f"backend {name!r} is not loaded while torch.compile traces")
     if name not in _loaded:
         b = _REGISTRY[name]
         try:
@@ -126,6 +132,11 @@ def resolve_backend(
     """
     name = _check_name(backend, "backend")
     source = "backend"
+    if isinstance(logits, Tensor) and traced(logits):
+        # torch.compile cannot trace the kernels (and fake or meta tensors have no data): the
+        # pure-PyTorch path, which Inductor fuses. Nothing is loaded, so nothing learned while
+        # tracing can change what eager calls choose.
+        return None
     if name == AUTO:
         name = _check_name(os.environ.get(BACKEND_ENV), f"the environment variable {BACKEND_ENV}")
         source = BACKEND_ENV

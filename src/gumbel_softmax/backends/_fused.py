@@ -48,10 +48,12 @@ from torch.autograd.function import once_differentiable
 from .._numerics import (
     check_all_masked,
     check_dim,
+    check_generator,
     check_logits,
     check_temperature,
     compute_dtype,
     saturating_cast,
+    strict_validation,
     upcast,
     validation_enabled,
 )
@@ -72,7 +74,7 @@ class Kernels:
     """
 
     name: str = ""
-    # whether forward counts NaN logits and all-masked rows itself, sparing the driver two
+    # whether forward counts NaN or +inf logits and all-masked rows itself, sparing the driver two
     # passes over the logits for validate_args
     checks_input: bool = False
 
@@ -88,8 +90,8 @@ class Kernels:
     ) -> tuple[int, int]:
         """Write the sample into ``out`` (one-hot if ``hard``) and, if given, ``y`` into ``soft``.
 
-        Returns how many logits are NaN and how many rows are all ``-inf`` if ``checks_input``,
-        else ``(0, 0)``.
+        Returns how many logits are NaN or ``+inf`` and how many rows are all ``-inf`` if
+        ``checks_input``, else ``(0, 0)``.
         """
         raise NotImplementedError
 
@@ -184,14 +186,16 @@ def fused_gumbel_softmax(
 ) -> Tensor:
     """``functional.gumbel_softmax`` (without ``noise``) computed by ``kernels``: same checks,
     same errors, same result up to the noise, which the kernels draw themselves."""
-    validate = validation_enabled(validate_args)
+    validate, strict = validation_enabled(validate_args), strict_validation(validate_args)
     early = validate and not kernels.checks_input  # else the kernel checks in passing
-    check_logits(logits, validate=early)
+    # on CUDA these checks are queued on the device (torch._assert_async) unless strict
+    logits = check_logits(logits, validate=early, finite_above=True, strict=strict)
     d = check_dim(logits, dim)
+    check_generator(generator, logits.device)
     if early:
-        check_all_masked(logits, d)
+        logits = check_all_masked(logits, d, strict=strict)
     batch = logits.shape[:d] + logits.shape[d + 1 :]
-    t = check_temperature(temperature, batch)
+    t = check_temperature(temperature, batch, strict=strict)
     dt, dev = compute_dtype(logits.dtype), logits.device
     if isinstance(t, float):  # one value, not one per row: no memory proportional to the batch
         tau = torch.full((1,), t, dtype=dt, device=dev)
@@ -202,6 +206,6 @@ def fused_gumbel_softmax(
     found: list[int] = []
     out = FusedGumbelSoftmax.apply(logits, tau, seed, kernels, hard, d, want_grad, found)
     if validate and any(found):  # the checks raise the reference's errors
-        check_logits(logits, validate=True)
-        check_all_masked(logits, d)
+        check_logits(logits, validate=True, finite_above=True, strict=True)
+        check_all_masked(logits, d, strict=True)
     return out

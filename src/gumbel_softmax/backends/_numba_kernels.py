@@ -350,7 +350,7 @@ def _tau_at(inv_tau, r):  # type: ignore[no-untyped-def]
 
 @_helper
 def _add_logits(x, v):  # type: ignore[no-untyped-def]
-    """v += x; returns the key of max v and how many x are NaN (validation, at no extra pass)."""
+    """v += x; returns the key of max v and how many x are NaN or +inf (validation, no extra pass)."""
     mk = _lowest_key(x)
     nans = 0
     for i in range(x.size):
@@ -358,13 +358,13 @@ def _add_logits(x, v):  # type: ignore[no-untyped-def]
         vi = xi + v[i]
         v[i] = vi
         mk = max(mk, _key(vi))
-        nans += xi != xi
+        nans += not (xi < np.inf)  # NaN or +inf, both refused by validate_args
     return mk, nans
 
 
 @_helper
 def _perturb(x, v, seed, base):  # type: ignore[no-untyped-def]
-    """v = x + G_{base..}, in blocks that stay in L1; returns (key of max v, NaN count)."""
+    """v = x + G_{base..}, in blocks that stay in L1; returns (key of max v, NaN or +inf count)."""
     mk = _lowest_key(x)
     nans = 0
     for b0 in range(0, x.size, _BLOCK):
@@ -444,7 +444,7 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
     for i in range(v.size):
         xi = x[i]
         v[i] += xi
-        nans += xi != xi
+        nans += not (xi < np.inf)  # NaN or +inf, both refused by validate_args
     rows = x.size // k_size
     mk = np.full(rows, _lowest_key(x))
     for k in range(k_size):
