@@ -25,6 +25,11 @@ backend with ``noise=`` is an error). A fused backend that cannot be imported (l
 :func:`available_backends`) or compiled (numba compiles per dtype at its first use, then caches
 the machine code on disk) is skipped by the automatic choice with no error.
 
+Experimental, numba only: running on torch's own OpenMP threads (:mod:`._parallel`) and asking
+Linux for huge pages under large outputs (:mod:`._memory`). ``GUMBEL_SOFTMAX_EXPERIMENTAL=0``,
+set before the first call, turns both off (a pool of Python threads, ordinary pages); results do
+not depend on either.
+
 The fused backward is once-differentiable: under ``create_graph=True`` the gradient it returns
 is a constant; use the reference for higher-order gradients.
 """
@@ -40,11 +45,14 @@ import torch
 from torch import Tensor
 
 from .._numerics import compute_dtype, traced
+from ._experimental import EXPERIMENTAL_ENV
 from ._fused import Kernels, draw_seed, fused_gumbel_softmax
 
 __all__ = [
     "BACKENDS",
     "BACKEND_ENV",
+    "EXPERIMENTAL_ENV",
+    "FUSED",
     "BackendUnavailableError",
     "available_backends",
     "fused_gumbel_softmax",
@@ -69,16 +77,18 @@ class _Backend:
     ]  # device types the automatic choice sends to it, in order of preference
 
 
-# The registry, in order of preference for the automatic choice.
+# The one list of backends. The automatic choice sends a tensor to the first whose devices
+# include the tensor's device type.
 _REGISTRY: dict[str, _Backend] = {
     b.name: b
     for b in (
+        _Backend("reference", "", "", ()),
         _Backend("numba", "._numba_kernels", "NumbaKernels", ("cpu",)),
         _Backend("triton", "._triton_kernels", "TritonKernels", ("cuda",)),
-        _Backend("reference", "", "", ()),
     )
 }
-BACKENDS: tuple[str, ...] = ("reference", "numba", "triton")
+BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
+FUSED: tuple[str, ...] = tuple(n for n, b in _REGISTRY.items() if b.module)
 
 _loaded: dict[str, Kernels | Exception] = {}
 
@@ -106,7 +116,7 @@ def available_backends() -> tuple[str, ...]:
 
     Loading a fused backend imports its package (numba, triton) the first time.
     """
-    fused = [n for n in BACKENDS if n != "reference" and isinstance(_load(n), Kernels)]
+    fused = [n for n in FUSED if isinstance(_load(n), Kernels)]
     return ("reference", *fused)
 
 

@@ -59,6 +59,34 @@ from .._numerics import (
 )
 from ._memory import empty_like
 
+# Cephes' float32 logf (Moshier, Cephes Math Library): for x = 2^e (1 + f), f + 1 in
+# [sqrt(1/2), sqrt(2)), log x = f - f^2/2 + f^3 P(f) + e ln 2, with P's coefficients below
+# (highest degree first, for Horner's rule) and ln 2 split in two so that e ln 2 is exact in its
+# high part (Cody & Waite). Both fused backends compute their float32 log from these.
+LOGF_P = (
+    7.0376836292e-2,
+    -1.1514610310e-1,
+    1.1676998740e-1,
+    -1.2420140846e-1,
+    1.4249322787e-1,
+    -1.6668057665e-1,
+    2.0000714765e-1,
+    -2.4999993993e-1,
+    3.3333331174e-1,
+)
+LN2_HI = 0.693359375
+LN2_LO = -2.12194440e-4
+# Cephes' float32 expf: exp(r) = 1 + r + r^2 Q(r) on |r| <= ln(2)/2 (numba backend; Triton uses
+# its own exp), Q highest degree first.
+EXPF_Q = (
+    1.9875691500e-4,
+    1.3981999507e-3,
+    8.3334519073e-3,
+    4.1665795894e-2,
+    1.6666665459e-1,
+    5.0000001201e-1,
+)
+
 # SplitMix64's increment (the golden ratio times 2^64) and its two mixing multipliers.
 GAMMA = 0x9E3779B97F4A7C15
 MIX1 = 0xBF58476D1CE4E5B9
