@@ -46,11 +46,11 @@ on the host. :func:`require` makes every such check, in one of four ways:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch._subclasses.fake_tensor import is_fake
 
 __all__ = [
     "check_dim",
@@ -174,11 +174,16 @@ def uniform_open(
 _GENERATORS: dict[int, torch.Generator] = {}
 
 
-@torch._dynamo.assume_constant_result
 def _generator_key(generator: torch.Generator) -> int:
     """Register ``generator`` (while tracing) and return the key the compiled graph holds."""
     _GENERATORS[id(generator)] = generator
     return id(generator)
+
+
+# Dynamo calls a function so marked once while tracing and keeps its result as a constant. This
+# is the whole of ``torch._dynamo.assume_constant_result``, spelled out so that importing the
+# library does not import Dynamo (which imports triton).
+_generator_key._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 @torch.library.custom_op("gumbel_softmax::uniform", mutates_args=())
@@ -219,6 +224,13 @@ def logistic_noise(
 
 def _describe(x: Tensor) -> str:
     return f"Tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+
+
+def is_fake(x: Tensor) -> bool:
+    """Whether ``x`` is a fake tensor; without importing torch's fake-tensor module, which must
+    already be loaded for a fake tensor to exist."""
+    fake = sys.modules.get("torch._subclasses.fake_tensor")
+    return fake is not None and bool(fake.is_fake(x))
 
 
 def values_hidden(x: Tensor) -> bool:
