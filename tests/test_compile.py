@@ -1,10 +1,10 @@
 """The samplers inside ``torch.compile``, on meta and on fake tensors.
 
 Compilation is slow on a small CPU, so there are two compiled functions for the whole module,
-each compiled once and reused across shapes (``dynamic=True``): ``SOFT`` (relaxed, the
-compiler's own random numbers) under Inductor, and ``HARD`` (straight-through, from a
-``torch.Generator``) under ``aot_eager``, which runs the same tracing (Dynamo, fake tensors,
-AOT autograd) without generating code. Statistical assertions fail with probability ``1e-3``
+each compiled once and reused across shapes (``dynamic=True``), each returning a relaxed and a
+straight-through sample: ``soft`` with the compiler's own random numbers, under Inductor, and
+``hard`` from a ``torch.Generator``, under ``aot_eager``, which runs the same tracing (Dynamo,
+fake tensors, AOT autograd) without generating code. Statistical assertions fail with probability ``1e-3``
 when the code is correct (written next to each); seeds are fixed.
 """
 
@@ -29,12 +29,12 @@ def _leaf(x: torch.Tensor) -> torch.Tensor:
     return x.requires_grad_()
 
 
-def _soft(x: torch.Tensor) -> torch.Tensor:
-    return gs.gumbel_softmax(x, 0.5)
+def _soft(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return gs.gumbel_softmax(x, 0.5), gs.gumbel_softmax(x, 0.5, hard=True)
 
 
-def _hard(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    return gs.gumbel_softmax(x, 0.5, hard=True, generator=g)
+def _hard(x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    return gs.gumbel_softmax(x, 0.5, hard=True, generator=g), gs.gumbel_softmax(x, 0.5, generator=g)
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +69,16 @@ def test_fullgraph_dynamic_over_three_shapes_with_gradients(soft, hard):
     for shape in SHAPES:
         x = torch.randn(shape, requires_grad=True)
         with _no_recompile():
-            y, h = soft(x), hard(x, g)
-        assert y.shape == h.shape == shape and y.dtype == h.dtype == torch.float32
-        torch.testing.assert_close(y.sum(-1), torch.ones(shape[0]))
-        assert bool(((h == 0) | (h == 1)).all()) and bool((h.sum(-1) == 1).all())
-        (gy,) = torch.autograd.grad((y * y).sum(), x)
-        (gh,) = torch.autograd.grad((h * torch.arange(shape[1])).sum(), x)
-        assert bool(gy.isfinite().all()) and bool(gh.isfinite().all())
-        assert float(gh.abs().sum()) > 0  # the relaxed sample's gradient, straight through
+            (y, h), (h2, y2) = soft(x), hard(x, g)  # relaxed and hard, without and with g
+        for y_, h_ in ((y, h), (y2, h2)):
+            assert y_.shape == h_.shape == shape and y_.dtype == h_.dtype == torch.float32
+            torch.testing.assert_close(y_.sum(-1), torch.ones(shape[0]))
+            assert bool(((h_ == 0) | (h_ == 1)).all()) and bool((h_.sum(-1) == 1).all())
+        # one backward per compiled call (its buffers are donated): both samples' gradients
+        w = torch.arange(shape[1])
+        for y_, h_ in ((y, h), (y2, h2)):
+            (gx,) = torch.autograd.grad((y_ * y_).sum() + (h_ * w).sum(), x)
+            assert bool(gx.isfinite().all()) and float(gx.abs().sum()) > 0
 
 
 def test_compiled_argmax_is_categorical(soft):
@@ -84,7 +86,7 @@ def test_compiled_argmax_is_categorical(soft):
     # relaxed sample is an exact categorical draw (the rounding property)
     n = 40_000
     with _no_recompile():  # a new batch size, the same graph
-        y = soft(_leaf(LOGITS.expand(n, -1).clone())).detach()
+        y = soft(_leaf(LOGITS.expand(n, -1).clone()))[0].detach()
     idx = y.argmax(-1)
     assert not bool((idx == 6).any())  # the masked class
     assert_categorical(idx, LOGITS.softmax(-1), false_alarm=FALSE_ALARM)  # false alarm 1e-3
@@ -96,10 +98,14 @@ def test_compiled_with_a_generator_draws_what_eager_draws(hard):
     x = _leaf(torch.randn(SHAPES[1]))
     g1, g2 = GEN.manual_seed(5), torch.Generator().manual_seed(5)
     with _no_recompile():
-        a = [hard(x, g1) for _ in range(2)]
-    b = [gs.gumbel_softmax(x, 0.5, hard=True, generator=g2, backend="reference") for _ in range(2)]
-    torch.testing.assert_close([y.detach() for y in a], b)
-    assert not torch.equal(a[0], a[1])
+        a = [y.detach() for _ in range(2) for y in hard(x, g1)]
+    b = [
+        gs.gumbel_softmax(x, 0.5, hard=h, generator=g2, backend="reference")
+        for _ in range(2)
+        for h in (True, False)
+    ]
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a[0], a[2])
 
 
 def test_bad_values_raise_the_eager_errors_in_compiled_code(soft):

@@ -245,7 +245,10 @@ def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
     """Where the numba forward's time goes, in ns per element, all in one interleaved run:
     ``copy_``; first-touching a freshly allocated output (``torch.empty(..).fill_(0)`` minus a
     ``fill_(0)`` of a preallocated one: page faults); the kernel's noise alone and its whole
-    forward, both into preallocated buffers; and the full call, which also allocates."""
+    forward, both into preallocated buffers; and the full call, which also allocates. Beside
+    them, Inductor's code for the same two steps, ``torch.compile`` of ``F.gumbel_softmax``'s
+    noise alone (``-exponential_().log()``) and of the whole ``F.gumbel_softmax``: what bounds
+    the ratio against the compiled baseline."""
     kernels = backends._load("numba")
     if device.type != "cpu" or not isinstance(kernels, backends.Kernels):
         return []
@@ -257,6 +260,9 @@ def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
     one = torch.ones(1)
     seed = torch.zeros(1, dtype=torch.int64)
     g = torch.Generator().manual_seed(0)
+    torch._dynamo.reset()
+    compiled_noise = torch.compile(lambda x: -torch.empty_like(x).exponential_().log())
+    compiled = torch.compile(F.gumbel_softmax, dynamic=False)
     t = time_interleaved(
         {
             "copy_": lambda: buf.copy_(x),
@@ -272,6 +278,10 @@ def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
             "gumbel_softmax(backend='numba')": lambda: gs.gumbel_softmax(
                 x, generator=g, backend="numba"
             ),
+            "Inductor: Gumbel noise only, compiled -exponential_().log()": lambda: compiled_noise(
+                x
+            ),
+            f"Inductor: {COMPILED}": lambda: compiled(x, tau=1.0),
         },
         repeats,
         device,

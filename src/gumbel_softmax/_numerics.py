@@ -45,6 +45,7 @@ on the host. :func:`require` makes every such check, in one of four ways:
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Sequence
@@ -162,7 +163,8 @@ def uniform_open(
     if generator is None:  # not passed at all: generator=None breaks dynamic shapes under compile
         u = torch.rand(tuple(shape), dtype=dt, device=device)
     elif torch.compiler.is_compiling():
-        u = _uniform(list(shape), dt, torch.device(device or "cpu"), _generator_key(generator))
+        key, draw = _generator_key(generator), _draw_number()
+        u = _uniform(list(shape), dt, torch.device(device or "cpu"), key, draw)
     else:
         u = torch.rand(tuple(shape), dtype=dt, device=device, generator=generator)
     return u.clamp_(min=torch.finfo(dt).tiny)
@@ -180,21 +182,40 @@ def _generator_key(generator: torch.Generator) -> int:
     return id(generator)
 
 
+_DRAWS = itertools.count()
+
+
+def _draw_number() -> int:
+    """A number distinct for every draw traced: the compiler's common-subexpression elimination
+    (which spares only torch's own random operators) would otherwise merge two draws of equal
+    shape from one generator into one, giving two samples the same noise."""
+    return next(_DRAWS)
+
+
 # Dynamo calls a function so marked once while tracing and keeps its result as a constant. This
 # is the whole of ``torch._dynamo.assume_constant_result``, spelled out so that importing the
 # library does not import Dynamo (which imports triton).
 _generator_key._dynamo_marked_constant = True  # type: ignore[attr-defined]
+_draw_number._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
-@torch.library.custom_op("gumbel_softmax::uniform", mutates_args=())
-def _uniform(shape: Sequence[int], dtype: torch.dtype, device: torch.device, key: int) -> Tensor:
+# Tagged as a random operator, as torch's own are, and numbered per draw (see _draw_number).
+@torch.library.custom_op(
+    "gumbel_softmax::uniform", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,)
+)
+def _uniform(
+    shape: Sequence[int], dtype: torch.dtype, device: torch.device, key: int, draw: int
+) -> Tensor:
     """``torch.rand(shape, generator=...)`` from the registered generator ``key``: the same
-    numbers as the eager call, and the generator advances as it would eagerly."""
+    numbers as the eager call, and the generator advances as it would eagerly. ``draw`` only
+    keeps distinct draws distinct."""
     return torch.rand(tuple(shape), dtype=dtype, device=device, generator=_GENERATORS[key])
 
 
 @_uniform.register_fake
-def _(shape: Sequence[int], dtype: torch.dtype, device: torch.device, key: int) -> Tensor:
+def _(
+    shape: Sequence[int], dtype: torch.dtype, device: torch.device, key: int, draw: int
+) -> Tensor:
     return torch.empty(tuple(shape), dtype=dtype, device=device)
 
 
