@@ -384,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="two shapes, three repeats")
     p.add_argument(
+        "--shapes",
+        default=None,
+        help="comma-separated shapes such as 100x20x10,1024x1024 (default: all of SHAPES)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -402,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     shapes = [SHAPES[0], SHAPES[1]] if args.quick else SHAPES
+    if args.shapes:
+        shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
     repeats = 3 if args.quick else args.repeats
     out = args.out or HERE / ("results-cuda.md" if device.type == "cuda" else "results.md")
     fast = "triton" if device.type == "cuda" else "numba"
@@ -423,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         else [
             line
             for shape in ((2048, 8192), (64, 50257))
+            if shape in shapes
             for line in breakdown(shape, device, repeats)
         ]
     )
