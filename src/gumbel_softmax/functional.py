@@ -20,11 +20,15 @@ from . import backends as _backends
 from ._numerics import (
     check_all_masked,
     check_dim,
+    check_generator,
+    check_hard,
     check_logits,
     check_noise,
     check_temperature,
     gumbel_noise,
     logistic_noise,
+    require,
+    strict_validation,
     upcast,
     validation_enabled,
 )
@@ -63,11 +67,13 @@ def gumbel(
         A tensor of ``shape`` and ``dtype``.
 
     Raises:
-        TypeError: if ``dtype`` is not floating.
+        TypeError: if ``dtype`` is not floating, or ``generator`` is not a ``torch.Generator``.
+        ValueError: a ``generator`` on another device than ``device``.
     """
     dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    check_generator(generator, device)
     return gumbel_noise(shape, dtype=dtype, device=device, generator=generator).to(dtype)
 
 
@@ -85,17 +91,24 @@ def _perturbed(
     noise: Tensor | None,
     validate_args: bool | None,
 ) -> tuple[Tensor, int]:
-    """Checks the input and returns ``logits + G`` in the compute dtype, with ``dim`` normalised."""
-    validate = validation_enabled(validate_args)
-    check_logits(logits, validate=validate)
+    """Checks the input and returns ``logits + G`` in the compute dtype, with ``dim`` normalised.
+
+    Categorical logits must be below ``+inf`` (when validating): a class of infinite
+    log-probability leaves no distribution, and ``inf - inf`` in the softmax gives NaN.
+    """
+    validate, strict = validation_enabled(validate_args), strict_validation(validate_args)
+    logits = check_logits(logits, validate=validate, finite_above=True, strict=strict)
     d = check_dim(logits, dim)
+    if noise is None:
+        check_generator(generator, logits.device)
     if validate:
-        check_all_masked(logits, d)
+        logits = check_all_masked(logits, d, strict=strict)
     x = upcast(logits)
     if noise is None:
         g = gumbel_noise(logits.shape, dtype=x.dtype, device=x.device, generator=generator)
     else:
-        g = check_noise(noise, logits.shape, kind="Gumbel").to(x.dtype)
+        noise = check_noise(noise, logits.shape, kind="Gumbel", validate=validate, strict=strict)
+        g = noise.to(x.dtype)
     if noise is None:  # our own fresh noise: add the logits into it instead of allocating
         return g.add_(x), d
     return x + g, d
@@ -119,13 +132,16 @@ def sample_categorical(
         dim: the class dimension.
         generator: the random source.
         one_hot: return one-hot vectors of ``logits``' shape and dtype instead of indices.
-        validate_args: check for NaN and all-masked rows (default: torch.distributions' global).
+        validate_args: check for NaN or ``+inf`` logits and all-masked rows (default: on,
+            unless Python runs with ``-O``).
 
     Returns:
         ``(*batch)`` int64 indices, or ``(*batch, K)`` one-hot vectors.
 
     Raises:
-        TypeError: non-floating ``logits``. ValueError: NaN logits or an all-masked row.
+        TypeError: non-floating ``logits``, a ``generator`` that is not a ``torch.Generator``.
+        ValueError: NaN or ``+inf`` logits, an all-masked row, a ``generator`` on another
+        device.
     """
     z, d = _perturbed(logits, dim, generator, None, validate_args)
     index = z.argmax(d)
@@ -157,21 +173,19 @@ def sample_without_replacement(
         int64 indices of shape ``logits.shape`` with ``dim`` of size ``k``, in sampled order.
 
     Raises:
-        ValueError: ``k`` out of range, or fewer than ``k`` unmasked classes in a row.
+        ValueError: ``k`` out of range, or fewer than ``k`` unmasked classes in a row; and as
+        :func:`sample_categorical`.
     """
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {k!r}")
     check_logits(logits, validate=False)
-    size = logits.shape[check_dim(logits, dim)]
+    d = check_dim(logits, dim)
+    size = logits.shape[d]
     if not 1 <= k <= size:
         raise ValueError(f"k must satisfy 1 <= k <= K = {size}, got k={k}")
     if validation_enabled(validate_args):
-        unmasked = (~torch.isneginf(logits)).sum(dim)
-        if bool((unmasked < k).any()):
-            raise ValueError(
-                f"k={k} exceeds the number of unmasked classes in some row "
-                f"(fewest: {int(unmasked.min())}); masked classes are never drawn"
-            )
+        strict = strict_validation(validate_args)
+        logits = require(logits, "k_unmasked", name="logits", dim=d, k=k, strict=strict)
     z, d = _perturbed(logits, dim, generator, None, validate_args)
     return z.topk(k, dim=d, sorted=True).indices
 
@@ -182,7 +196,19 @@ def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
     Computed as ``hard + (soft - soft.detach())``: the bracket is exactly zero for finite
     ``soft``, so the forward value is ``hard`` bit for bit (a one-hot stays exactly one-hot), while
     :math:`\partial/\partial\,\mathrm{soft}` is the identity.
+
+    Raises:
+        TypeError: ``hard`` or ``soft`` not a tensor. ValueError: their shapes differ (a
+        broadcast would silently change the sample's shape or sum the gradient).
     """
+    for name, t in (("hard", hard), ("soft", soft)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if hard.shape != soft.shape:
+        raise ValueError(
+            f"hard and soft must have the same shape, got {tuple(hard.shape)} and "
+            f"{tuple(soft.shape)}"
+        )
     return hard.detach() + (soft - soft.detach())
 
 
@@ -242,12 +268,14 @@ class _TemperedSigmoid(torch.autograd.Function):
         return grad_z, grad_tau
 
 
-def _temperature_for(temperature: float | Tensor, like: Tensor, dim: int) -> Tensor:
+def _temperature_for(
+    temperature: float | Tensor, like: Tensor, dim: int, validate_args: bool | None
+) -> Tensor:
     """The temperature as a tensor that broadcasts against ``like`` with the class axis at ``dim``."""
     batch = like.shape[:dim] + like.shape[dim + 1 :]
-    t = check_temperature(temperature, batch)
-    if isinstance(t, float):
-        return torch.tensor(t, dtype=like.dtype, device=like.device)
+    t = check_temperature(temperature, batch, strict=strict_validation(validate_args))
+    if isinstance(t, float):  # a fill, not a host-to-device copy: no synchronisation on CUDA
+        return torch.full((), t, dtype=like.dtype, device=like.device)
     return upcast(t).to(like.dtype).expand(batch).unsqueeze(dim)
 
 
@@ -255,7 +283,7 @@ def gumbel_softmax(
     logits: Tensor,
     temperature: float | Tensor = 1.0,
     *,
-    hard: bool = False,
+    hard: bool | Tensor = False,
     dim: int = -1,
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
@@ -279,12 +307,20 @@ def gumbel_softmax(
             which then gets exactly zero mass.
         temperature: :math:`\tau > 0`, a float or a tensor broadcastable to ``batch`` (the shape of
             ``logits`` without ``dim``); it may require grad (a learned temperature).
-        hard: straight-through: one-hot forward, relaxed gradient.
+        hard: straight-through: one-hot forward, relaxed gradient. A Python bool, or a 0-d bool
+            tensor (on CUDA or under ``torch.compile`` it is not read on the host: both samples
+            are computed and one selected with ``torch.where``).
         dim: the class dimension.
-        generator: the random source; the global generator is untouched when one is given.
+        generator: the random source, a ``torch.Generator`` on ``logits``' device; the global
+            generator is untouched when one is given.
         noise: pre-drawn Gumbel noise of ``logits``' shape (common random numbers); overrides
             ``generator``.
-        validate_args: check for NaN and all-masked rows (default: torch.distributions' global).
+        validate_args: check for NaN or ``+inf`` logits, NaN ``noise`` and all-masked rows
+            (default: on, unless Python runs with ``-O``). On CUDA the default checks are
+            asynchronous (``torch._assert_async``: no host synchronisation; a failure is a
+            device-side assertion); ``validate_args=True`` given explicitly makes them raise
+            the ``ValueError`` there too, at one host synchronisation each. See
+            ``gumbel_softmax._numerics``.
         backend: which code computes the sample: ``"reference"`` (this module), ``"numba"``
             (fused CPU kernel), ``"triton"`` (fused GPU kernel), or ``None``/``"auto"``: the
             environment variable ``GUMBEL_SOFTMAX_BACKEND`` if set, else the fastest available
@@ -296,18 +332,21 @@ def gumbel_softmax(
         A tensor of ``logits``' shape and dtype, on the simplex along ``dim``.
 
     Raises:
-        TypeError: non-floating ``logits``, ``temperature`` or ``noise``.
-        ValueError: a non-positive or non-finite temperature, NaN logits, an all-masked row,
-        ``noise`` of the wrong shape, an unknown ``backend``, a fused ``backend`` with ``noise``
-        or on a device it does not run on.
+        TypeError: non-floating ``logits``, ``temperature`` or ``noise``; ``hard`` not a bool or
+        a 0-d bool tensor; ``generator`` not a ``torch.Generator``.
+        ValueError: a non-positive or non-finite temperature, or one whose shape does not
+        broadcast to ``batch``; NaN or ``+inf`` logits, an all-masked row, NaN ``noise``, when
+        validating; ``noise`` of the wrong shape; a ``generator`` on another device; an unknown
+        ``backend``, a fused ``backend`` with ``noise`` or on a device it does not run on.
         BackendUnavailableError: a ``backend`` named explicitly that cannot load here.
 
     Numerics: 16-bit inputs are computed in float32; softmax subtracts the row maximum, so logits
     of ±1e4 at τ = 1e-3 stay finite, and masked or underflowed classes contribute no NaN to the
     temperature's gradient (see ``_TemperedSoftmax``).
     """
+    hard = check_hard(hard)
     fused = _backends.resolve_backend(backend, logits, noise=noise)
-    if fused is not None:
+    if fused is not None and isinstance(hard, bool):
         return _backends.fused_gumbel_softmax(
             fused,
             logits,
@@ -318,11 +357,12 @@ def gumbel_softmax(
             validate_args=validate_args,
         )
     z, d = _perturbed(logits, dim, generator, noise, validate_args)
-    tau = _temperature_for(temperature, z, d)
+    tau = _temperature_for(temperature, z, d, validate_args)
     y = _TemperedSoftmax.apply(z, tau, d)
-    if hard:
+    if hard is not False:
         index = z.argmax(d, keepdim=True)
-        y = straight_through(torch.zeros_like(y).scatter_(d, index, 1.0), y)
+        st = straight_through(torch.zeros_like(y).scatter_(d, index, 1.0), y)
+        y = st if hard is True else torch.where(hard, st, y)
     return y.to(logits.dtype)
 
 
@@ -330,7 +370,7 @@ def relaxed_bernoulli(
     logits: Tensor,
     temperature: float | Tensor = 1.0,
     *,
-    hard: bool = False,
+    hard: bool | Tensor = False,
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
     validate_args: bool | None = None,
@@ -348,10 +388,12 @@ def relaxed_bernoulli(
     Args:
         logits: log-odds of any shape; ``-inf`` and ``+inf`` give exactly 0 and 1.
         temperature: :math:`\tau > 0`, a float or a tensor broadcastable to ``logits``.
-        hard: straight-through: {0, 1} forward, relaxed gradient.
-        generator: the random source.
+        hard: straight-through: {0, 1} forward, relaxed gradient; a bool or a 0-d bool tensor,
+            as in :func:`gumbel_softmax`.
+        generator: the random source, a ``torch.Generator`` on ``logits``' device.
         noise: pre-drawn logistic noise of ``logits``' shape; overrides ``generator``.
-        validate_args: check for NaN (default: torch.distributions' global).
+        validate_args: check for NaN in ``logits`` and ``noise`` (default: on, unless Python
+            runs with ``-O``).
 
     Returns:
         A tensor of ``logits``' shape and dtype with values in [0, 1].
@@ -359,20 +401,25 @@ def relaxed_bernoulli(
     Raises:
         TypeError / ValueError as :func:`gumbel_softmax`.
     """
-    check_logits(logits, validate=validation_enabled(validate_args), min_dim=0)
+    validate, strict = validation_enabled(validate_args), strict_validation(validate_args)
+    logits = check_logits(logits, validate=validate, min_dim=0, strict=strict)
+    hard = check_hard(hard)
+    t = check_temperature(temperature, logits.shape, strict=strict)
     x = upcast(logits)
     if noise is None:
+        check_generator(generator, logits.device)
         n = logistic_noise(logits.shape, dtype=x.dtype, device=x.device, generator=generator)
     else:
-        n = check_noise(noise, logits.shape, kind="logistic").to(x.dtype)
+        noise = check_noise(noise, logits.shape, kind="logistic", validate=validate, strict=strict)
+        n = noise.to(x.dtype)
     z = x + n
-    t = check_temperature(temperature, logits.shape)
-    tau = (
+    tau = (  # a fill, not a host-to-device copy: no synchronisation on CUDA
         upcast(t).to(x.dtype)
         if isinstance(t, Tensor)
-        else torch.tensor(t, dtype=x.dtype, device=x.device)
+        else torch.full((), t, dtype=x.dtype, device=x.device)
     )
     y = _TemperedSigmoid.apply(z, tau)
-    if hard:
-        y = straight_through((z > 0).to(y.dtype), y)
+    if hard is not False:
+        st = straight_through((z > 0).to(y.dtype), y)
+        y = st if hard is True else torch.where(hard, st, y)
     return y.to(logits.dtype)

@@ -17,7 +17,7 @@ if not torch.cuda.is_available():
 
 from gumbel_softmax import backends
 
-FUSED = ("numba", "triton")
+FUSED = backends.FUSED
 ALL = ("reference", *FUSED)
 
 

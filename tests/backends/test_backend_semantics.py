@@ -224,7 +224,11 @@ BAD_INPUTS = [
         "temperature must be positive and finite",
     ),
     (
-        lambda d: (torch.zeros(2, 3, device=d), torch.tensor([1.0, -1.0], device=d), {}),
+        lambda d: (
+            torch.zeros(2, 3, device=d),
+            torch.tensor([1.0, -1.0], device=d),
+            {"validate_args": True},  # strict: a ValueError on CUDA too, not an async assert
+        ),
         ValueError,
         r"temperature must be positive and finite, got \[-1.0\]",
     ),
@@ -244,12 +248,43 @@ BAD_INPUTS = [
         "logits must have a floating dtype",
     ),
     (
-        lambda d: (torch.tensor([0.0, torch.nan], device=d), 1.0, {}),
+        lambda d: (torch.tensor([0.0, torch.nan], device=d), 1.0, {"validate_args": True}),
         ValueError,
-        r"logits .* contains NaN",
+        r"logits .* contains NaN \(first at index \(1,\)\)",
+    ),
+    (
+        lambda d: (
+            torch.tensor([[0.0, 1.0], [torch.inf, 0.0]], device=d),
+            1.0,
+            {"validate_args": True},
+        ),
+        ValueError,
+        r"logits .* contains \+inf \(first at index \(1, 0\)\)",
     ),
     (lambda d: (torch.zeros(2, 3, device=d), 1.0, {"dim": 2}), ValueError, "dim=2 is out of range"),
-    (lambda d: (torch.full((1, 3), -torch.inf, device=d), 1.0, {}), ValueError, "all masked"),
+    (
+        lambda d: (torch.full((1, 3), -torch.inf, device=d), 1.0, {"validate_args": True}),
+        ValueError,
+        "all masked",
+    ),
+    *(
+        (
+            lambda d, h=h: (torch.zeros(2, 3, device=d), 1.0, {"hard": h}),
+            TypeError,
+            "hard must be a bool or a 0-d bool tensor, got " + m,
+        )
+        for h, m in (
+            ("False", "'False'"),
+            (1, "1"),
+            (None, "None"),
+            (torch.tensor([True]), "tensor"),
+        )
+    ),
+    (
+        lambda d: (torch.zeros(2, 3, device=d), 1.0, {"generator": 123}),
+        TypeError,
+        "generator must be a torch.Generator or None, got 123",
+    ),
     (lambda d: (torch.tensor(0.0, device=d), 1.0, {}), ValueError, "at least one dimension"),
 ]
 
@@ -260,6 +295,28 @@ def test_bad_inputs_raise_what_the_reference_raises(fused, make, exc, match):
     for name in ("reference", fused):
         with pytest.raises(exc, match=match):
             gs.gumbel_softmax(logits, tau, backend=name, **kw)
+
+
+def test_hard_as_a_bool_tensor_is_hard(backend):
+    dev = device_of(backend)
+    logits = torch.randn(5, 7, device=dev)
+    for flag in (False, True):
+        a = gs.gumbel_softmax(logits, hard=flag, generator=generator(backend, 3), backend=backend)
+        b = gs.gumbel_softmax(
+            logits,
+            hard=torch.tensor(flag, device=dev),
+            generator=generator(backend, 3),
+            backend=backend,
+        )
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device type")
+def test_a_generator_on_another_device_is_refused(backend):
+    dev = device_of(backend)
+    other = torch.Generator(device="cpu" if dev.type == "cuda" else "cuda")
+    with pytest.raises(ValueError, match=r"generator is on device .* but the samples are drawn on"):
+        gs.gumbel_softmax(torch.zeros(2, 3, device=dev), generator=other, backend=backend)
 
 
 def test_unvalidated_nan_logits_give_nan_rows_as_the_reference(fused):

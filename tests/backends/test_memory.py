@@ -54,3 +54,10 @@ def test_the_probe_answers_on_this_system(monkeypatch):
     if found is not None:
         madvise, size = found
         assert callable(madvise) and size >= 1 << 20 and size & (size - 1) == 0
+
+
+def test_the_experimental_switch_turns_huge_pages_off(monkeypatch):
+    monkeypatch.setenv("GUMBEL_SOFTMAX_EXPERIMENTAL", "0")
+    monkeypatch.setattr(_memory, "_state", [])  # probed anew
+    assert _memory._huge_pages() is None
+    assert _memory.empty_like(torch.empty(3 << 20)).shape == (3 << 20,)

@@ -171,3 +171,9 @@ def test_concurrent_calls_from_python_threads_give_their_own_samples():
         torch.set_num_threads(threads)
     for a, b in zip(got, expected, strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_experimental_switch_turns_torch_openmp_off(monkeypatch):
+    monkeypatch.setenv("GUMBEL_SOFTMAX_EXPERIMENTAL", "0")
+    monkeypatch.setattr(_parallel, "_gomp", [])  # probed anew
+    assert _parallel.torch_openmp() is None

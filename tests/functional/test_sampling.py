@@ -85,3 +85,55 @@ def test_integer_and_nan_logits_are_errors():
         gs.sample_categorical(torch.tensor([0.0, torch.nan]))
     with pytest.raises(TypeError, match=r"logits must be a torch\.Tensor"):
         gs.sample_categorical([0.0, 1.0])  # type: ignore[arg-type]
+
+
+_ROW = torch.tensor([[0.0, 1.0, -1.0]])
+_NAN_NOISE = torch.tensor([[0.0, torch.nan, 0.0]])
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        # +inf: a class of infinite log-probability (categorical samplers only)
+        (lambda: gs.sample_categorical(_ROW.clone().fill_(torch.inf)), ValueError, r"\+inf"),
+        (lambda: gs.sample_without_replacement(_ROW * torch.inf, 1), ValueError, r"NaN|\+inf"),
+        (lambda: gs.gumbel_softmax(_ROW + torch.inf), ValueError, r"contains \+inf"),
+        # NaN in pre-drawn noise
+        (lambda: gs.gumbel_softmax(_ROW, noise=_NAN_NOISE), ValueError, r"noise .* contains NaN"),
+        (lambda: gs.relaxed_bernoulli(_ROW, noise=_NAN_NOISE), ValueError, r"noise .* NaN"),
+        # hard: a Python bool or a 0-d bool tensor only
+        (lambda: gs.relaxed_bernoulli(_ROW, hard="yes"), TypeError, "hard must be a bool .*'yes'"),
+        (lambda: gs.relaxed_bernoulli(_ROW, hard=torch.tensor(1)), TypeError, "hard must be"),
+        # generators
+        (lambda: gs.gumbel((2,), generator=123), TypeError, "generator must be a torch.Generator"),
+        (lambda: gs.gumbel_like(_ROW, generator="g"), TypeError, "got 'g'"),
+        (lambda: gs.sample_categorical(_ROW, generator=1), TypeError, "generator must be"),
+        (lambda: gs.sample_without_replacement(_ROW, 2, generator=1), TypeError, "generator"),
+        (lambda: gs.relaxed_bernoulli(_ROW, generator=object()), TypeError, "generator"),
+        # a temperature that does not broadcast
+        (
+            lambda: gs.relaxed_bernoulli(_ROW, torch.ones(2)),
+            ValueError,
+            r"temperature of shape \(2,\) does not broadcast to the batch shape \(1, 3\)",
+        ),
+        # straight_through's two tensors
+        (lambda: gs.straight_through(_ROW, _ROW[0]), ValueError, "same shape"),
+        (lambda: gs.straight_through(1.0, _ROW), TypeError, "hard must be a torch.Tensor"),
+    ],
+)
+def test_bad_inputs_are_named(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_plus_inf_log_odds_stay_valid_for_the_binary_relaxation(gen):
+    # +inf log-odds are a certain 1 for relaxed_bernoulli (not an error, unlike the categorical)
+    y = gs.relaxed_bernoulli(torch.tensor([torch.inf, -torch.inf]), 0.5, generator=gen)
+    assert y.tolist() == [1.0, 0.0]
+
+
+def test_hard_bool_tensor_and_unvalidated_nan_noise(gen):
+    h = gs.relaxed_bernoulli(_ROW, hard=torch.tensor(True), noise=torch.zeros(1, 3))
+    assert h.tolist() == [[0.0, 1.0, 0.0]]
+    y = gs.gumbel_softmax(_ROW, noise=_NAN_NOISE, validate_args=False)
+    assert bool(y.isnan().all())  # unvalidated: the caller asked for no check

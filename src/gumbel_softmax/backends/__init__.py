@@ -25,6 +25,11 @@ backend with ``noise=`` is an error). A fused backend that cannot be imported (l
 :func:`available_backends`) or compiled (numba compiles per dtype at its first use, then caches
 the machine code on disk) is skipped by the automatic choice with no error.
 
+Experimental, numba only: running on torch's own OpenMP threads (:mod:`._parallel`) and asking
+Linux for huge pages under large outputs (:mod:`._memory`). ``GUMBEL_SOFTMAX_EXPERIMENTAL=0``,
+set before the first call, turns both off (a pool of Python threads, ordinary pages); results do
+not depend on either.
+
 The fused backward is once-differentiable: under ``create_graph=True`` the gradient it returns
 is a constant; use the reference for higher-order gradients.
 """
@@ -39,12 +44,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._numerics import compute_dtype
+from .._numerics import compute_dtype, traced
+from ._experimental import EXPERIMENTAL_ENV
 from ._fused import Kernels, draw_seed, fused_gumbel_softmax
 
 __all__ = [
     "BACKENDS",
     "BACKEND_ENV",
+    "EXPERIMENTAL_ENV",
+    "FUSED",
     "BackendUnavailableError",
     "available_backends",
     "fused_gumbel_softmax",
@@ -69,22 +77,30 @@ class _Backend:
     ]  # device types the automatic choice sends to it, in order of preference
 
 
-# The registry, in order of preference for the automatic choice.
+# The one list of backends. The automatic choice sends a tensor to the first whose devices
+# include the tensor's device type.
 _REGISTRY: dict[str, _Backend] = {
     b.name: b
     for b in (
+        _Backend("reference", "", "", ()),
         _Backend("numba", "._numba_kernels", "NumbaKernels", ("cpu",)),
         _Backend("triton", "._triton_kernels", "TritonKernels", ("cuda",)),
-        _Backend("reference", "", "", ()),
     )
 }
-BACKENDS: tuple[str, ...] = ("reference", "numba", "triton")
+BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
+FUSED: tuple[str, ...] = tuple(n for n, b in _REGISTRY.items() if b.module)
 
 _loaded: dict[str, Kernels | Exception] = {}
 
 
 def _load(name: str) -> Kernels | Exception:
-    """Import (once) and return the kernels of ``name``, or the exception that stopped them."""
+    """Import (once) and return the kernels of ``name``, or the exception that stopped them.
+
+    Under ``torch.compile`` nothing is imported, and nothing cached: an import traced by Dynamo
+    fails for reasons of its own, which must not mark the backend unavailable for eager calls.
+    """
+    if torch.compiler.is_compiling():
+        return RuntimeError(f"backend {name!r} is not loaded while torch.compile traces")
     if name not in _loaded:
         b = _REGISTRY[name]
         try:
@@ -100,7 +116,7 @@ def available_backends() -> tuple[str, ...]:
 
     Loading a fused backend imports its package (numba, triton) the first time.
     """
-    fused = [n for n in BACKENDS if n != "reference" and isinstance(_load(n), Kernels)]
+    fused = [n for n in FUSED if isinstance(_load(n), Kernels)]
     return ("reference", *fused)
 
 
@@ -126,6 +142,11 @@ def resolve_backend(
     """
     name = _check_name(backend, "backend")
     source = "backend"
+    if isinstance(logits, Tensor) and traced(logits):
+        # torch.compile cannot trace the kernels (and fake or meta tensors have no data): the
+        # pure-PyTorch path, which Inductor fuses. Nothing is loaded, so nothing learned while
+        # tracing can change what eager calls choose.
+        return None
     if name == AUTO:
         name = _check_name(os.environ.get(BACKEND_ENV), f"the environment variable {BACKEND_ENV}")
         source = BACKEND_ENV

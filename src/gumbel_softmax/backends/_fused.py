@@ -48,14 +48,44 @@ from torch.autograd.function import once_differentiable
 from .._numerics import (
     check_all_masked,
     check_dim,
+    check_generator,
     check_logits,
     check_temperature,
     compute_dtype,
     saturating_cast,
+    strict_validation,
     upcast,
     validation_enabled,
 )
 from ._memory import empty_like
+
+# Cephes' float32 logf (Moshier, Cephes Math Library): for x = 2^e (1 + f), f + 1 in
+# [sqrt(1/2), sqrt(2)), log x = f - f^2/2 + f^3 P(f) + e ln 2, with P's coefficients below
+# (highest degree first, for Horner's rule) and ln 2 split in two so that e ln 2 is exact in its
+# high part (Cody & Waite). Both fused backends compute their float32 log from these.
+LOGF_P = (
+    7.0376836292e-2,
+    -1.1514610310e-1,
+    1.1676998740e-1,
+    -1.2420140846e-1,
+    1.4249322787e-1,
+    -1.6668057665e-1,
+    2.0000714765e-1,
+    -2.4999993993e-1,
+    3.3333331174e-1,
+)
+LN2_HI = 0.693359375
+LN2_LO = -2.12194440e-4
+# Cephes' float32 expf: exp(r) = 1 + r + r^2 Q(r) on |r| <= ln(2)/2 (numba backend; Triton uses
+# its own exp), Q highest degree first.
+EXPF_Q = (
+    1.9875691500e-4,
+    1.3981999507e-3,
+    8.3334519073e-3,
+    4.1665795894e-2,
+    1.6666665459e-1,
+    5.0000001201e-1,
+)
 
 # SplitMix64's increment (the golden ratio times 2^64) and its two mixing multipliers.
 GAMMA = 0x9E3779B97F4A7C15
@@ -72,7 +102,7 @@ class Kernels:
     """
 
     name: str = ""
-    # whether forward counts NaN logits and all-masked rows itself, sparing the driver two
+    # whether forward counts NaN or +inf logits and all-masked rows itself, sparing the driver two
     # passes over the logits for validate_args
     checks_input: bool = False
 
@@ -88,8 +118,8 @@ class Kernels:
     ) -> tuple[int, int]:
         """Write the sample into ``out`` (one-hot if ``hard``) and, if given, ``y`` into ``soft``.
 
-        Returns how many logits are NaN and how many rows are all ``-inf`` if ``checks_input``,
-        else ``(0, 0)``.
+        Returns how many logits are NaN or ``+inf`` and how many rows are all ``-inf`` if
+        ``checks_input``, else ``(0, 0)``.
         """
         raise NotImplementedError
 
@@ -184,14 +214,16 @@ def fused_gumbel_softmax(
 ) -> Tensor:
     """``functional.gumbel_softmax`` (without ``noise``) computed by ``kernels``: same checks,
     same errors, same result up to the noise, which the kernels draw themselves."""
-    validate = validation_enabled(validate_args)
+    validate, strict = validation_enabled(validate_args), strict_validation(validate_args)
     early = validate and not kernels.checks_input  # else the kernel checks in passing
-    check_logits(logits, validate=early)
+    # on CUDA these checks are queued on the device (torch._assert_async) unless strict
+    logits = check_logits(logits, validate=early, finite_above=True, strict=strict)
     d = check_dim(logits, dim)
+    check_generator(generator, logits.device)
     if early:
-        check_all_masked(logits, d)
+        logits = check_all_masked(logits, d, strict=strict)
     batch = logits.shape[:d] + logits.shape[d + 1 :]
-    t = check_temperature(temperature, batch)
+    t = check_temperature(temperature, batch, strict=strict)
     dt, dev = compute_dtype(logits.dtype), logits.device
     if isinstance(t, float):  # one value, not one per row: no memory proportional to the batch
         tau = torch.full((1,), t, dtype=dt, device=dev)
@@ -202,6 +234,6 @@ def fused_gumbel_softmax(
     found: list[int] = []
     out = FusedGumbelSoftmax.apply(logits, tau, seed, kernels, hard, d, want_grad, found)
     if validate and any(found):  # the checks raise the reference's errors
-        check_logits(logits, validate=True)
-        check_all_masked(logits, d)
+        check_logits(logits, validate=True, finite_above=True, strict=True)
+        check_all_masked(logits, d, strict=True)
     return out

@@ -1,5 +1,9 @@
 r"""Output buffers for the fused kernels: large CPU tensors backed by transparent huge pages.
 
+**Experimental**: it calls ``madvise`` through ctypes on memory torch's allocator owns.
+``GUMBEL_SOFTMAX_EXPERIMENTAL=0``, set before the first call, turns it off (ordinary pages, the
+same results).
+
 A freshly allocated large tensor is mapped by the kernel page by page at its first write; with
 4 KiB pages a 64 MiB output takes 16,384 page faults, which on the development machine cost
 more than the whole Gumbel-Softmax kernel (1.1-1.6 ns per float32 element against 2.4 ns).
@@ -25,6 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ._experimental import experimental_enabled
+
 # Below this many bytes the output is reused from glibc's heap (no fresh pages) or too small
 # to hold two huge pages; advising it would cost a system call for nothing.
 HUGE_MIN_BYTES = 8 << 20
@@ -37,6 +43,9 @@ def _huge_pages() -> tuple[Callable[..., int], int] | None:
     """``(madvise, huge page size)`` if this system takes the advice, else None (probed once)."""
     if not _state:
         found = None
+        if not experimental_enabled():
+            _state.append(None)
+            return None
         try:
             sysfs = Path("/sys/kernel/mm/transparent_hugepage")
             mode = (sysfs / "enabled").read_text()

@@ -1,5 +1,11 @@
 r"""How the numba kernels spread their work over threads.
 
+**Experimental**: calling into torch's OpenMP runtime (path 1 below) relies on how torch's Linux
+wheels are built (a GNU-compatible ``GOMP_parallel`` in the runtime torch loads) and on no other
+library in the process using that team at the same moment. ``GUMBEL_SOFTMAX_EXPERIMENTAL=0``,
+set before the first call, turns it off: the pool of path 2 then serves every call, with the
+same results.
+
 A kernel entry point ``kernel(c0, c1, *args)`` computes tasks ``c0 .. c1 - 1`` (rows, or chunks
 of short rows); :func:`launch` runs ``range(tasks)`` through it. The tasks are cut into blocks
 of about :data:`BLOCK_ELEMENTS` elements, and each thread claims the next unclaimed block until
@@ -40,18 +46,39 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._experimental import experimental_enabled
+
 # Below this many elements a second thread costs more than it saves (measured on either path:
 # at (100, 20, 10), 20,000 elements, two threads gain nothing).
 PARALLEL_MIN = 1 << 15
 # Elements per block of work claimed by a thread (about 0.1 ms of forward).
 BLOCK_ELEMENTS = 1 << 15
 
-# The slots the C worker reads (an int64 array): the next block to claim (incremented
-# atomically by the threads), the number of blocks, tasks per block, tasks, the address of the
-# int64 results (two per block), the float width (32 or 64), which kernel (its index in the
-# kernels' tuple), the number of slots; then the kernel's arguments, an array as (address,
-# size), a scalar as its 64 bits.
+# The slots the C worker reads, an int64 array: a head of HEAD slots, by name below, then the
+# kernel's arguments in the order of its layout (see slot_layout): an array as (address, size),
+# a scalar as its 64 bits.
+NEXT = 0  # the next block to claim, incremented atomically by the threads
+BLOCKS = 1  # the number of blocks
+PER_BLOCK = 2  # tasks per block
+TASKS = 3  # tasks in all
+RESULTS = 4  # the address of the int64 results, two per block
+WIDTH = 5  # the float width, 32 or 64
+WHICH = 6  # which kernel: its index in the kernels' tuple
+COUNT = 7  # the number of slots, head included
 HEAD = 8
+
+ARRAY, SCALAR = 2, 1  # slots taken by an argument of each kind
+
+
+def slot_layout(*arguments: tuple[str, int]) -> dict[str, int]:
+    """The first slot of each kernel argument ``(name, ARRAY or SCALAR)``, in order after the
+    head: the one description of a kernel's arguments that both sides read."""
+    slots, at = {}, HEAD
+    for name, width in arguments:
+        slots[name] = at
+        at += width
+    return slots
+
 
 _pool: list[tuple[int, ThreadPoolExecutor]] = []  # (owning process id, pool)
 _pool_lock = threading.Lock()
@@ -77,11 +104,14 @@ def _openmp_libraries() -> list[str]:
 
 def torch_openmp() -> Callable[..., None] | None:
     """``GOMP_parallel(fn, data, num_threads, flags)`` of the OpenMP runtime torch runs its
-    intra-op work on, or None: torch built without OpenMP, no such runtime found, or a process
-    forked from the one that found it."""
+    intra-op work on, or None: torch built without OpenMP, no such runtime found, a process
+    forked from the one that found it, or ``GUMBEL_SOFTMAX_EXPERIMENTAL=0``."""
     if not _gomp:
         found = None
-        if "parallel backend: OpenMP" in torch.__config__.parallel_info():
+        if (
+            experimental_enabled()
+            and "parallel backend: OpenMP" in torch.__config__.parallel_info()
+        ):
             for path in _openmp_libraries():
                 try:
                     fn = ctypes.CDLL(path).GOMP_parallel  # already loaded: the same handle
@@ -97,7 +127,7 @@ def torch_openmp() -> Callable[..., None] | None:
 
 
 def _slots(args: Sequence[Any]) -> list[int]:
-    """The kernel arguments as the C worker reads them (see HEAD)."""
+    """The kernel arguments as the C worker reads them (see slot_layout)."""
     out: list[int] = []
     for a in args:
         if isinstance(a, np.ndarray):
@@ -130,11 +160,14 @@ def launch(
     per = max(1, min(BLOCK_ELEMENTS, size // (4 * n)) * tasks // size)
     blocks = -(-tasks // per)
     if gomp is not None and address is not None:
-        width = next(a.dtype.itemsize * 8 for a in args if isinstance(a, np.ndarray))
         results = np.zeros(2 * blocks, np.int64)
         rest = _slots(args)
-        head = [0, blocks, per, tasks, results.ctypes.data, width, which, HEAD + len(rest)]
-        slots = np.array(head + rest, np.int64)
+        slots = np.zeros(HEAD + len(rest), np.int64)
+        slots[BLOCKS], slots[PER_BLOCK], slots[TASKS] = blocks, per, tasks
+        slots[RESULTS] = results.ctypes.data
+        slots[WIDTH] = next(a.dtype.itemsize * 8 for a in args if isinstance(a, np.ndarray))
+        slots[WHICH], slots[COUNT] = which, len(slots)
+        slots[HEAD:] = rest
         gomp(address, slots.ctypes.data, n, 0)  # ctypes releases the GIL for the call
         return [(int(results[0::2].sum()), int(results[1::2].sum()))]
     with _pool_lock:

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._fused import GAMMA, MIX1, MIX2, Kernels
+from ._fused import GAMMA, LN2_HI, LN2_LO, LOGF_P, MIX1, MIX2, Kernels
 
 try:  # whether @triton.jit below builds interpreted functions (CPU tensors) or GPU kernels
     _INTERPRETED = bool(triton.knobs.runtime.interpret)
@@ -38,6 +38,10 @@ _TILE = 4096 if _INTERPRETED else 8192
 _GAMMA = tl.constexpr(GAMMA)
 _MIX1 = tl.constexpr(MIX1)
 _MIX2 = tl.constexpr(MIX2)
+_LN2_HI = tl.constexpr(LN2_HI)
+_LN2_LO = tl.constexpr(LN2_LO)
+# LOGF_P, one constexpr each (Triton reads globals only as constexpr)
+_P0, _P1, _P2, _P3, _P4, _P5, _P6, _P7, _P8 = (tl.constexpr(c) for c in LOGF_P)
 
 
 @triton.jit
@@ -47,16 +51,16 @@ def _log32(x):
     e = (i - 0x3F3504F3) >> 23
     f = (i - (e << 23)).to(tl.float32, bitcast=True) - 1.0
     z = f * f
-    p = f * 7.0376836292e-2 - 1.1514610310e-1
-    p = p * f + 1.1676998740e-1
-    p = p * f - 1.2420140846e-1
-    p = p * f + 1.4249322787e-1
-    p = p * f - 1.6668057665e-1
-    p = p * f + 2.0000714765e-1
-    p = p * f - 2.4999993993e-1
-    p = p * f + 3.3333331174e-1
+    p = f * _P0 + _P1  # LOGF_P by Horner's rule
+    p = p * f + _P2
+    p = p * f + _P3
+    p = p * f + _P4
+    p = p * f + _P5
+    p = p * f + _P6
+    p = p * f + _P7
+    p = p * f + _P8
     fe = e.to(tl.float32)
-    return f + (f * z * p + fe * -2.12194440e-4 - 0.5 * z) + fe * 0.693359375
+    return f + (f * z * p + fe * _LN2_LO - 0.5 * z) + fe * _LN2_HI
 
 
 @triton.jit
