@@ -214,5 +214,5 @@ def test_bad_input():
         gs.relaxed_top_k(logits, 2, noise=torch.zeros(4))
     with pytest.raises(ValueError, match="dim=2 is out of range"):
         gs.relaxed_top_k(logits, 2, dim=2)
-    with pytest.raises(TypeError, match="hard must be a bool, got 1"):
+    with pytest.raises(TypeError, match="hard must be a bool or a 0-d bool tensor, got 1"):
         gs.relaxed_top_k(logits, 2, hard=1)

@@ -120,11 +120,14 @@ def downcast(x: Tensor, dtype: torch.dtype) -> Tensor:
 
     A log-density of a 16-bit sample at tau = 1e-3 and logits of 1e4 is around -1e5, beyond
     float16's range; it is returned as ``finfo.min`` rather than ``-inf``. The gradient passes
-    through unchanged (straight through the clamp), so it is not zeroed where the value saturates.
+    through unchanged (straight through the clamp), so it is not zeroed where the value saturates;
+    where ``x`` is already infinite (a masked class, a point mass) there is no gradient, and the
+    straight-through term ``x - x`` (``inf - inf = NaN``) is left out.
     """
     if dtype in _HALF:
         fin = torch.finfo(dtype)
-        x = x.detach().clamp(fin.min, fin.max) + (x - x.detach())
+        through = torch.where(torch.isfinite(x), x - x.detach(), 0.0)
+        x = x.detach().clamp(fin.min, fin.max) + through
     return x.to(dtype)
 
 

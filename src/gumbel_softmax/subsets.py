@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._numerics import check_dim, check_logits, validation_enabled
+from ._numerics import check_dim, check_hard, check_logits, validation_enabled
 from .functional import _perturbed, _temperature_for, straight_through
 
 __all__ = ["relaxed_top_k"]
@@ -49,7 +49,7 @@ def relaxed_top_k(
     k: int,
     temperature: float | Tensor = 1.0,
     *,
-    hard: bool = False,
+    hard: bool | Tensor = False,
     dim: int = -1,
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
@@ -86,7 +86,8 @@ def relaxed_top_k(
         k: subset size, ``1 <= k <= K`` and at most the number of unmasked classes of each row.
         temperature: :math:`\tau > 0`, a float or a tensor broadcastable to ``batch`` (``logits``'
             shape without ``dim``); it may require grad.
-        hard: straight-through: exact k-hot forward, relaxed gradient.
+        hard: straight-through: exact k-hot forward, relaxed gradient (a Python bool, or a 0-d
+            bool tensor, selected without reading it).
         dim: the class dimension.
         generator: the random source; the global generator is untouched when one is given.
         noise: pre-drawn Gumbel noise of ``logits``' shape (common random numbers); overrides
@@ -110,8 +111,7 @@ def relaxed_top_k(
     """
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {k!r}")
-    if not isinstance(hard, bool):
-        raise TypeError(f"hard must be a bool, got {hard!r}")
+    hard = check_hard(hard)
     check_logits(logits, validate=False)
     d = check_dim(logits, dim)
     size = logits.shape[d]
@@ -125,7 +125,7 @@ def relaxed_top_k(
                 f"(fewest: {int(unmasked.min())}); masked classes are never drawn"
             )
     keys, d = _perturbed(logits, d, generator, noise, validate_args)
-    tau = _temperature_for(temperature, keys, d)
+    tau = _temperature_for(temperature, keys, d, validate_args)
     live = ~torch.isneginf(keys)
     # Masked classes are kept at 0 and set to -inf only after the division by tau, which would
     # otherwise put (-inf) * 0 = NaN into tau's gradient (as in ExpConcrete).
@@ -139,7 +139,9 @@ def relaxed_top_k(
             a, log1m_a = _softmax_and_log1m(x, d)
             y = y + a
             alpha = alpha + torch.where(live, log1m_a, 0.0)
-    if hard:
+    if hard is not False:
         index = keys.topk(k, dim=d).indices
-        y = straight_through(torch.zeros_like(y).scatter_(d, index, 1.0), y)
+        k_hot = straight_through(torch.zeros_like(y).scatter_(d, index, 1.0), y)
+        # A 0-d bool tensor (on CUDA or under compile) selects without being read.
+        y = k_hot if hard is True else torch.where(hard, k_hot, y)
     return y.to(logits.dtype)

@@ -254,3 +254,18 @@ def test_straight_through_value_is_exact():
     assert torch.equal(out, hard)
     out.backward(torch.tensor([1.0, 2.0, 3.0]))
     assert torch.equal(soft.grad, torch.tensor([1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_downcast_saturates_finite_values_and_keeps_infinities_out_of_the_gradient(dtype):
+    from gumbel_softmax._numerics import downcast
+
+    x = torch.tensor([-torch.inf, -1e6, 0.5, 1e6, torch.inf], requires_grad=True)
+    y = downcast(x, dtype)
+    fin = torch.finfo(dtype)
+    assert y.dtype == dtype
+    assert y[[0, -1]].tolist() == [fin.min, fin.max]  # float16 also saturates -1e6 and 1e6
+    assert torch.equal(y[1:-1], x[1:-1].detach().clamp(fin.min, fin.max).to(dtype))
+    y.float().sum().backward()
+    # straight through the clamp where x is finite; no gradient where x is already infinite
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]

@@ -48,14 +48,6 @@ def _check_stretch(low: object, high: object) -> tuple[float, float]:
     return lo, hi
 
 
-def _downcast_log(x: Tensor, dtype: torch.dtype) -> Tensor:
-    """A log-probability in ``dtype``: ``-inf`` (a zero mass, at infinite logits) saturates at a
-    16-bit dtype's ``finfo.min`` first, since ``downcast`` would turn it into NaN."""
-    if dtype in (torch.float16, torch.bfloat16):
-        x = x.clamp(min=torch.finfo(dtype).min)
-    return downcast(x, dtype)
-
-
 class HardConcrete(TransformedRelaxed):
     r"""Hard Concrete gates on [0, 1] with exact point masses at 0 and 1 (Louizos et al. 2018).
 
@@ -216,4 +208,4 @@ class HardConcrete(TransformedRelaxed):
         out = torch.where(
             v <= 0, self._log_prob_zero(), torch.where(v >= 1, self._log_prob_one(), dens)
         )
-        return _downcast_log(out, value.dtype)
+        return downcast(out, value.dtype)
