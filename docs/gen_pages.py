@@ -587,6 +587,8 @@ def kernel_results() -> str:
         text = re.sub(
             r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", path.read_text(), flags=re.M
         )
+        # its links are relative to its own folder, not to the page it is included in
+        text = repository_links(text, path)
         parts.append(f"*From `{path.relative_to(ROOT)}`:*\n\n{text.strip()}\n")
     return "\n".join(parts) or "No kernel benchmark is committed yet."
 

@@ -21,7 +21,7 @@ from torch.nn.utils import skip_init
 
 from .._numerics import check_all_masked, check_logits, validation_enabled
 from ..functional import sample_categorical
-from ._base import call_f
+from ._base import Estimator, call_f
 
 __all__ = [
     "ZeroStartMLP",
@@ -142,6 +142,15 @@ def network_input_size(
         "the default network is built at construction and needs its input size: pass "
         "event_shape=(N, K) (or in_features=, or a module of your own)"
     )
+
+
+class MultiSampleEstimator(Estimator):
+    r"""An estimator that evaluates ``f`` at ``num_samples`` :math:`\ge 2` samples per call, each
+    the others' baseline (RLOO, VIMCO, the unordered-set estimator)."""
+
+    def __init__(self, num_samples: int = 4) -> None:
+        super().__init__()
+        self.num_samples = check_positive_int(num_samples, "num_samples", minimum=2)
 
 
 class ZeroStartMLP(nn.Module):

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ._base import Estimator, EstimatorResult, LossFn, call_f, register
 from ._score import (
+    MultiSampleEstimator,
     ZeroStartMLP,
     check_categorical,
     check_positive_int,
@@ -124,7 +125,7 @@ class EMABaseline(Estimator):
 
 
 @register("rloo", "reinforce-loo", "loo")
-class LeaveOneOut(Estimator):
+class LeaveOneOut(MultiSampleEstimator):
     r"""Score function with the leave-one-out baseline over M samples (RLOO).
 
     .. math:: \hat g = \frac1M\sum_{m=1}^M \Big(f(z_m) - \frac{1}{M-1}\sum_{j\ne m} f(z_j)\Big)
@@ -145,10 +146,6 @@ class LeaveOneOut(Estimator):
     """
 
     unbiased = True
-
-    def __init__(self, num_samples: int = 4) -> None:
-        super().__init__()
-        self.num_samples = check_positive_int(num_samples, "num_samples", minimum=2)
 
     def forward(  # type: ignore[override]
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None

@@ -12,8 +12,8 @@ from torch import Tensor
 from .._enumeration import joint_log_prob, state_indices
 from .._numerics import upcast
 from ..functional import sample_without_replacement
-from ._base import Draws, Estimator, EstimatorResult, LossFn, call_f, check_state_space, register
-from ._score import check_categorical, check_positive_int, log_prob
+from ._base import Draws, EstimatorResult, LossFn, call_f, check_state_space, register
+from ._score import MultiSampleEstimator, check_categorical, log_prob
 
 __all__ = ["UnorderedSet", "log_set_probabilities"]
 
@@ -59,7 +59,7 @@ def log_set_probabilities(log_p: Tensor, log_rest: Tensor) -> Tensor:
 
 
 @register("unordered-set", "unordered-set-estimator")
-class UnorderedSet(Estimator):
+class UnorderedSet(MultiSampleEstimator):
     r"""The unordered set estimator with its built-in baseline (Kool, van Hoof & Welling 2020,
     arXiv:2002.06043).
 
@@ -110,10 +110,6 @@ class UnorderedSet(Estimator):
     unbiased: ClassVar[bool] = True
     draws: ClassVar[Draws] = "without-replacement"
     max_states: ClassVar[int | None] = 1 << 16
-
-    def __init__(self, num_samples: int = 4) -> None:
-        super().__init__()
-        self.num_samples = check_positive_int(num_samples, "num_samples", minimum=2)
 
     def forward(  # type: ignore[override]
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None

@@ -9,14 +9,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ._base import Estimator, EstimatorResult, LossFn, call_f, register
-from ._score import check_categorical, check_positive_int, log_prob, one_hot_sample
+from ._base import EstimatorResult, LossFn, call_f, register
+from ._score import MultiSampleEstimator, check_categorical, log_prob, one_hot_sample
 
 __all__ = ["VIMCO"]
 
 
 @register("vimco")
-class VIMCO(Estimator):
+class VIMCO(MultiSampleEstimator):
     r"""VIMCO (Mnih & Rezende 2016, arXiv:1602.06725): the gradient of the S-sample bound with a
     leave-one-out baseline per sample.
 
@@ -58,10 +58,6 @@ class VIMCO(Estimator):
 
     unbiased: ClassVar[bool] = True
     multi_sample_bound: ClassVar[bool] = True
-
-    def __init__(self, num_samples: int = 4) -> None:
-        super().__init__()
-        self.num_samples = check_positive_int(num_samples, "num_samples", minimum=2)
 
     def forward(  # type: ignore[override]
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
