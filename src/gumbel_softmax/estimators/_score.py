@@ -144,7 +144,7 @@ def network_input_size(
     )
 
 
-class MultiSampleEstimator(Estimator):
+class _MultiSampleEstimator(Estimator):
     r"""An estimator that evaluates ``f`` at ``num_samples`` :math:`\ge 2` samples per call, each
     the others' baseline (RLOO, VIMCO, the unordered-set estimator)."""
 

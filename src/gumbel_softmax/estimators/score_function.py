@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from ._base import Estimator, EstimatorResult, LossFn, call_f, register
 from ._score import (
-    MultiSampleEstimator,
     ZeroStartMLP,
+    _MultiSampleEstimator,
     check_categorical,
     check_positive_int,
     check_unit_interval,
@@ -125,7 +125,7 @@ class EMABaseline(Estimator):
 
 
 @register("rloo", "reinforce-loo", "loo")
-class LeaveOneOut(MultiSampleEstimator):
+class LeaveOneOut(_MultiSampleEstimator):
     r"""Score function with the leave-one-out baseline over M samples (RLOO).
 
     .. math:: \hat g = \frac1M\sum_{m=1}^M \Big(f(z_m) - \frac{1}{M-1}\sum_{j\ne m} f(z_j)\Big)

@@ -13,7 +13,7 @@ from .._enumeration import joint_log_prob, state_indices
 from .._numerics import upcast
 from ..functional import sample_without_replacement
 from ._base import Draws, EstimatorResult, LossFn, call_f, check_state_space, register
-from ._score import MultiSampleEstimator, check_categorical, log_prob
+from ._score import _MultiSampleEstimator, check_categorical, log_prob
 
 __all__ = ["UnorderedSet", "log_set_probabilities"]
 
@@ -59,7 +59,7 @@ def log_set_probabilities(log_p: Tensor, log_rest: Tensor) -> Tensor:
 
 
 @register("unordered-set", "unordered-set-estimator")
-class UnorderedSet(MultiSampleEstimator):
+class UnorderedSet(_MultiSampleEstimator):
     r"""The unordered set estimator with its built-in baseline (Kool, van Hoof & Welling 2020,
     arXiv:2002.06043).
 

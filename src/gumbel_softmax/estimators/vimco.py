@@ -10,13 +10,13 @@ import torch
 from torch import Tensor
 
 from ._base import EstimatorResult, LossFn, call_f, register
-from ._score import MultiSampleEstimator, check_categorical, log_prob, one_hot_sample
+from ._score import _MultiSampleEstimator, check_categorical, log_prob, one_hot_sample
 
 __all__ = ["VIMCO"]
 
 
 @register("vimco")
-class VIMCO(MultiSampleEstimator):
+class VIMCO(_MultiSampleEstimator):
     r"""VIMCO (Mnih & Rezende 2016, arXiv:1602.06725): the gradient of the S-sample bound with a
     leave-one-out baseline per sample.
 
