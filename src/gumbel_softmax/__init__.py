@@ -13,6 +13,7 @@ from .functional import (
     sample_without_replacement,
     straight_through,
 )
+from .graph import stochastic_node
 from .schedules import Constant, ExponentialAnneal, Schedule
 
 __version__ = "0.1.0"
@@ -28,5 +29,6 @@ __all__ = [
     "relaxed_bernoulli",
     "sample_categorical",
     "sample_without_replacement",
+    "stochastic_node",
     "straight_through",
 ]
