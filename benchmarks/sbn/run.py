@@ -284,7 +284,7 @@ def run(a: argparse.Namespace, splits: Any, rev: str, latent: str, name: str, lr
         return
     steps = (a.max_steps or 10**12, a.epochs)
     for r in _read(a.results_dir / "results.json"):
-        if r["run"] == tag and (r["steps_limit"], r["epochs"]) == steps:
+        if r["run"] == tag and (r["steps_limit"], r["epochs_asked"]) == steps:
             print(f"run.py: {tag} done ({r['epochs']} epochs): test {r['value']:.2f}")
             return
     load_start = os.getloadavg()[0]
@@ -313,7 +313,9 @@ def run(a: argparse.Namespace, splits: Any, rev: str, latent: str, name: str, lr
             "value": result.test["nll"],
             "valid_value": result.valid["nll"],
             "paper_value": PAPER[latent].get(name),
-            "epochs": a.epochs,
+            # the epochs trained (a run stopped past a shorter --epochs finishes where it is)
+            "epochs": round(result.step / (len(splits.train) // config.batch_size), 2),
+            "epochs_asked": a.epochs,
             "steps": result.step,
             "steps_limit": steps[0],
             "seed": a.seed,
