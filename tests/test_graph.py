@@ -233,3 +233,26 @@ def test_bad_estimator_is_refused_by_name() -> None:
             lambda z: z.sum((-1, -2)),
             context=torch.ones(1),
         )
+
+
+def _readme_example() -> str:
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    section = readme.read_text().split("## Several stochastic layers", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.mark.parametrize("name", estimators.available())
+def test_readme_example_runs_for_every_estimator(name: str) -> None:
+    code = _readme_example()
+    assert 'name = "muprop"' in code
+    scope: dict = {}
+    exec(compile(code.replace('name = "muprop"', f"name = {name!r}"), "README", "exec"), scope)
+    assert scope["cost"].shape == (32,)
+    for module in ("layer1", "layer2", "out"):
+        for p in scope[module].parameters():
+            assert p.grad is not None and bool(torch.isfinite(p.grad).all()), (name, module)
