@@ -9,6 +9,7 @@ import json
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,3 +202,11 @@ def test_run_dir_that_is_a_file_is_refused(tmp_path, capsys):
         cli.main(["sbn", "--run-dir", str(tmp_path / "f"), "--no-progress"])
     assert exit_info.value.code == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_an_evaluation_subset_is_random_not_the_first_images():
+    # the test split is sorted by digit: its first images are one class
+    sorted_split = np.repeat(np.arange(10, dtype=np.float32), 100)[:, None].repeat(784, 1) / 9
+    subset = sbn._images(sorted_split, True, 0, "test", limit=50)
+    assert subset.shape == (50, 784) and len(subset[:, 0].unique()) >= 5
+    assert torch.equal(subset, sbn._images(sorted_split, True, 0, "test", limit=50))  # fixed

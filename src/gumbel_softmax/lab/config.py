@@ -346,8 +346,10 @@ SBN_HELP: dict[str, str] = {
     "eval_samples": "m, samples of the importance-sampled NLL in the final evaluation (the "
     "paper: 1000)",
     "eval_samples_during": "m of the periodic validation NLL (the learning curves)",
-    "eval_images": "validation images for the curves and the final validation NLL (0 = all)",
-    "test_images": HELP["test_images"],
+    "eval_images": "validation images for the curves and the final validation NLL, a random "
+    "subset fixed by the seed (0 = all)",
+    "test_images": "test images for the final test NLL, a random subset fixed by the seed (the "
+    "test split is sorted by digit; 0 = all)",
     "eval_batch_size": HELP["eval_batch_size"],
     "eval_chunk": HELP["eval_chunk"],
     "checkpoint_every": HELP["checkpoint_every"],

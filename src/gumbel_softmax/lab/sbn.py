@@ -317,8 +317,11 @@ class SBNResult:
 
 def _images(a: Any, binarized: bool, seed: int, name: str, limit: int = 0) -> Tensor:
     x = torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(len(a), -1)
-    if limit:
-        x = x[:limit]
+    if limit and limit < x.shape[0]:
+        # A random subset, a function of the seed: the test split is sorted by digit class, so
+        # its first images are all zeros.
+        g = torch.Generator().manual_seed(derive_seed(seed, "subset", name))
+        x = x[torch.randperm(x.shape[0], generator=g)[:limit].sort().values]
     if not binarized:  # grey-scale sets: one fixed binarization, a function of the seed
         g = torch.Generator().manual_seed(derive_seed(seed, "binarize", name))
         x = torch.bernoulli(x, generator=g)
