@@ -134,6 +134,31 @@ def _row_md(r: dict[str, Any]) -> str:
     )
 
 
+def _trend(r: dict[str, Any], results_dir: Path) -> float | None:
+    """Mean training cost of the last quarter of the logged steps minus the quarter before."""
+    path = results_dir / "runs" / r["run"] / "metrics.jsonl"
+    if not path.exists():
+        return None
+    losses = [
+        m["loss"] for m in read_metrics(path) if m["kind"] == "train" and m["step"] <= r["steps"]
+    ]
+    q = len(losses) // 4
+    if q < 1:
+        return None
+    return sum(losses[-q:]) / q - sum(losses[-2 * q : -q]) / q
+
+
+def _closing(r: dict[str, Any], results_dir: Path) -> str:
+    paper = r["paper_value"]
+    gap = "—" if paper is None else f"{r['value'] - paper:+.2f}"
+    trend = _trend(r, results_dir)
+    return (
+        f"| {r['latent']} | {r['estimator']} | {r['value']:.2f} | "
+        f"{'—' if paper is None else f'{paper:.1f}'} | {gap} | {r['epochs']} | "
+        f"{'—' if trend is None else f'{trend:+.2f}'} |"
+    )
+
+
 def render(results_dir: Path) -> None:
     """results.md (the selected rows, then every run) and curves.png from results.json."""
     rows = _read(results_dir / "results.json")
@@ -170,6 +195,17 @@ def render(results_dir: Path) -> None:
         "",
         *head,
         *map(_row_md, rows),
+        "",
+        "## Closing note: the gap to the paper and what limits it",
+        "",
+        "`gap` = value - paper_value (negative: at or below the paper). `train trend`: the mean",
+        "training cost (one-sample -log p(y|h), nats) of the last quarter of the logged steps",
+        "minus that of the quarter before, read from the run's metrics (negative: still",
+        "falling when the run stopped).",
+        "",
+        "| latent | estimator | value | paper_value | gap | epochs | train trend |",
+        "|---|---|---|---|---|---|---|",
+        *(_closing(r, results_dir) for r in selected(rows)),
         "",
         "Learning curves of the selected runs: `curves.png`; completions of each selected run:",
         "`figures/<run>/completions.png` (copied from the run records, which stay uncommitted",
