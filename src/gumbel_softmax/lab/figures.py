@@ -414,11 +414,13 @@ def sbn_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
 def sbn_completions(
     model: Any, images: Tensor, path: Path, *, samples: int = 6, rows: int = 8, seed: int = 0
 ) -> Path:
-    """Upper halves of test images completed by the model: column 0 the test image, then
+    """Upper halves of ``rows`` test images (evenly spaced through ``images``) completed by the
+    model: column 0 the test image, then
     ``samples`` completions (the upper half given, the lower half the pixel means of
     :math:`p(y \\mid h)` at independent one-hot samples :math:`h \\sim p(h \\mid x)`)."""
     images = _check_images(images, "images", 784)
-    x = images[:rows]
+    # evenly spaced through ``images`` (the test split is sorted by digit: the first are zeros)
+    x = images[torch.linspace(0, images.shape[0] - 1, min(rows, images.shape[0])).long()]
     upper = x[:, :392]
     g = torch.Generator(device=x.device).manual_seed(seed)
     cells = [x]
