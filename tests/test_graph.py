@@ -172,6 +172,31 @@ def test_every_parameter_gets_the_exact_gradient_in_expectation(name: str, size:
     )
 
 
+MIXED = [(name, "muprop") for name in UNBIASED if name != "muprop"]
+MIXED += [("muprop", name) for name in UNBIASED if name != "muprop"]
+
+
+@pytest.mark.parametrize(("first", "second"), MIXED, ids=[f"{a}-then-{b}" for a, b in MIXED])
+def test_different_estimators_at_the_two_nodes(first: str, second: str) -> None:
+    # Each unbiased estimator above and below MuProp (whose Taylor term goes through the other
+    # node), on the binary network (every estimator takes K = 2); false-alarm rate 1e-3 per case.
+    n, k = SIZES["binary-3+3"]
+    torch.manual_seed(0)
+    nodes = (
+        estimators.build(first, event_shape=(n, k)),
+        estimators.build(second, event_shape=(n, k)),
+    )
+    for est in nodes:
+        est.eval()
+    draws = _draws(nodes, n, k, N_DRAWS, seed=sum(map(ord, first + second)))
+    exact = _exact_gradient(n, k)
+    assert_close_mean(
+        torch.cat([draws[key].flatten(1) for key in exact], 1),
+        torch.cat([exact[key].flatten() for key in exact]),
+        false_alarm=1e-3,
+    )
+
+
 def test_a_biased_estimator_is_caught() -> None:
     # The power of the test above: DARN (declared biased) at both nodes differs detectably
     # from the exact gradient (the chance of passing without a bias is at most 1e-3).
