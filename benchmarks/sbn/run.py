@@ -233,7 +233,8 @@ def _curves(rows: list[dict[str, Any]], results_dir: Path) -> None:
             if metrics:
                 ax.plot(
                     *zip(*metrics, strict=True),
-                    "-",
+                    "o-",  # markers: a one-epoch curve is one point
+                    ms=3,
                     lw=1,
                     label=f"{r['estimator']} (lr {r['settings']['lr']:g})",
                 )
