@@ -328,7 +328,9 @@ SBN_HELP: dict[str, str] = {
     "estimator": "gradient estimator at every layer, from gumbel_softmax.estimators.available()",
     "normalize": "variance normalisation: divide each layer's learning signal by "
     "max(1, running std of the cost) (the paper's choice for sf, darn and muprop)",
-    "dataset": HELP["dataset"],
+    "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist (the "
+    "paper's fixed binarization), mnist, fashion-mnist (grey-scale sets get one fixed "
+    "binarization per split, a function of the seed)",
     "data_dir": HELP["data_dir"],
     "download": HELP["download"],
     "epochs": HELP["epochs"],
