@@ -286,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-samples-during", type=int, default=100, help="m of the curves")
     p.add_argument("--valid-images", type=int, default=0, help="0 = all 10,000")
     p.add_argument("--test-images", type=int, default=0, help="0 = all 10,000")
+    p.add_argument("--normalize", choices=["paper", "off"], default="paper",
+                   help="variance normalisation: the paper's (sf, darn, muprop) or off for all "
+                   "(run directories get the suffix -nonorm)")  # fmt: skip
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests only)")
     p.add_argument("--results-dir", type=Path, default=HERE)
     p.add_argument("--render", action="store_true", help="only re-render results.md")
@@ -316,11 +319,13 @@ def main(argv: list[str] | None = None) -> int:
 def run(a: argparse.Namespace, splits: Any, rev: str, latent: str, name: str, lr: float) -> None:
     """One run of the sweep, skipped when results.json has it at this length."""
     n, k = SIZES[latent]
-    tag = f"{latent}-{name}-lr{lr:g}-s{a.seed}"
+    normalize = name in NORMALIZED and a.normalize == "paper"
+    off = name in NORMALIZED and not normalize
+    tag = f"{latent}-{name}-lr{lr:g}-s{a.seed}{'-nonorm' if off else ''}"
     run_dir = a.results_dir / "runs" / tag
     try:
         config = SBNConfig(
-            latent=latent, n_latent=n, n_classes=k, estimator=name, normalize=name in NORMALIZED,
+            latent=latent, n_latent=n, n_classes=k, estimator=name, normalize=normalize,
             dataset=a.dataset, data_dir=a.data_dir, epochs=a.epochs, max_steps=a.max_steps,
             optimizer="sgd", lr=lr, momentum=0.9, tau0=1.0, seed=a.seed,
             eval_samples=a.eval_samples, eval_samples_during=a.eval_samples_during,
