@@ -13,6 +13,7 @@ from .functional import (
     sample_without_replacement,
     straight_through,
 )
+from .graph import stochastic_node
 from .schedules import Constant, ExponentialAnneal, Schedule
 from .subsets import relaxed_top_k
 
@@ -30,5 +31,6 @@ __all__ = [
     "relaxed_top_k",
     "sample_categorical",
     "sample_without_replacement",
+    "stochastic_node",
     "straight_through",
 ]

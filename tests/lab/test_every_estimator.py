@@ -1,20 +1,24 @@
-"""Every registered estimator trains in the lab, for every latent type it supports.
+"""Every registered estimator trains in every lab experiment, for every latent type it supports.
 
 The registry drives the cases: ``estimators.available()`` and each class's declared capabilities
 (``binary_only``, ``temperature_kind``, ``min_temperature``), so an estimator added to the registry
-is covered without editing this file. Each case is a short run through the CLI
+is covered without editing this file; :data:`EXPERIMENTS` lists the experiments (the VAE and the
+SBN), each with its tiny configuration. Each case is a short run through the CLI
 (``cli.main([...])``) on the shipped ``binarized-mnist-subset``: a tiny VAE (hidden 64-32,
-4 categorical variables of K = 10 or 8 bits, 4 bits for an estimator that evaluates every
-state; a latent whose K**N exceeds the declared ``max_states`` is left out), 24 steps of batch
-50, and checks that
+4 categorical variables of K = 10 or 8 bits) or a tiny two-layer SBN (4 categorical variables
+of K = 10 or 8 bits per layer); 4 bits for an estimator that evaluates every state, and a latent
+whose K**N exceeds the declared ``max_states`` left out; in the SBN, no estimator that declares
+a ``multi_sample_bound`` (its layers are nested single-sample nodes). 24 steps of batch 50, and
+checks that
 
 * the loss is finite and falls (a one-sided two-sample z-test on the per-step losses of the
   first and last eight steps);
 * every learnable parameter of the model and of the estimator is in the optimiser, received a
   gradient (Adam's first moment is non-zero) and changed (against the initial state that the
   same config builds);
-* the temperature: follows the schedule (and is logged) for ``"scheduled"`` estimators, stays at
-  ``tau0`` for ``"fixed"``, is learned from ``tau0`` for ``"learned"``, is absent otherwise;
+* the temperature: follows the schedule (and is logged) for ``"scheduled"`` estimators in the VAE
+  and stays at ``tau0`` in the SBN (the paper's fixed temperature), stays at ``tau0`` for
+  ``"fixed"``, is learned from ``tau0`` for ``"learned"``, is absent otherwise;
 * kill-and-resume is bit-identical: a run stopped at step 13, its last checkpoint lost (as if
   killed before writing it) and a metrics row half written, then run again, ends with the same
   metrics, final bounds and weights as an uninterrupted run.
@@ -38,7 +42,7 @@ import pytest
 import torch
 
 from gumbel_softmax import estimators
-from gumbel_softmax.lab import cli, experiment
+from gumbel_softmax.lab import cli, experiment, sbn
 from gumbel_softmax.lab.checkpoint import load_checkpoint
 from gumbel_softmax.lab.records import read_metrics
 from gumbel_softmax.testing import normal_quantile
@@ -65,15 +69,25 @@ def _fits(name: str, latent: str) -> bool:
     return limit is None or k ** _n_latent(name, latent) <= limit
 
 
-def _latents(name: str) -> list[str]:
+def _latents(exp: str, name: str) -> list[str]:
     # Bernoulli (K = 2) for every estimator; categorical K = 10 unless it is binary-only; either
-    # only where its joint state space fits the estimator's declared max_states (exact: 4096).
+    # only where its joint state space fits the estimator's declared max_states (exact: 4096);
+    # none in the SBN for an estimator of a multi-sample bound.
     cls = estimators.estimator_class(name)
+    if exp == "sbn" and cls.multi_sample_bound:
+        return []
     latents = ["bernoulli"] if cls.binary_only else ["categorical", "bernoulli"]
     return [latent for latent in latents if _fits(name, latent)]
 
 
-CASES = [(name, latent) for name in estimators.available() for latent in _latents(name)]
+#: The lab's experiments: each CLI command, with how a test builds its initial model and estimator.
+EXPERIMENTS = ("vae", "sbn")
+CASES = [
+    (exp, name, latent)
+    for exp in EXPERIMENTS
+    for name in estimators.available()
+    for latent in _latents(exp, name)
+]
 
 
 def _temperatures(name: str) -> tuple[float, float]:
@@ -82,8 +96,33 @@ def _temperatures(name: str) -> tuple[float, float]:
     return 2 * low, low
 
 
-def _argv(name: str, latent: str, run_dir: Path, *more: str) -> list[str]:
+def _argv(name: str, latent: str, run_dir: Path, *more: str, exp: str = "vae") -> list[str]:
     tau0, tau_min = _temperatures(name)
+    if exp == "sbn":
+        return [
+            "sbn",
+            "--estimator", name,
+            "--latent", latent,
+            "--n-latent", str(_n_latent(name, latent)),
+            "--dataset", SUBSET,
+            "--batch-size", "50",
+            "--optimizer", "adam",
+            "--lr", "0.003",
+            "--epochs", "1",
+            "--max-steps", str(STEPS),
+            "--tau0", str(tau0),
+            "--log-every", "1",
+            "--eval-every", "12",
+            "--checkpoint-every", "8",
+            "--eval-samples", "2",
+            "--eval-samples-during", "2",
+            "--eval-images", "50",
+            "--test-images", "50",
+            "--no-figures",
+            "--no-progress",
+            "--run-dir", str(run_dir),
+            *more,
+        ]  # fmt: skip
     return [
         "vae",
         "--estimator", name,
@@ -118,6 +157,13 @@ def _config(argv: list[str]):
     return cli.config_from_args(cli.build_parser().parse_args(argv))
 
 
+def _initial(exp: str, config) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model and estimator(s) a config builds before its first step."""
+    if exp == "sbn":
+        return sbn.build_model(config), sbn.build_estimators(config)
+    return experiment.build_model(config), experiment.build_estimator(config)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread_and_the_subset_read_once():
     threads = torch.get_num_threads()
@@ -126,6 +172,7 @@ def _one_thread_and_the_subset_read_once():
     read(SUBSET)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(experiment, "load_splits", lambda config: read(config.dataset))
+        mp.setattr(sbn, "load_splits", lambda config: read(config.dataset))
         yield
     torch.set_num_threads(threads)
 
@@ -142,25 +189,26 @@ class _Runs:
         self.root = root
         self.done: set[tuple[str, str, str]] = set()
 
-    def whole(self, name: str, latent: str) -> Path:
-        run = self.root / f"{name}-{latent}-whole"
-        if (name, latent, "whole") not in self.done:
-            assert cli.main(_argv(name, latent, run)) == 0
-            self.done.add((name, latent, "whole"))
+    def whole(self, name: str, latent: str, exp: str = "vae") -> Path:
+        run = self.root / f"{exp}-{name}-{latent}-whole"
+        if (exp, name, latent, "whole") not in self.done:
+            assert cli.main(_argv(name, latent, run, exp=exp)) == 0
+            self.done.add((exp, name, latent, "whole"))
         return run
 
-    def resumed(self, name: str, latent: str) -> Path:
-        run = self.root / f"{name}-{latent}-resumed"
-        if (name, latent, "resumed") not in self.done:
-            assert cli.main(_argv(name, latent, run, "--max-steps", str(KILLED_AT))) == 0
+    def resumed(self, name: str, latent: str, exp: str = "vae") -> Path:
+        run = self.root / f"{exp}-{name}-{latent}-resumed"
+        if (exp, name, latent, "resumed") not in self.done:
+            more = ("--max-steps", str(KILLED_AT))
+            assert cli.main(_argv(name, latent, run, *more, exp=exp)) == 0
             # Killed after step 13's rows were written but before its checkpoint and the final
             # evaluation were: only checkpoint-8 survives, plus a row cut mid-line.
             (run / "checkpoints" / f"checkpoint-{KILLED_AT}.pt").unlink()
             (run / "final.json").unlink()
             with open(run / "metrics.jsonl", "a") as fh:
                 fh.write('{"kind": "train", "step": 14, "lo')
-            assert cli.main(_argv(name, latent, run)) == 0
-            self.done.add((name, latent, "resumed"))
+            assert cli.main(_argv(name, latent, run, exp=exp)) == 0
+            self.done.add((exp, name, latent, "resumed"))
         return run
 
 
@@ -188,10 +236,12 @@ def _assert_same_tensors(a, b, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- the registry
-@pytest.mark.parametrize(("name", "latent"), CASES, ids=[f"{n}-{lat}" for n, lat in CASES])
-def test_every_estimator_trains_on_every_latent_it_supports(runs, name, latent):
+@pytest.mark.parametrize(
+    ("exp", "name", "latent"), CASES, ids=[f"{e}-{n}-{lat}" for e, n, lat in CASES]
+)
+def test_every_estimator_trains_on_every_latent_it_supports(runs, exp, name, latent):
     cls = estimators.estimator_class(name)
-    run = runs.whole(name, latent)
+    run = runs.whole(name, latent, exp)
     rows = _train_rows(run)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
 
@@ -211,8 +261,8 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, name, latent):
     assert all(math.isfinite(final[s][k]) for s in ("valid", "test") for k in final[s])
 
     # Every learnable parameter is trained: in the optimiser, with a gradient, and moved.
-    config = _config(_argv(name, latent, run))
-    model0, estimator0 = experiment.build_model(config), experiment.build_estimator(config)
+    config = _config(_argv(name, latent, run, exp=exp))
+    model0, estimator0 = _initial(exp, config)
     named = [("model", k, p) for k, p in model0.named_parameters()]
     named += [("estimator", k, p) for k, p in estimator0.named_parameters()]
     ck = _final_checkpoint(run)
@@ -227,7 +277,9 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, name, latent):
     # The temperature, per the declared kind.
     logged = [r["temperature"] for r in rows]
     tau0, _ = _temperatures(name)
-    if cls.temperature_kind == "scheduled":
+    if cls.temperature_kind == "scheduled" and exp == "sbn":
+        assert logged == [tau0] * STEPS  # the paper's SBN keeps tau fixed
+    elif cls.temperature_kind == "scheduled":
         schedule = config.schedule()
         assert logged == [schedule(s - 1) for s in range(1, STEPS + 1)]  # the step's value
         assert len(set(logged)) >= 3  # it anneals: 2 tau_min -> tau_min in this run
@@ -239,7 +291,7 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, name, latent):
         assert logged == [None] * STEPS
 
     # Kill and resume: the same rows, bounds and weights as the uninterrupted run, bit for bit.
-    resumed = runs.resumed(name, latent)
+    resumed = runs.resumed(name, latent, exp)
     sessions = json.loads((resumed / "run.json").read_text())["sessions"]
     assert [s["resumed_from_step"] for s in sessions] == [0, 8]
     assert read_metrics(resumed / "metrics.jsonl") == read_metrics(run / "metrics.jsonl")
@@ -250,15 +302,22 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, name, latent):
 
 
 def test_the_cases_cover_the_registry():
-    """Each registered estimator has a Bernoulli case, and a categorical one unless binary-only,
-    each where its state space fits the declared ``max_states``."""
+    """Each registered estimator has a Bernoulli case in every experiment, and a categorical one
+    unless binary-only, each where its state space fits the declared ``max_states``, and none in
+    the SBN for a ``multi_sample_bound`` estimator; every experiment is a command of the CLI."""
     names = estimators.available()
-    assert {n for n, _ in CASES} == set(names) and len(names) >= 17
-    for n in names:
-        assert ((n, "bernoulli") in CASES) == _fits(n, "bernoulli")
-        categorical = not estimators.estimator_class(n).binary_only and _fits(n, "categorical")
-        assert ((n, "categorical") in CASES) == categorical
-    assert ("exact", "bernoulli") in CASES and ("exact", "categorical") not in CASES
+    assert {n for _, n, _ in CASES} == set(names) and len(names) >= 17
+    commands = cli.build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(EXPERIMENTS) == set(commands) - {"data"}
+    for exp in EXPERIMENTS:
+        for n in names:
+            cls = estimators.estimator_class(n)
+            applies = not (exp == "sbn" and cls.multi_sample_bound)
+            assert ((exp, n, "bernoulli") in CASES) == (applies and _fits(n, "bernoulli"))
+            categorical = applies and not cls.binary_only and _fits(n, "categorical")
+            assert ((exp, n, "categorical") in CASES) == categorical
+    assert ("vae", "exact", "bernoulli") in CASES and ("vae", "exact", "categorical") not in CASES
+    assert ("vae", "vimco", "categorical") in CASES and ("sbn", "vimco", "bernoulli") not in CASES
 
 
 # --------------------------------------------------------------------------- issue 9's lab bugs

@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 from gumbel_softmax import estimators
 
 from .checkpoint import CheckpointError
-from .config import HELP, ConfigError, VAEConfig, load_toml
+from .config import HELP, SBN_HELP, ConfigError, SBNConfig, VAEConfig, load_toml
 from .runner import RunError
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -62,31 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint, figures) to --run-dir. Running again with the same --run-dir resumes from "
         "its last checkpoint to the same result.",
     )
-    vae.add_argument(
-        "--config",
-        metavar="FILE.toml",
-        default=argparse.SUPPRESS,
-        help="read options from a TOML file (flat keys, or a [vae] table, named as the fields "
-        "below with underscores); command-line options override it",
+    _add_config_options(vae, VAEConfig, HELP, "vae")
+    sbn = sub.add_parser(
+        "sbn",
+        allow_abbrev=False,
+        help="train and evaluate a stochastic binary network predicting the lower half of "
+        "MNIST digits from the upper half (resumes if --run-dir has a run)",
+        description="Structured output prediction (Jang et al. 2017, section 4.1): predict the "
+        "lower half of a binarized MNIST digit from its upper half through stochastic layers "
+        "(Bernoulli 392-200-200-392 or categorical 392-(20x10)-(20x10)-392), one estimator at "
+        "every layer; report the importance-sampled test NLL of the lower half (m = "
+        "--eval-samples). Writes the run record to --run-dir; the same --run-dir resumes.",
     )
-    defaults = VAEConfig()
-    for f in fields(VAEConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        kw: dict[str, Any] = {
-            "dest": f.name,
-            "default": argparse.SUPPRESS,
-            "help": f"{HELP[f.name]} (default: {default!r})",
-        }
-        if f.name == "estimator":
-            kw["help"] += f"; registered: {', '.join(estimators.available())}"
-        if isinstance(default, bool):
-            vae.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-            continue
-        kw["type"] = type(default)
-        if f.name in _CHOICES:
-            kw["choices"] = _CHOICES[f.name]
-        vae.add_argument(flag, metavar=f.name.upper(), **kw)
+    _add_config_options(sbn, SBNConfig, SBN_HELP, "sbn")
     data = sub.add_parser(
         "data",
         allow_abbrev=False,
@@ -98,17 +86,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> VAEConfig:
-    """Defaults < TOML file < command line; raises :class:`ConfigError` on any bad value."""
+def _add_config_options(
+    parser: argparse.ArgumentParser, config: Any, help_texts: dict[str, str], table: str
+) -> None:
+    """``--config`` and one option per field of the dataclass ``config``, helped by its text."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        default=argparse.SUPPRESS,
+        help=f"read options from a TOML file (flat keys, or a [{table}] table, named as the "
+        "fields below with underscores); command-line options override it",
+    )
+    defaults = config()
+    for f in fields(config):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        kw: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": f"{help_texts[f.name]} (default: {default!r})",
+        }
+        if f.name == "estimator":
+            kw["help"] += f"; registered: {', '.join(estimators.available())}"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        kw["type"] = type(default)
+        if f.name in _CHOICES and (table == "vae" or f.name in ("latent", "optimizer")):
+            kw["choices"] = _CHOICES[f.name]
+        parser.add_argument(flag, metavar=f.name.upper(), **kw)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`VAEConfig` (``vae``) or :class:`SBNConfig` (``sbn``) of ``args``: defaults <
+    TOML file < command line; raises :class:`ConfigError` on any bad value."""
+    command = getattr(args, "command", "vae")
     values: dict[str, Any] = {}
     given = vars(args).copy()
     for key in ("command", "action", "rest"):
         given.pop(key, None)
     path = given.pop("config", None)
     if path is not None:
-        values.update(load_toml(path))
+        values.update(load_toml(path, table=command))
     values.update(given)
-    return VAEConfig.from_dict(values)
+    return (SBNConfig if command == "sbn" else VAEConfig).from_dict(values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
     except ConfigError as err:
         parser.error(str(err))  # exits with status 2 before any work starts
-    from . import experiment
+    from . import experiment, sbn
 
     with _warnings_as_messages():
         try:
-            result = experiment.main(config)
+            result = (sbn.main if args.command == "sbn" else experiment.main)(config)
         except ConfigError as err:
             parser.error(str(err))
         except (RunError, CheckpointError) as err:
@@ -143,11 +164,17 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 130
-    print(
-        f"step {result.step}: test -ELBO {result.test['neg_elbo']:.2f} nats, "
-        f"test -IW bound (m={config.eval_samples}) {result.test['iw_bound']:.2f} nats; "
-        f"valid -ELBO {result.valid['neg_elbo']:.2f}, -IW {result.valid['iw_bound']:.2f}"
-    )
+    if args.command == "sbn":
+        print(
+            f"step {result.step}: test NLL (m={config.eval_samples}) {result.test['nll']:.2f} "
+            f"nats, valid NLL {result.valid['nll']:.2f}"
+        )
+    else:
+        print(
+            f"step {result.step}: test -ELBO {result.test['neg_elbo']:.2f} nats, "
+            f"test -IW bound (m={config.eval_samples}) {result.test['iw_bound']:.2f} nats; "
+            f"valid -ELBO {result.valid['neg_elbo']:.2f}, -IW {result.valid['iw_bound']:.2f}"
+        )
     print(f"run record: {result.run_dir}")
     if result.figures:
         print(f"figures: {result.figures[0].parent}")

@@ -16,7 +16,16 @@ from typing import Any
 
 from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule
 
-__all__ = ["HELP", "ConfigError", "VAEConfig", "describe_temperature", "load_toml"]
+__all__ = [
+    "HELP",
+    "SBN_HELP",
+    "ConfigError",
+    "SBNConfig",
+    "VAEConfig",
+    "describe_temperature",
+    "estimator_for",
+    "load_toml",
+]
 
 
 class ConfigError(ValueError):
@@ -125,17 +134,10 @@ class VAEConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
         """Build from a mapping; every key must be a field and every value of the field's type."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
-        kwargs: dict[str, Any] = {}
         if data.get("latent") == "bernoulli":
             # The paper's Bernoulli VAE: 200 bits, unless the caller says otherwise.
             data = {"n_latent": 200, "n_classes": 2, **data}
-        for key, value in data.items():
-            kwargs[key] = _coerce(key, known[key].type, value)
-        return cls(**kwargs).validate()
+        return _from_dict(cls, data).validate()
 
     def replace(self, **changes: Any) -> VAEConfig:
         """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
@@ -231,25 +233,7 @@ class VAEConfig:
         that would fail later (a binary-only estimator on K > 2, more joint states than an
         enumerating estimator's ``max_states``, a schedule below the estimator's smallest
         temperature) fails here, before any work."""
-        from gumbel_softmax import estimators
-
-        try:
-            cls = estimators.estimator_class(self.estimator)
-        except ValueError:
-            raise ConfigError(
-                f"estimator must be one of {estimators.available()}, got {self.estimator!r}"
-            ) from None
-        if cls.binary_only and self.n_classes != 2:
-            raise ConfigError(
-                f"estimator {self.estimator!r} handles binary variables only; use "
-                f"latent='bernoulli' (n_classes=2), got n_classes={self.n_classes}"
-            )
-        if cls.max_states is not None and self.n_classes**self.n_latent > cls.max_states:
-            raise ConfigError(
-                f"estimator {self.estimator!r} enumerates the joint states of the latents: "
-                f"n_classes**n_latent = {self.n_classes}**{self.n_latent} exceeds its "
-                f"max_states = {cls.max_states}; use fewer latents or another estimator"
-            )
+        cls = estimator_for(self.estimator, n_classes=self.n_classes, n_latent=self.n_latent)
         kind = cls.temperature_kind
         if self.temperature == "learned" and not (cls.learnable_temperature or kind == "learned"):
             raise ConfigError(
@@ -268,6 +252,32 @@ class VAEConfig:
                 f"(temperature={self.temperature!r}, tau0={self.tau0}, tau_min={self.tau_min}, "
                 f"lowest {lowest:g}): {err}"
             ) from None
+
+
+def estimator_for(estimator: str, *, n_classes: int, n_latent: int) -> Any:
+    """The registered class of ``estimator`` if it can draw ``n_latent`` variables of
+    ``n_classes`` (a binary-only estimator needs K = 2, an enumerating one at most its declared
+    ``max_states`` joint states); else a ConfigError that names the key and says why."""
+    from gumbel_softmax import estimators
+
+    try:
+        cls = estimators.estimator_class(estimator)
+    except ValueError:
+        raise ConfigError(
+            f"estimator must be one of {estimators.available()}, got {estimator!r}"
+        ) from None
+    if cls.binary_only and n_classes != 2:
+        raise ConfigError(
+            f"estimator {estimator!r} handles binary variables only; use "
+            f"latent='bernoulli' (n_classes=2), got n_classes={n_classes}"
+        )
+    if cls.max_states is not None and n_classes**n_latent > cls.max_states:
+        raise ConfigError(
+            f"estimator {estimator!r} enumerates the joint states of the latents: "
+            f"n_classes**n_latent = {n_classes}**{n_latent} exceeds its "
+            f"max_states = {cls.max_states}; use fewer latents or another estimator"
+        )
+    return cls
 
 
 def describe_temperature(estimator: str, settings: Mapping[str, Any]) -> str:
@@ -289,6 +299,15 @@ def describe_temperature(estimator: str, settings: Mapping[str, Any]) -> str:
         return f"constant τ={s['tau0']:g}"
     every = f" every {s['anneal_every']} steps" if "anneal_every" in s else ""
     return f"annealed from {s['tau0']:g} (r={s['anneal_rate']:g}{every}, floor {s['tau_min']:g})"
+
+
+def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
+    """``cls(**data)``: every key a field of the dataclass ``cls``, every value of its type."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
+    return cls(**{key: _coerce(key, known[key].type, value) for key, value in data.items()})
 
 
 def _choice(key: str, value: str, options: tuple[str, ...]) -> None:
@@ -316,8 +335,9 @@ def _coerce(key: str, type_name: Any, value: Any) -> Any:
     return value
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file into a dict (``tomllib`` on Python 3.11+, ``tomli`` before).
+def load_toml(path: str | Path, *, table: str = "vae") -> dict[str, Any]:
+    """Read a TOML file into a dict (``tomllib`` on Python 3.11+, ``tomli`` before): flat keys,
+    or one ``[table]`` (``[vae]``, ``[sbn]``) holding them.
 
     Raises:
         ConfigError: the file is missing, a directory, unreadable or not valid TOML.
@@ -338,7 +358,175 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {err.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {err}") from None
-    # Accept both a flat file and one with a [vae] table.
-    if set(data) == {"vae"} and isinstance(data["vae"], dict):
-        data = data["vae"]
+    # Accept both a flat file and one with a [vae] (or [sbn]) table.
+    if set(data) == {table} and isinstance(data[table], dict):
+        data = data[table]
     return data
+
+
+# ------------------------------------------------------------------------------------- SBN
+SBN_HELP: dict[str, str] = {
+    "latent": "stochastic units: 'bernoulli' (n_latent sigmoid units per layer) or "
+    "'categorical' (n_latent softmax variables of n_classes per layer)",
+    "n_latent": "variables per stochastic layer (default: 200 for bernoulli, 20 for categorical)",
+    "n_classes": "classes per categorical variable (default: 2 for bernoulli, 10 for categorical)",
+    "layers": "number of stochastic layers (the paper: 2)",
+    "estimator": "gradient estimator at every layer, from gumbel_softmax.estimators.available()",
+    "normalize": "variance normalisation: divide each layer's learning signal by "
+    "max(1, running std of the cost) (the paper's choice for sf, darn and muprop)",
+    "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist (the "
+    "paper's fixed binarization), mnist, fashion-mnist (grey-scale sets get one fixed "
+    "binarization per split, a function of the seed)",
+    "data_dir": HELP["data_dir"],
+    "download": HELP["download"],
+    "epochs": HELP["epochs"],
+    "max_steps": HELP["max_steps"],
+    "batch_size": HELP["batch_size"],
+    "optimizer": "'sgd' (SGD with momentum, as in the paper) or 'adam'",
+    "lr": "learning rate (the paper chose it per estimator from 3e-5, 1e-5, 3e-4, 1e-4, 3e-3, "
+    "1e-3 on validation)",
+    "momentum": HELP["momentum"],
+    "fused_optimizer": HELP["fused_optimizer"],
+    "tau0": "the temperature, fixed throughout (the paper: 1, no annealing); rebar and relax "
+    "learn theirs from it; estimators without a temperature ignore it",
+    "seed": HELP["seed"],
+    "eval_every": HELP["eval_every"],
+    "eval_samples": "m, samples of the importance-sampled NLL in the final evaluation (the "
+    "paper: 1000)",
+    "eval_samples_during": "m of the periodic validation NLL (the learning curves)",
+    "eval_images": "validation images for the curves and the final validation NLL, a random "
+    "subset fixed by the seed (0 = all)",
+    "test_images": "test images for the final test NLL, a random subset fixed by the seed (the "
+    "test split is sorted by digit; 0 = all)",
+    "eval_batch_size": HELP["eval_batch_size"],
+    "eval_chunk": HELP["eval_chunk"],
+    "checkpoint_every": HELP["checkpoint_every"],
+    "log_every": HELP["log_every"],
+    "figures": "draw the figures (learning curves, completions) at the end of the run",
+    "progress": HELP["progress"],
+    "device": HELP["device"],
+    "run_dir": HELP["run_dir"],
+}
+
+
+@dataclass
+class SBNConfig:
+    """All options of an SBN structured-prediction run; see :data:`SBN_HELP` for each field.
+
+    Raises:
+        ConfigError: from :meth:`validate` and :meth:`from_dict`, naming the key.
+    """
+
+    latent: str = "bernoulli"
+    n_latent: int = 200
+    n_classes: int = 2
+    layers: int = 2
+    estimator: str = "st-gs"
+    normalize: bool = False
+    dataset: str = "binarized-mnist-subset"
+    data_dir: str = ""
+    download: bool = False
+    epochs: int = 100
+    max_steps: int = 0
+    batch_size: int = 100
+    optimizer: str = "sgd"
+    lr: float = 3e-3
+    momentum: float = 0.9
+    fused_optimizer: bool = True
+    tau0: float = 1.0
+    seed: int = 0
+    eval_every: int = 0
+    eval_samples: int = 1000
+    eval_samples_during: int = 100
+    eval_images: int = 0
+    test_images: int = 0
+    eval_batch_size: int = 100
+    eval_chunk: int = 100
+    checkpoint_every: int = 500
+    log_every: int = 50
+    figures: bool = True
+    progress: bool = True
+    device: str = "cpu"
+    run_dir: str = "runs/sbn"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SBNConfig:
+        """Build from a mapping; every key must be a field and every value of the field's type.
+        ``latent='categorical'`` defaults to the paper's 20 variables of 10 classes."""
+        if data.get("latent") == "categorical":
+            data = {"n_latent": 20, "n_classes": 10, **data}
+        config: SBNConfig = _from_dict(cls, data)
+        return config.validate()
+
+    def replace(self, **changes: Any) -> SBNConfig:
+        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
+        return SBNConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def units(self) -> int:
+        """Width of a stochastic layer as the next layer reads it: N (Bernoulli) or N*K."""
+        return self.n_latent * (self.n_classes if self.latent == "categorical" else 1)
+
+    def validate(self) -> SBNConfig:
+        """Check every value; return ``self`` or raise :class:`ConfigError` naming the key."""
+        _choice("latent", self.latent, ("categorical", "bernoulli"))
+        _choice("optimizer", self.optimizer, ("adam", "sgd"))
+        from .data import DATASETS
+
+        _choice("dataset", self.dataset, DATASETS)
+        if self.latent == "bernoulli" and self.n_classes != 2:
+            raise ConfigError(
+                f"n_classes must be 2 for latent='bernoulli', got {self.n_classes} "
+                "(pass --n-classes 2)"
+            )
+        for key in (
+            "n_latent",
+            "layers",
+            "epochs",
+            "batch_size",
+            "eval_samples",
+            "eval_samples_during",
+            "eval_batch_size",
+            "eval_chunk",
+            "checkpoint_every",
+            "log_every",
+        ):
+            _at_least(key, getattr(self, key), 1)
+        _at_least("n_classes", self.n_classes, 2)
+        for key in ("max_steps", "eval_every", "eval_images", "test_images", "seed"):
+            _at_least(key, getattr(self, key), 0)
+        for key in ("lr", "tau0"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{key} must be positive and finite, got {v!r}")
+        if not (0 <= self.momentum < 1):
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        try:
+            import torch
+
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(
+                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
+            ) from None
+        if not self.run_dir:
+            raise ConfigError("run_dir must be a non-empty path")
+        cls = estimator_for(self.estimator, n_classes=self.n_classes, n_latent=self.n_latent)
+        if cls.multi_sample_bound:
+            raise ConfigError(
+                f"estimator {self.estimator!r} optimises a multi-sample bound of one stochastic "
+                "layer (its f returns per-sample log-weights); the SBN's layers are nested "
+                "nodes whose costs are single-sample, so it does not apply here (use 'rloo' for "
+                "a multi-sample score-function estimator)"
+            )
+        if cls.temperature_kind is not None:
+            try:
+                cls.check_temperature(self.tau0)
+            except ValueError as err:
+                raise ConfigError(
+                    f"estimator {self.estimator!r} cannot run at tau0={self.tau0}: {err}"
+                ) from None
+        return self

@@ -16,7 +16,15 @@ from gumbel_softmax import sample_categorical
 from .models import DiscreteVAE
 from .records import save_figure
 
-__all__ = ["LatentSweep", "draw_all", "draw_latents", "latent_sweep"]
+__all__ = [
+    "LatentSweep",
+    "draw_all",
+    "draw_latents",
+    "draw_sbn",
+    "latent_sweep",
+    "sbn_completions",
+    "sbn_curves",
+]
 
 
 def _plt() -> Any:
@@ -376,3 +384,78 @@ def draw_all(
     paths.append(draw_latents(latent_sweep(model, images[0]), out_dir / "latents.png"))
     model.train(was_training)
     return paths
+
+
+# ------------------------------------------------------------------------------------- SBN
+def sbn_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
+    """The training cost (one sample) and the validation NLL (m samples) against the step."""
+    plt = _plt()
+    train = [r for r in metrics if r.get("kind") == "train"]
+    evals = [r for r in metrics if r.get("kind") == "eval"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if train:
+        ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8,
+                label="train −log p(y|h), one sample of h")  # fmt: skip
+    if evals:
+        m = evals[-1].get("m")
+        ax.plot([r["step"] for r in evals], [r["nll"] for r in evals], "o-", ms=3,
+                label=f"valid NLL (m={m})")  # fmt: skip
+        ax.legend()
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats per lower half")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+@torch.no_grad()
+def sbn_completions(
+    model: Any, images: Tensor, path: Path, *, samples: int = 6, rows: int = 8, seed: int = 0
+) -> Path:
+    """Upper halves of ``rows`` test images (evenly spaced through ``images``) completed by the
+    model: column 0 the test image, then
+    ``samples`` completions (the upper half given, the lower half the pixel means of
+    :math:`p(y \\mid h)` at independent one-hot samples :math:`h \\sim p(h \\mid x)`)."""
+    images = _check_images(images, "images", 784)
+    # evenly spaced through ``images`` (the test split is sorted by digit: the first are zeros)
+    x = images[torch.linspace(0, images.shape[0] - 1, min(rows, images.shape[0])).long()]
+    upper = x[:, :392]
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    cells = [x]
+    for _ in range(samples):
+        z = model.sample(model.layer_logits(0, upper), generator=g)
+        for layer in range(1, model.layers):
+            z = model.sample(model.layer_logits(layer, model.code(z)), generator=g)
+        lower = torch.sigmoid(model.output(model.code(z)))
+        cells.append(torch.cat([upper, lower], -1))
+    picture = _grid(torch.stack(cells, 1).reshape(-1, 784), x.shape[0], samples + 1)
+    return _save_grid(
+        picture,
+        path,
+        "upper halves given,\nlower halves sampled",
+        ylabel="test image",
+        xlabel=f"1: test image\n2-{samples + 1}: samples (means)",
+    )
+
+
+@torch.no_grad()
+def draw_sbn(
+    model: Any, metrics: list[dict[str, Any]], images: Tensor, out_dir: Path, *, seed: int
+) -> list[Path]:
+    """``curves.png`` (:func:`sbn_curves`) and ``completions.png`` (:func:`sbn_completions`)
+    of an SBN run, drawn from ``images`` (test images, ``(n, 784)``) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r} is a file, not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    try:
+        return [
+            sbn_curves(metrics, out_dir / "curves.png"),
+            sbn_completions(model, images, out_dir / "completions.png", seed=seed),
+        ]
+    finally:
+        model.train(was_training)

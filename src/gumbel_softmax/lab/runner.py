@@ -1,7 +1,7 @@
 """The experiment runner: a run directory and the one training loop every lab experiment uses.
 
-An experiment (the discrete VAE now; SBN structured prediction, semi-supervised M2 and a sequence
-GAN next) builds its model(s), estimator, optimiser and data, and hands :func:`train` a
+An experiment (the discrete VAE, :mod:`.experiment`; SBN structured prediction, :mod:`.sbn`;
+semi-supervised M2 and a sequence GAN next) builds its model(s), estimator, optimiser and data, and hands :func:`train` a
 :class:`Training`: what to checkpoint, how to draw the batch of a step, one step's loss, the
 periodic evaluation and the final one. The runner owns everything else, the same for every
 experiment: the cadence of metrics rows, evaluations and checkpoints, resuming, the progress bar,
