@@ -87,12 +87,14 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def append_row(row: dict[str, Any], results_dir: Path) -> None:
-    """Append ``row`` to results.json under a file lock (two sweeps may finish together)."""
+    """Append ``row`` to results.json under a file lock (two sweeps may finish together),
+    replacing the row of the same run directory (a shorter earlier session of the same run)."""
     path = results_dir / "results.json"
     with open(results_dir / ".results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps([*_read(path), row], indent=2) + "\n")
+        rows = [r for r in _read(path) if r["run"] != row["run"]]
+        tmp.write_text(json.dumps([*rows, row], indent=2) + "\n")
         os.replace(tmp, path)
     render(results_dir)
 
@@ -212,8 +214,8 @@ def render(results_dir: Path) -> None:
         "the training cost of every selected run was still falling when it stopped (train",
         "trend < 0 above). Each cell had one",
         "learning rate, 3e-3 (the largest of the paper's grid, chosen for the short budget, not",
-        "on validation: `swept lr` says so), and 1, 4 or 10 epochs (the 4- and 10-epoch rows",
-        "continue the 1-epoch run directories from their checkpoints); the evaluation used 500",
+        "on validation: `swept lr` says so), and 4 or 10 epochs (each row is the last session",
+        "of its run directory, continued from its checkpoints); the evaluation used 500",
         "validation and 500 test images (random subsets fixed by the seed), not the 10,000 of",
         "each split.",
         "Variance normalisation (`variance-normalised` in the settings, the paper's choice for",
@@ -221,9 +223,8 @@ def render(results_dir: Path) -> None:
         "standard deviation of the cost, about 28 nats here (logged scale 0.037): those layers",
         "then learn at about 1/28 of the learning rate, MuProp's Taylor term included. The runs",
         "with `--normalize off` (run directories `-nonorm`, 4 epochs, in Every run) measure it:",
-        "muprop trains much further without it (4 epochs: categorical 94.45, bernoulli 83.70,",
-        "against 106.27 and 103.82 with it; 105.82 and 97.23 with it at 10 epochs), sf and darn",
-        "do not (4 epochs without it: 104.9 to 106.2, against 98.5 to 106.3 with it).",
+        "muprop trains much further without it in 4 epochs than with it in 10 (its `-nonorm`",
+        "rows against its normalised ones), sf and darn do not.",
         "`st-annealed` at a fixed temperature is `st` (its temperature is 1/slope, fixed at 1",
         "here as the paper's SBN settings say), so their rows are the same run twice; the",
         "paper's Annealed ST row must have annealed the slope, which `gumbel-softmax sbn` does",

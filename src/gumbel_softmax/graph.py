@@ -88,8 +88,9 @@ def stochastic_node(
 
     .. math:: \text{out} = \hat Q + \big(s - \mathrm{sg}(s)\big),
 
-    with :math:`\hat Q` the downstream cost at the node's sample (the mean over the samples of
-    estimators that draw several, e.g. ``rloo``) and :math:`s` the estimator's surrogate for
+    with :math:`\hat Q` the downstream cost at the node's sample (the estimator's estimate of
+    its mean for estimators that draw several: ``rloo``'s mean, ``unordered-set``'s and
+    ``exact``'s weighted sums, :meth:`EstimatorResult.objective`) and :math:`s` the estimator's surrogate for
     ``f = downstream``: the value of ``out`` is the sampled cost, which an upstream node uses as
     its learning signal, and its gradient is the estimator's estimate of
     :math:`\nabla\,\mathbb E[\text{downstream}(z)]` for the logits (and whatever produced them),
@@ -111,6 +112,8 @@ def stochastic_node(
         ``(*batch)``: the sampled downstream cost, carrying the estimator's gradient.
 
     Raises:
+        ValueError: an estimator that declares ``multi_sample_bound`` (VIMCO): it optimises
+            another objective than the node's expected cost.
         TypeError: ``estimator`` is not an :class:`~gumbel_softmax.estimators.Estimator`;
             the estimator's own errors for ``logits``, ``downstream``, ``generator`` and
             ``context`` (it validates them once, on entry).
@@ -120,9 +123,17 @@ def stochastic_node(
             "estimator must be a gumbel_softmax.estimators.Estimator (e.g. "
             f"estimators.build(name, event_shape=(N, K))), got {type(estimator).__name__}"
         )
+    if estimator.multi_sample_bound:
+        raise ValueError(
+            f"estimator {estimator.registry_name!r} optimises a multi-sample bound "
+            "(-log mean exp(-f) over its samples), not E[downstream]: a stochastic node's value "
+            "must be an unbiased draw of its expected downstream cost; use an estimator of E f "
+            "(e.g. 'rloo' for several samples)"
+        )
     result = estimator(logits, downstream, generator=generator, context=context)
     surrogate = result.surrogate
-    # Estimators that evaluate f at several samples report (M, *batch): their mean is an unbiased
-    # draw of the expected cost with lower variance than any one of them.
-    value = result.value.reshape(-1, *surrogate.shape).mean(0).to(surrogate.dtype)
+    # The estimator's own estimate of E[downstream]: the mean over i.i.d. samples (rloo), the
+    # weighted sum over a set drawn without replacement (unordered-set) or over every state
+    # (exact); a plain mean would be biased for the last two.
+    value = result.objective().to(surrogate.dtype)
     return value + (surrogate - surrogate.detach())
