@@ -149,56 +149,17 @@ class VAEConfig:
     # ------------------------------------------------------------------ validation
     def validate(self) -> VAEConfig:
         """Check every value; return ``self`` or raise :class:`ConfigError` naming the key."""
-        _choice("latent", self.latent, ("categorical", "bernoulli"))
+        _check_shared(
+            self,
+            counts=("lr_decay_every", "anneal_every"),
+            positive=("tau_min",),
+        )
         _choice("prior", self.prior, ("uniform", "learned"))
-        _choice("optimizer", self.optimizer, ("adam", "sgd"))
         _choice("temperature", self.temperature, ("constant", "anneal", "learned"))
-        from .data import DATASETS
-
-        _choice("dataset", self.dataset, DATASETS)
-
-        if self.latent == "bernoulli" and self.n_classes != 2:
-            raise ConfigError(
-                f"n_classes must be 2 for latent='bernoulli', got {self.n_classes} "
-                "(pass --n-classes 2)"
-            )
-        for key in (
-            "n_latent",
-            "epochs",
-            "batch_size",
-            "lr_decay_every",
-            "anneal_every",
-            "eval_samples",
-            "eval_samples_during",
-            "eval_batch_size",
-            "eval_chunk",
-            "checkpoint_every",
-            "log_every",
-        ):
-            _at_least(key, getattr(self, key), 1)
-        _at_least("n_classes", self.n_classes, 2)
-        for key in ("max_steps", "eval_every", "eval_images", "test_images", "seed"):
-            _at_least(key, getattr(self, key), 0)
-        for key in ("lr", "tau0", "tau_min"):
-            v = getattr(self, key)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(f"{key} must be positive and finite, got {v!r}")
         if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
             raise ConfigError(f"anneal_rate must be >= 0 and finite, got {self.anneal_rate!r}")
-        if not (0 <= self.momentum < 1):
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not (0 < self.lr_decay <= 1):
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
-        try:
-            import torch
-
-            torch.device(self.device)
-        except (RuntimeError, ValueError):
-            raise ConfigError(
-                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
-            ) from None
-        if not self.run_dir:
-            raise ConfigError("run_dir must be a non-empty path")
         self.hidden_sizes()
         self._check_estimator()
         return self
@@ -252,6 +213,45 @@ class VAEConfig:
                 f"(temperature={self.temperature!r}, tau0={self.tau0}, tau_min={self.tau_min}, "
                 f"lowest {lowest:g}): {err}"
             ) from None
+
+
+def _check_shared(config: Any, *, counts: tuple[str, ...], positive: tuple[str, ...]) -> None:
+    """The checks every lab experiment's config shares (the fields of both :class:`VAEConfig`
+    and :class:`SBNConfig`), plus its own ``counts`` (ints >= 1) and ``positive`` floats."""
+    from .data import DATASETS
+
+    c = config
+    _choice("latent", c.latent, ("categorical", "bernoulli"))
+    _choice("optimizer", c.optimizer, ("adam", "sgd"))
+    _choice("dataset", c.dataset, DATASETS)
+    if c.latent == "bernoulli" and c.n_classes != 2:
+        raise ConfigError(
+            f"n_classes must be 2 for latent='bernoulli', got {c.n_classes} (pass --n-classes 2)"
+        )
+    shared_counts = ("n_latent", "epochs", "batch_size", "eval_samples", "eval_samples_during")
+    for key in (*shared_counts, "eval_batch_size", "eval_chunk", "checkpoint_every", "log_every"):
+        _at_least(key, getattr(c, key), 1)
+    for key in counts:
+        _at_least(key, getattr(c, key), 1)
+    _at_least("n_classes", c.n_classes, 2)
+    for key in ("max_steps", "eval_every", "eval_images", "test_images", "seed"):
+        _at_least(key, getattr(c, key), 0)
+    for key in ("lr", "tau0", *positive):
+        v = getattr(c, key)
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(f"{key} must be positive and finite, got {v!r}")
+    if not (0 <= c.momentum < 1):
+        raise ConfigError(f"momentum must be in [0, 1), got {c.momentum!r}")
+    try:
+        import torch
+
+        torch.device(c.device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"device must be a torch device such as 'cpu' or 'cuda', got {c.device!r}"
+        ) from None
+    if not c.run_dir:
+        raise ConfigError("run_dir must be a non-empty path")
 
 
 def estimator_for(estimator: str, *, n_classes: int, n_latent: int) -> Any:
@@ -472,48 +472,7 @@ class SBNConfig:
 
     def validate(self) -> SBNConfig:
         """Check every value; return ``self`` or raise :class:`ConfigError` naming the key."""
-        _choice("latent", self.latent, ("categorical", "bernoulli"))
-        _choice("optimizer", self.optimizer, ("adam", "sgd"))
-        from .data import DATASETS
-
-        _choice("dataset", self.dataset, DATASETS)
-        if self.latent == "bernoulli" and self.n_classes != 2:
-            raise ConfigError(
-                f"n_classes must be 2 for latent='bernoulli', got {self.n_classes} "
-                "(pass --n-classes 2)"
-            )
-        for key in (
-            "n_latent",
-            "layers",
-            "epochs",
-            "batch_size",
-            "eval_samples",
-            "eval_samples_during",
-            "eval_batch_size",
-            "eval_chunk",
-            "checkpoint_every",
-            "log_every",
-        ):
-            _at_least(key, getattr(self, key), 1)
-        _at_least("n_classes", self.n_classes, 2)
-        for key in ("max_steps", "eval_every", "eval_images", "test_images", "seed"):
-            _at_least(key, getattr(self, key), 0)
-        for key in ("lr", "tau0"):
-            v = getattr(self, key)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(f"{key} must be positive and finite, got {v!r}")
-        if not (0 <= self.momentum < 1):
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        try:
-            import torch
-
-            torch.device(self.device)
-        except (RuntimeError, ValueError):
-            raise ConfigError(
-                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
-            ) from None
-        if not self.run_dir:
-            raise ConfigError("run_dir must be a non-empty path")
+        _check_shared(self, counts=("layers",), positive=())
         cls = estimator_for(self.estimator, n_classes=self.n_classes, n_latent=self.n_latent)
         if cls.multi_sample_bound:
             raise ConfigError(
