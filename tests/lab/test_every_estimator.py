@@ -98,47 +98,16 @@ def _temperatures(name: str) -> tuple[float, float]:
 
 def _argv(name: str, latent: str, run_dir: Path, *more: str, exp: str = "vae") -> list[str]:
     tau0, tau_min = _temperatures(name)
-    if exp == "sbn":
-        return [
-            "sbn",
-            "--estimator", name,
-            "--latent", latent,
-            "--n-latent", str(_n_latent(name, latent)),
-            "--dataset", SUBSET,
-            "--batch-size", "50",
-            "--optimizer", "adam",
-            "--lr", "0.003",
-            "--epochs", "1",
-            "--max-steps", str(STEPS),
-            "--tau0", str(tau0),
-            "--log-every", "1",
-            "--eval-every", "12",
-            "--checkpoint-every", "8",
-            "--eval-samples", "2",
-            "--eval-samples-during", "2",
-            "--eval-images", "50",
-            "--test-images", "50",
-            "--no-figures",
-            "--no-progress",
-            "--run-dir", str(run_dir),
-            *more,
-        ]  # fmt: skip
-    return [
-        "vae",
+    shared = [
         "--estimator", name,
         "--latent", latent,
         "--n-latent", str(_n_latent(name, latent)),
-        "--hidden", "64,32",
         "--dataset", SUBSET,
         "--batch-size", "50",
         "--lr", "0.003",
         "--epochs", "1",
         "--max-steps", str(STEPS),
-        "--temperature", "anneal",
         "--tau0", str(tau0),
-        "--tau-min", str(tau_min),
-        "--anneal-rate", "0.05",
-        "--anneal-every", "4",
         "--log-every", "1",
         "--eval-every", "12",
         "--checkpoint-every", "8",
@@ -149,8 +118,17 @@ def _argv(name: str, latent: str, run_dir: Path, *more: str, exp: str = "vae") -
         "--no-figures",
         "--no-progress",
         "--run-dir", str(run_dir),
-        *more,
     ]  # fmt: skip
+    if exp == "sbn":
+        return ["sbn", *shared, "--optimizer", "adam", *more]
+    schedule = [
+        "--hidden", "64,32",
+        "--temperature", "anneal",
+        "--tau-min", str(tau_min),
+        "--anneal-rate", "0.05",
+        "--anneal-every", "4",
+    ]  # fmt: skip
+    return ["vae", *shared, *schedule, *more]
 
 
 def _config(argv: list[str]):
