@@ -42,6 +42,7 @@ from .runner import (
     RunError,
     StepOutput,
     Training,
+    minibatches,
     require_extras,
     resolve_device,
     train,
@@ -247,11 +248,7 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     if splits is None:
         splits = _load_splits_or_explain(config)
     train_x = _as_tensor(splits.train).to(device)
-    steps_per_epoch = train_x.shape[0] // config.batch_size
-    if steps_per_epoch < 1:
-        raise ConfigError(
-            f"batch_size={config.batch_size} exceeds the {train_x.shape[0]} training images"
-        )
+    steps_per_epoch, minibatch = minibatches(train_x, config.batch_size, config.seed)
     valid_x = _eval_set(splits.valid, splits.binarized, config.seed, "valid", config.eval_images)
     test_x = _eval_set(splits.test, splits.binarized, config.seed, "test", config.test_images)
     valid_x, test_x = valid_x.to(device), test_x.to(device)
@@ -265,15 +262,9 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
         from .data import dynamic_binarize
 
         binarize = dynamic_binarize
-    order: dict[int, Tensor] = {}
 
     def batch(step: int) -> Tensor:
-        epoch, i = divmod(step, steps_per_epoch)
-        if epoch not in order:  # each epoch's order is a function of (seed, epoch)
-            g = torch.Generator().manual_seed(derive_seed(config.seed, "order", epoch))
-            order.clear()
-            order[epoch] = torch.randperm(train_x.shape[0], generator=g).to(device)
-        x = train_x[order[epoch][i * config.batch_size : (i + 1) * config.batch_size]]
+        x = minibatch(step)
         if binarize is not None:
             x = binarize(x, generator=sampler)  # a fresh binarization per batch
         return x
@@ -298,14 +289,7 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             out[name] = {"neg_elbo": b.neg_elbo, "iw_bound": b.iw_bound, "n_images": b.n_images}
         return out
 
-    cadence = Cadence(
-        steps_per_epoch=steps_per_epoch,
-        epochs=config.epochs,
-        log_every=config.log_every,
-        eval_every=config.eval_every,
-        checkpoint_every=config.checkpoint_every,
-        max_steps=config.max_steps,
-    )
+    cadence = Cadence.of(config, steps_per_epoch)
     result = train(
         run,
         Training(

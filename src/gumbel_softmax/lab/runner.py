@@ -61,6 +61,7 @@ __all__ = [
     "StepOutput",
     "TrainResult",
     "Training",
+    "minibatches",
     "require_extras",
     "resolve_device",
     "sampler_backend",
@@ -387,6 +388,19 @@ class Cadence:
     checkpoint_every: int
     max_steps: int = 0
 
+    @classmethod
+    def of(cls, config: Any, steps_per_epoch: int) -> Cadence:
+        """The cadence an experiment's config asks for (its ``epochs``, ``log_every``,
+        ``eval_every``, ``checkpoint_every`` and ``max_steps``)."""
+        return cls(
+            steps_per_epoch=steps_per_epoch,
+            epochs=config.epochs,
+            log_every=config.log_every,
+            eval_every=config.eval_every,
+            checkpoint_every=config.checkpoint_every,
+            max_steps=config.max_steps,
+        )
+
     @property
     def end(self) -> int:
         return self.epochs * self.steps_per_epoch
@@ -394,6 +408,30 @@ class Cadence:
     @property
     def stop(self) -> int:
         return min(self.end, self.max_steps) if self.max_steps else self.end
+
+
+def minibatches(data: Tensor, batch_size: int, seed: int) -> tuple[int, Callable[[int], Tensor]]:
+    """``(steps_per_epoch, batch)``: ``batch(step)`` is the step's minibatch of ``data`` (rows),
+    in an order that is a pure function of ``(seed, epoch)``, so a resumed run draws the same
+    minibatches; the last ``len(data) % batch_size`` rows of each shuffled epoch are left out.
+
+    Raises:
+        ConfigError: ``batch_size`` exceeds the number of rows.
+    """
+    steps_per_epoch = data.shape[0] // batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"batch_size={batch_size} exceeds the {data.shape[0]} training images")
+    order: dict[int, Tensor] = {}
+
+    def batch(step: int) -> Tensor:
+        epoch, i = divmod(step, steps_per_epoch)
+        if epoch not in order:
+            g = torch.Generator().manual_seed(records.derive_seed(seed, "order", epoch))
+            order.clear()
+            order[epoch] = torch.randperm(data.shape[0], generator=g).to(data.device)
+        return data[order[epoch][i * batch_size : (i + 1) * batch_size]]
+
+    return steps_per_epoch, batch
 
 
 @dataclass(frozen=True)

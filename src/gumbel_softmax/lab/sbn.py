@@ -66,6 +66,7 @@ from .runner import (
     RunError,
     StepOutput,
     Training,
+    minibatches,
     require_extras,
     resolve_device,
     train,
@@ -356,11 +357,7 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
     if splits is None:
         splits = _load_or_explain(config)
     train_x = _images(splits.train, splits.binarized, config.seed, "train").to(device)
-    steps_per_epoch = train_x.shape[0] // config.batch_size
-    if steps_per_epoch < 1:
-        raise ConfigError(
-            f"batch_size={config.batch_size} exceeds the {train_x.shape[0]} training images"
-        )
+    steps_per_epoch, batch = minibatches(train_x, config.batch_size, config.seed)
     valid = _images(splits.valid, splits.binarized, config.seed, "valid", config.eval_images)
     test = _images(splits.test, splits.binarized, config.seed, "test", config.test_images)
     valid, test = valid.to(device), test.to(device)
@@ -368,15 +365,6 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
 
     optimizer = build_optimizer(config, [*model.parameters(), *nodes.parameters()])  # type: ignore[arg-type]
     sampler = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "samples"))
-    order: dict[int, Tensor] = {}
-
-    def batch(step: int) -> Tensor:
-        epoch, i = divmod(step, steps_per_epoch)
-        if epoch not in order:  # each epoch's order is a function of (seed, epoch)
-            g = torch.Generator().manual_seed(derive_seed(config.seed, "order", epoch))
-            order.clear()
-            order[epoch] = torch.randperm(train_x.shape[0], generator=g).to(device)
-        return train_x[order[epoch][i * config.batch_size : (i + 1) * config.batch_size]]
 
     def step(images: Tensor) -> StepOutput:
         x, y = split_halves(images)
@@ -429,14 +417,7 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
             final_key={"m": config.eval_samples},
             estimator=nodes[0],  # type: ignore[arg-type]  # logs the temperature
         ),
-        Cadence(
-            steps_per_epoch=steps_per_epoch,
-            epochs=config.epochs,
-            log_every=config.log_every,
-            eval_every=config.eval_every,
-            checkpoint_every=config.checkpoint_every,
-            max_steps=config.max_steps,
-        ),
+        Cadence.of(config, steps_per_epoch),
         config=config.to_dict(),
         seed=config.seed,
         progress=config.progress,
