@@ -27,6 +27,14 @@ __all__ = [
 ]
 
 
+def _finish(fig: Any, path: Path) -> Path:
+    """Lay ``fig`` out, write it atomically to ``path`` and free it; returns ``path``."""
+    fig.tight_layout()
+    save_figure(fig, path)
+    _plt().close(fig)
+    return path
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -51,10 +59,7 @@ def _save_grid(picture: Tensor, path: Path, title: str, ylabel: str = "", xlabel
     ax.set_yticks([])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
@@ -101,10 +106,7 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
     axt.set_xlabel("step")
     axt.set_ylabel("temperature τ")
     axt.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 @dataclass(frozen=True)
@@ -319,10 +321,7 @@ def draw_latents(sweep: LatentSweep, path: str | Path) -> Path:
         ax.set_xlabel(sweep.xlabel, fontsize=8)
         ax.set_ylabel(sweep.ylabel, fontsize=8)
     fig.suptitle(f"What the latent variables do: {sweep.title}", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 @torch.no_grad()
@@ -404,10 +403,7 @@ def sbn_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xlabel("step")
     ax.set_ylabel("nats per lower half")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 @torch.no_grad()
