@@ -140,6 +140,8 @@ def test_declared_capabilities_are_the_papers() -> None:
         declared2 = (cls.draws, cls.max_states, cls.multi_sample_bound, cls.extra_temperatures)
         expected2 = DRAWS_AND_OBJECTIVE.get(name, ("independent", None, False, ()))
         assert declared2 == expected2, f"{name}: declared {declared2}, expected {expected2}"
+        # REBAR and RELAX learn their control variate from the gradient of f's gradient
+        assert cls.differentiates_twice == (name in ("rebar", "relax")), name
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -39,6 +39,9 @@ class attributes, and read without building it (``estimator_class(name).binary_o
                               :math:`-\log w_s` and ``est.num_samples`` is S
 ``extra_temperatures``        names of further float temperatures besides ``temperature``,
                               each a settable, validated attribute saved in ``state_dict()``
+``differentiates_twice``      training differentiates ``f`` twice (the variance gradient of a
+                              learned control variate): AOTAutograd cannot, so under
+                              ``torch.compile`` the call runs eagerly (a graph break), ``f`` too
 ============================  =======================================================================
 
 ``unbiased`` means unbiased for the gradient of the estimator's objective: :math:`\mathbb E f(z)`,
@@ -204,6 +207,7 @@ class Estimator(nn.Module):
     max_states: ClassVar[int | None] = None
     multi_sample_bound: ClassVar[bool] = False
     extra_temperatures: ClassVar[tuple[str, ...]] = ()
+    differentiates_twice: ClassVar[bool] = False
 
     @classmethod
     def check_temperature(cls, value: object) -> float:
@@ -226,17 +230,24 @@ class Estimator(nn.Module):
         generator: torch.Generator | None = None,
         context: Tensor | None = None,
     ) -> EstimatorResult:
-        # The checks every estimator shares; shape rules are each estimator's own.
-        check_logits(logits, validate=validation_enabled(None))
+        # The checks every estimator shares; shape rules are each estimator's own. The returned
+        # logits carry the value check under torch.compile (see _numerics.require).
+        logits = check_logits(logits, validate=validation_enabled(None))
         if not callable(f):
             raise TypeError(f"f must be a callable mapping samples to losses, got {f!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {generator!r}")
+        call = _eager_call if self.differentiates_twice else nn.Module.__call__
         if self.takes_context:
-            return super().__call__(logits, f, generator=generator, context=context)
+            return call(self, logits, f, generator=generator, context=context)
         if context is not None:
             raise TypeError(f"{type(self).__name__} takes no context (takes_context is False)")
-        return super().__call__(logits, f, generator=generator)
+        return call(self, logits, f, generator=generator)
+
+
+# Dynamo runs this eagerly (a graph break) instead of tracing it: the double backward through
+# ``f`` that ``differentiates_twice`` estimators need is not supported by AOTAutograd.
+_eager_call = torch.compiler.disable(nn.Module.__call__)
 
 
 class TemperedEstimator(Estimator):

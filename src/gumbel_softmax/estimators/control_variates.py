@@ -171,6 +171,7 @@ class _ConditionalRelaxation(Estimator):
     unbiased = True
     evaluates_relaxed = True
     temperature_kind = "learned"
+    differentiates_twice = True  # the variance gradient differentiates f's gradient
 
     def __init__(self, temperature: float, eta: float) -> None:
         super().__init__()
