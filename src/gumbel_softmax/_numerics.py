@@ -65,6 +65,7 @@ __all__ = [
     "gumbel_noise",
     "logistic_noise",
     "require",
+    "standard_normal",
     "strict_validation",
     "traced",
     "uniform_open",
@@ -215,11 +216,44 @@ def _uniform(
     return torch.rand(tuple(shape), dtype=dtype, device=device, generator=_GENERATORS[key])
 
 
-@_uniform.register_fake
-def _(
+def _fake_draw(
     shape: Sequence[int], dtype: torch.dtype, device: torch.device, key: int, draw: int
 ) -> Tensor:
     return torch.empty(tuple(shape), dtype=dtype, device=device)
+
+
+_uniform.register_fake(_fake_draw)
+
+
+@torch.library.custom_op(
+    "gumbel_softmax::normal", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,)
+)
+def _normal(
+    shape: Sequence[int], dtype: torch.dtype, device: torch.device, key: int, draw: int
+) -> Tensor:
+    """``torch.randn(shape, generator=...)`` from the registered generator ``key``, as
+    :func:`_uniform` is for ``torch.rand``."""
+    return torch.randn(tuple(shape), dtype=dtype, device=device, generator=_GENERATORS[key])
+
+
+_normal.register_fake(_fake_draw)
+
+
+def standard_normal(
+    shape: Sequence[int] | torch.Size,
+    *,
+    dtype: torch.dtype,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``torch.randn`` in ``dtype``, drawn from ``generator`` also under ``torch.compile`` (the
+    custom operator ``gumbel_softmax::normal``), as :func:`uniform_open` draws uniforms."""
+    if generator is None:
+        return torch.randn(tuple(shape), dtype=dtype, device=device)
+    if torch.compiler.is_compiling():
+        key, draw = _generator_key(generator), _draw_number()
+        return _normal(list(shape), dtype, torch.device(device or "cpu"), key, draw)
+    return torch.randn(tuple(shape), dtype=dtype, device=device, generator=generator)
 
 
 def gumbel_noise(
@@ -290,6 +324,10 @@ def _bad(kind: str, x: Tensor, dim: int, k: int) -> Tensor:
         return (~(torch.isfinite(x) & (x > 0))).any()
     if kind == "k_unmasked":
         return ((~torch.isneginf(x)).sum(dim) < k).any()
+    if kind == "unit_interval":  # NaN fails both comparisons
+        return (~((x >= 0) & (x <= 1))).any()
+    if kind == "simplex":  # as torch's constraints.simplex: non-negative, summing to 1 within 1e-6
+        return ~(((x >= 0).all(dim)) & ((x.sum(dim) - 1).abs() < 1e-6)).all()
     raise AssertionError(f"unknown check {kind!r}")  # pragma: no cover (internal misuse)
 
 
@@ -309,6 +347,13 @@ def _raise(kind: str, x: Tensor, name: str, dim: int, k: int) -> None:
         raise ValueError(
             f"{name} has a row along dim={dim} whose classes are all masked with -inf; "
             "such a row has no distribution to sample from"
+        )
+    if kind == "unit_interval":
+        raise ValueError(f"{name} ({_describe(x)}) must lie in [0, 1]")
+    if kind == "simplex":
+        raise ValueError(
+            f"{name} ({_describe(x)}) must lie on the simplex (non-negative, summing to 1 along "
+            f"dim={dim})"
         )
     if kind == "positive_finite":
         bad = ~(torch.isfinite(x) & (x > 0))
@@ -330,6 +375,8 @@ _ASYNC = {
     "not_all_masked": "{name} has a row whose classes are all masked with -inf",
     "positive_finite": "{name} must be positive and finite",
     "k_unmasked": "k exceeds the number of unmasked classes in some row of {name}",
+    "unit_interval": "{name} must lie in [0, 1]",
+    "simplex": "{name} must lie on the simplex",
 }
 
 
@@ -359,7 +406,8 @@ def require(
 
     ``kind``: ``"not_nan"``; ``"below_inf"`` (no NaN, no ``+inf``); ``"not_all_masked"`` (no row
     along ``dim`` entirely ``-inf``); ``"positive_finite"``; ``"k_unmasked"`` (at least ``k``
-    classes along ``dim`` not ``-inf``).
+    classes along ``dim`` not ``-inf``); ``"unit_interval"`` (every value in [0, 1]);
+    ``"simplex"`` (rows along ``dim`` non-negative and summing to 1).
     """
     if x.device.type == "meta":
         return x

@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
-from .._numerics import compute_dtype, downcast, logistic_noise, upcast, validation_enabled
+from .._numerics import (
+    compute_dtype,
+    downcast,
+    logistic_noise,
+    require,
+    upcast,
+    validation_enabled,
+)
 from ..functional import straight_through
 from ._base import LogSpaceDistribution, TransformedRelaxed, parameters
 from .concrete import RelaxedSample
@@ -74,8 +81,8 @@ class LogitBinaryConcrete(LogSpaceDistribution):
     ) -> None:
         name, p, tau, batch_shape = parameters(temperature, logits, probs, event_dims=0)
         if name == "probs":
-            if validation_enabled(validate_args) and not bool(((p >= 0) & (p <= 1)).all()):
-                raise ValueError(f"probs (Tensor of shape {tuple(p.shape)}) must lie in [0, 1]")
+            if validation_enabled(validate_args):  # no host synchronisation (see require)
+                p = require(p, "unit_interval", name="probs", strict=validate_args is True)
             # logit's gradient at 0 and 1 is 1/0, which turns the zero gradient of a point mass
             # into NaN: those entries become +-inf without gradient.
             inside = (p > 0) & (p < 1)

@@ -19,7 +19,14 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from .._numerics import compute_dtype, downcast, gumbel_noise, upcast, validation_enabled
+from .._numerics import (
+    compute_dtype,
+    downcast,
+    gumbel_noise,
+    require,
+    upcast,
+    validation_enabled,
+)
 from ..functional import straight_through
 from ._base import LogSpaceDistribution, TransformedRelaxed, parameters
 from .constraints import log_simplex, positive_finite, simplex
@@ -87,25 +94,18 @@ class ExpConcrete(LogSpaceDistribution):
         validate_args: bool | None = None,
     ) -> None:
         name, p, tau, batch_shape = parameters(temperature, logits, probs, event_dims=1)
-        validate = validation_enabled(validate_args)
+        # Value checks through _numerics.require: no host synchronisation on CUDA, kept inside
+        # torch.compile's graph (fullgraph), skipped on meta and fake tensors.
+        strict = validate_args is True
+        if validation_enabled(validate_args):
+            p = require(p, "simplex" if name == "probs" else "below_inf", name=name, strict=strict)
         if name == "probs":
-            if validate and not bool(simplex.check(p).all()):
-                raise ValueError(
-                    f"probs (Tensor of shape {tuple(p.shape)}) must lie on the simplex "
-                    "(non-negative, summing to 1 along the last dimension)"
-                )
             p = p.log()
-        elif validate and bool(torch.isposinf(p).any()):
-            # A +inf logit would take all the mass and leave NaN in the normalised logits.
-            raise ValueError(
-                f"logits (Tensor of shape {tuple(p.shape)}) contains +inf; logits must be finite "
-                "or -inf (a masked class)"
-            )
-        if bool(torch.isneginf(p).all(-1).any()):
-            raise ValueError(
-                f"{name} has a row whose classes are all masked "
-                f"({'zero' if name == 'probs' else '-inf'}); such a row has no distribution"
-            )
+        # A +inf logit would take all the mass and leave NaN in the normalised logits (above); a
+        # row with every class masked has no distribution (checked even without validation).
+        p = require(
+            p, "not_all_masked", name="logits" if name == "logits" else "log(probs)", strict=strict
+        )
         # Computation uses the parameters in the compute dtype (cast once, see _numerics.upcast).
         lc = upcast(p)
         self._logits = (lc - lc.logsumexp(-1, keepdim=True)).expand(batch_shape + p.shape[-1:])

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints, register_kl
 
-from .._numerics import compute_dtype, downcast, upcast
+from .._numerics import compute_dtype, downcast, standard_normal, upcast
 from ._base import RelaxedDistribution, temperature_and_batch
 from .concrete import positive_finite, simplex
 
@@ -159,7 +159,7 @@ class IGR(RelaxedDistribution):
         self, sample_shape: Any = torch.Size(), *, generator: torch.Generator | None = None
     ) -> Tensor:
         shape = torch.Size(sample_shape) + self.loc.shape
-        eps = torch.randn(
+        eps = standard_normal(
             shape, dtype=self._loc.dtype, device=self._loc.device, generator=generator
         )
         y = self._log_softmax_pp(self._loc + self._scale * eps).exp().to(self.loc.dtype)
