@@ -182,7 +182,7 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .sweep import SweepError, load_spec, run_sweep
 
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(args.spec, overrides=args.overrides)
     except ConfigError as err:
         parser.error(str(err))  # exits with status 2 before any run starts
     with _warnings_as_messages():

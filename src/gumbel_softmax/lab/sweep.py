@@ -33,8 +33,8 @@ matters most first. Every point's config is built and validated by the experimen
 class before any run starts; a bad spec (an unknown key or experiment, a value the config
 rejects) is a :class:`~gumbel_softmax.lab.config.ConfigError`.
 
-A point's run directory is ``<root>/<key>=<value>,...`` over the keys of every grid block (and
-``seed``), e.g. ``latent=categorical,estimator=sf,lr=0.001,normalize=true,seed=0``. A run whose
+A point's run directory is ``<root>/<key>=<value>,...`` over the keys of its grid block (and
+``seed``), e.g. ``estimator=sf,normalize=true,lr=0.001,seed=0``. A run whose
 ``final.json`` exists under the same config is skipped; any other resumes from its checkpoint
 (the runner's exact resume), so starting the same sweep again picks up where it stopped. Runs
 are always quiet (``progress = false``); the sweep prints one progress line per finished run
@@ -46,7 +46,7 @@ its seed) with the lowest mean ``select`` over its seeds among the settings whos
 finished, its ``report`` metrics (means over the seeds), and how many of the group's points ran.
 
 Engines: ``local`` runs ``--jobs`` worker processes with ``cores // jobs`` torch threads each (so
-they do not oversubscribe the cores); ``ray`` submits each point as a Ray task of that many CPUs
+they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` submits each point as a Ray task of that many CPUs
 to the cluster at ``--address`` (default: a local instance of ``--jobs`` CPUs; the ``ray`` extra).
 A run's result is a function of its config, machine and thread count, not of the engine.
 """
@@ -87,6 +87,9 @@ _SPEC_KEYS = ("experiment", "title", "root", "results", "seeds", "group_by", "se
 _SPEC_TABLES = ("base", "grid")
 # Set by the sweep for every point: a sweep's runs are quiet and live under its root.
 _OWNED = ("run_dir", "progress")
+# Where a run reads its data or what it draws, not what it computes: a finished run whose
+# config differs only here is still finished.
+_NOT_RESULTS = (*_OWNED, "data_dir", "download", "figures")
 
 
 class SweepError(RuntimeError):
@@ -124,15 +127,38 @@ class SweepSpec:
     points: tuple[Point, ...]
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate the spec file ``path``.
+def load_spec(path: str | Path, *, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Read and validate the spec file ``path``; ``overrides`` are ``KEY=VALUE`` settings of
+    the base config (a TOML value, or else a bare string), e.g. ``max_steps=1000`` to train
+    every point that far now and further later (``max_steps`` is not part of a run's name).
 
     Raises:
-        ConfigError: the file is missing or not TOML, or the spec is bad (see :func:`parse_spec`).
+        ConfigError: the file is missing or not TOML, an override is not ``KEY=VALUE``, or the
+            spec is bad (see :func:`parse_spec`).
     """
     p = Path(path)
-    data = load_toml(p, table="sweep")
+    data = dict(load_toml(p, table="sweep"))
+    if overrides:
+        data["base"] = {**_table(data.get("base", {}), "base", str(p)), **_parse_sets(overrides)}
     return parse_spec(data, path=p)
+
+
+def _parse_sets(overrides: Sequence[str]) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    out: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # a bare string such as a path
+        out[key.strip()] = value
+    return out
 
 
 def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
@@ -200,17 +226,19 @@ def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
     points: dict[str, Point] = {}
     for block in blocks:
         names = list(block)
+        own = (*names, *(["seed"] if seeds else []))
         for values in itertools.product(*block.values()):
             for seed in [None] if seeds is None else seeds:
                 given = {**base, **dict(zip(names, values, strict=True))}
                 if seed is not None:
                     given["seed"] = seed
-                point = _point(exp, given, keys, root, where)
+                point = _point(exp, given, own, root, where)
                 old = points.setdefault(point.name, point)
                 if old.config != point.config:
                     raise ConfigError(
-                        f"{where}: two different points share the run name {point.name!r}; "
-                        "give their values names that differ"
+                        f"{where}: two different points share the run name {point.name!r} "
+                        "(a name holds the keys of the point's own grid block); give the "
+                        "blocks keys that tell their points apart"
                     )
     title = _string(data.get("title", path.stem), "title", where)
     return SweepSpec(
@@ -300,8 +328,8 @@ def _finished(point: Point) -> dict[str, Any] | None:
         final: dict[str, Any] = json.loads((run / "final.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    same = {k: v for k, v in stored.items() if k not in _OWNED} == {
-        k: v for k, v in point.config.items() if k not in _OWNED
+    same = {k: v for k, v in stored.items() if k not in _NOT_RESULTS} == {
+        k: v for k, v in point.config.items() if k not in _NOT_RESULTS
     }
     return final if same else None
 
@@ -377,6 +405,8 @@ def run_sweep(
     result.skipped = len(finals)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = max(1, (cores or 1) // jobs)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # the user's cap, e.g. a shared machine
+        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     print(
         f"gumbel-softmax: sweep {spec.title!r}: {len(spec.points)} points, {len(finals)} finished "
         f"already, {len(todo)} to run on {engine} with {jobs} job(s) of {threads} thread(s)",
@@ -527,7 +557,8 @@ def _rows(
 
 
 def table(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per group (the values of ``group_by``, in the order of the points): the setting with the
+    """Per group (the values of ``group_by``, in the order of the points): the setting (shown by
+    the keys that vary within the group) with the
     lowest mean ``select`` over its seeds among those whose every seed finished, its mean
     ``report`` metrics, and the counts of the group's points (total, done, failed)."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
@@ -560,7 +591,7 @@ def table(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, 
         }
         if best is not None:
             score, s, runs = best
-            varying = {k for k, _ in s if len({dict(t)[k] for t in settings}) > 1}
+            varying = {k for k, _ in s if len({dict(t).get(k) for t in settings}) > 1}
             entry["selected"] = {k: v for k, v in s if k in varying}
             entry["seeds"] = len(runs)
             entry[spec.select] = score
@@ -677,6 +708,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="with --engine ray: the cluster to join, e.g. 'auto' or 'ray://host:10001' "
         "(default: start a local instance with N * threads CPUs)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a base config field for every point (repeatable), e.g. --set "
+        "max_steps=1000 --set data_dir=/data",
     )
     parser.add_argument(
         "--dry-run",
