@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -131,7 +131,7 @@ def stacked_step(
         logits = h.unflatten(-1, (m0.n_latent, m0.n_classes))
     z = torch.stack(
         [
-            est.sample(logits[g], generator=gen)  # type: ignore[attr-defined]  # pathwise
+            cast(estimators.PathwiseEstimator, est).sample(logits[g], generator=gen)
             for g, (est, gen) in enumerate(zip(samplers, generators, strict=True))
         ]
     )
@@ -184,7 +184,7 @@ def train_stacked(
     for step in range(stop):
         if schedule is not None:
             for est in samplers:
-                est.temperature = schedule(step)  # type: ignore[attr-defined]  # scheduled
+                cast(Any, est).temperature = schedule(step)  # declared settable
         x = torch.stack([batch(step) for _, batch in batches])
         loss = stacked_step(models, samplers, x, generators)
         optimizer.zero_grad(set_to_none=True)
