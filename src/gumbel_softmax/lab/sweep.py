@@ -448,9 +448,17 @@ def run_sweep(
             _run_local(spec, todo, jobs, threads, finish)
         else:
             _run_ray(spec, todo, jobs, threads, address, finish)
-    result.tables = write_tables(spec, finals, errors, {**previous, **walls})
     result.wall_s = time.perf_counter() - t0
     result.runs_wall_s = sum(walls.values())
+    session = {
+        "engine": engine,
+        "jobs": jobs,
+        "threads": threads,
+        "runs": len(walls),
+        "wall_s": round(result.wall_s, 2),
+        "runs_wall_s": round(result.runs_wall_s, 2),
+    }
+    result.tables = write_tables(spec, finals, errors, {**previous, **walls}, session=session)
     result.rows = _rows(spec, finals, errors, {**previous, **walls})
     return result
 
@@ -594,6 +602,7 @@ def table(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, 
             varying = {k for k, _ in s if len({dict(t).get(k) for t in settings}) > 1}
             entry["selected"] = {k: v for k, v in s if k in varying}
             entry["seeds"] = len(runs)
+            entry["step"] = min(r.get("step") or 0 for r in runs)
             entry[spec.select] = score
             for m in spec.report:
                 values = [r["metrics"][m] for r in runs]
@@ -612,8 +621,11 @@ def write_tables(
     finals: Mapping[str, Mapping[str, Any]],
     errors: Mapping[str, str],
     walls: Mapping[str, float],
+    *,
+    session: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<results>.json`` and ``<results>.md`` (atomically) from the runs' final records."""
+    """Write ``<results>.json`` and ``<results>.md`` (atomically) from the runs' final records;
+    ``session``: the last session's engine, jobs, and wall time against its runs' own."""
     rows = _rows(spec, finals, errors, walls)
     groups = table(spec, rows)
     doc = {
@@ -629,6 +641,8 @@ def write_tables(
         "groups": groups,
         "points": rows,
     }
+    if session is not None:
+        doc["last_session"] = dict(session)
     json_path = spec.results.with_suffix(".json")
     md_path = spec.results.with_suffix(".md")
     json_path.parent.mkdir(parents=True, exist_ok=True)
