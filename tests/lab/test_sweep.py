@@ -253,3 +253,28 @@ def test_every_registered_experiment_can_be_swept(tmp_path):
         assert isinstance(spec.points[0].config, dict) and exp.config.from_dict(
             spec.points[0].config
         )
+
+
+@pytest.mark.parametrize(
+    ("path", "points", "first"),
+    [
+        (
+            "benchmarks/vae/protocol.toml",
+            324,
+            "latent=categorical,estimator=darn,normalize=true,lr=0.003",
+        ),
+        (
+            "benchmarks/sbn/protocol.toml",
+            144,
+            "latent=bernoulli,estimator=sf,normalize=true,lr=0.003",
+        ),
+    ],
+)
+def test_the_committed_protocols_are_valid_specs(path, points, first):
+    spec = sweep.load_spec(Path(__file__).resolve().parents[2] / path)
+    assert len(spec.points) == points and spec.points[0].name == first
+    lrs = {p.config["lr"] for p in spec.points}
+    assert lrs == {3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3}  # the paper's grid
+    assert {p.config["optimizer"] for p in spec.points} == {"sgd"}
+    for p in spec.points:  # variance normalisation exactly for the score-function families
+        assert p.config["normalize"] == (p.config["estimator"] in ("sf", "darn", "muprop"))
