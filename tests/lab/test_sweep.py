@@ -218,17 +218,21 @@ def test_a_local_sweep_runs_each_point_as_the_run_alone_and_tabulates_it(local_s
     assert 0 < result.runs_wall_s and 0 < result.wall_s
 
 
-def test_a_second_sweep_skips_finished_runs_and_resumes_interrupted_ones(local_sweep):
+def test_the_command_again_skips_finished_runs_resumes_the_rest_and_exits_1_on_failures(
+    local_sweep, capsys, monkeypatch
+):
     spec, _, _ = local_sweep
     before = _finals(spec)
     interrupted = Path(spec.points[1].config["run_dir"])
     (interrupted / "final.json").unlink()  # killed before its final evaluation was written
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        again = sweep.run_sweep(spec, jobs=1, stream=out)
-    assert (again.skipped, again.done, again.failed) == (1, 1, 1)
-    assert _finals(spec) == before
+    assert cli.main(["sweep", str(spec.path), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert f"{spec.points[0].name}: finished" in err and f"{spec.points[1].name}: to run" in err
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cli.main(["sweep", str(spec.path)]) == 1  # the blocked point fails again
+    out = capsys.readouterr().out
+    assert "2 of 3 points finished (1 already, 1 now), 1 failed" in out and "results.md" in out
+    assert _finals(spec) == before  # resumed from its last checkpoint to the same result
 
 
 def test_a_ray_sweep_gives_the_local_results(local_sweep, tmp_path):

@@ -19,7 +19,8 @@ or go on (a device that is not there, a run directory that is a file or cannot b
 disk, corrupt checkpoints or data files, a missing optional package of the ``lab`` extra) end with
 ``gumbel-softmax: error: ...`` naming the option or path, and exit status 2. Warnings (a resumed
 run on another sampler backend, a corrupt newest checkpoint replaced by the older one) are printed
-as ``gumbel-softmax: warning: ...``.
+as ``gumbel-softmax: warning: ...``. A sweep whose every point finished exits with status 0;
+one with failed points writes its table (each failure's message is in it) and exits with 1.
 """
 
 from __future__ import annotations
