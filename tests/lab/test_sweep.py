@@ -225,6 +225,12 @@ def test_the_command_again_skips_finished_runs_resumes_the_rest_and_exits_1_on_f
     before = _finals(spec)
     interrupted = Path(spec.points[1].config["run_dir"])
     (interrupted / "final.json").unlink()  # killed before its final evaluation was written
+    json_path, md_path = sweep.write_tables(
+        spec, {spec.points[0].name: before[spec.points[0].name]}, {}, {}
+    )
+    row = json.loads(json_path.read_text())["points"][1]
+    assert row["status"] == "pending" and row["trained_step"] == 4  # how far it got
+    assert "pending (trained to step 4)" in md_path.read_text()
     assert cli.main(["sweep", str(spec.path), "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert f"{spec.points[0].name}: finished" in err and f"{spec.points[1].name}: to run" in err

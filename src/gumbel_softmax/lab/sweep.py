@@ -557,11 +557,27 @@ def _rows(
         if final is not None:
             row["step"] = final.get("step")
             row["metrics"] = {m: _metric(final, m) for m in (spec.select, *spec.report)}
+        else:
+            trained = _trained_step(Path(p.config["run_dir"]))
+            if trained:
+                row["trained_step"] = trained  # how far an unfinished run got
         if p.name in errors:
             row["error"] = errors[p.name]
         row["wall_s"] = round(walls[p.name], 2) if p.name in walls else None
         rows.append(row)
     return rows
+
+
+def _trained_step(run: Path) -> int | None:
+    """The step of the last row of an unfinished run's ``metrics.jsonl`` (none: ``None``)."""
+    try:
+        with open(run / "metrics.jsonl", "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            last = fh.read().splitlines()[-1]
+        return int(json.loads(last)["step"])
+    except (OSError, IndexError, ValueError, KeyError, TypeError):
+        return None
 
 
 def table(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -691,7 +707,10 @@ def render_markdown(spec: SweepSpec, doc: Mapping[str, Any]) -> str:
     lines.append("|" + "---|" * (len(metrics) + 3))
     for r in doc["points"]:
         values = r.get("metrics", {})
-        cells = [f"`{r['name']}`", r["status"], *(_fmt(values.get(m)) for m in metrics)]
+        status = r["status"]
+        if "trained_step" in r:
+            status += f" (trained to step {r['trained_step']})"
+        cells = [f"`{r['name']}`", status, *(_fmt(values.get(m)) for m in metrics)]
         cells.append(_fmt(r["wall_s"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
