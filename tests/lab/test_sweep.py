@@ -288,3 +288,13 @@ def test_the_committed_protocols_are_valid_specs(path, points, first):
     assert {p.config["optimizer"] for p in spec.points} == {"sgd"}
     for p in spec.points:  # variance normalisation exactly for the score-function families
         assert p.config["normalize"] == (p.config["estimator"] in ("sf", "darn", "muprop"))
+
+
+def test_an_unreachable_ray_cluster_is_an_error_before_any_run(tmp_path, capsys):
+    pytest.importorskip("ray", reason="the ray extra is not installed (make test installs it)")
+    path = _spec(tmp_path, 'experiment = "vae"\n')
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sweep", str(path), "--engine", "ray", "--address", "127.0.0.1:1"])
+    assert exit_.value.code == 2
+    assert "cannot reach the Ray cluster at address='127.0.0.1:1'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -495,6 +495,8 @@ def _run_ray(
         raise SweepError(
             "engine 'ray' needs the ray package: pip install 'gumbel-softmax[ray]'"
         ) from None
+    if address is not None:
+        _check_reachable(address)
     started = not ray.is_initialized()
     if started:
         try:
@@ -515,6 +517,22 @@ def _run_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address must accept a connection within 10 s;
+    Ray itself retries an unreachable one for minutes before it gives up."""
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address)
+    if m is None:  # "auto", or a form Ray resolves itself
+        return
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=10).close()
+    except OSError as err:
+        raise SweepError(
+            f"cannot reach the Ray cluster at address={address!r}: {err.strerror or err}"
+        ) from None
 
 
 def _duration(seconds: float) -> str:
