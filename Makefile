@@ -2,7 +2,7 @@
 # Both create .venv on first use. `make demo` installs only what the demo needs: torch and the
 # package with its `lab` extra (plots, progress bars, TensorBoard logs). `make test` adds the
 # `dev` extra on top (pytest, hypothesis, ruff, mypy, scipy, and Triton for the triton backend's
-# tests) and the `docs` extra (its tests build the site with --strict), so `make demo` then
+# tests), the `ray` extra (the sweep's Ray engine, tested on a local instance) and the `docs` extra (its tests build the site with --strict), so `make demo` then
 # `make test` installs torch and the lab packages once. `make docs` builds the documentation site
 # into site/ (the `docs` extra only, on top of the demo's); `make docs-check` also loads it in
 # headless Chromium (the `docs-check` extra, and Debian's chromium package if none is on PATH).
@@ -28,8 +28,8 @@ $(DEMO_STAMP): pyproject.toml
 	@touch $@
 
 $(TEST_STAMP): $(DEMO_STAMP) pyproject.toml
-	@echo "installing into $(VENV): the test tools, gumbel-softmax[dev] (pytest, hypothesis, ruff, mypy, scipy, triton) and [docs] (mkdocs, for the docs build test)"
-	@$(BIN)/python -m pip install -q -e ".[lab,dev,docs]"
+	@echo "installing into $(VENV): the test tools, gumbel-softmax[dev] (pytest, hypothesis, ruff, mypy, scipy, triton), [ray] (the sweep's Ray engine) and [docs] (mkdocs, for the docs build test)"
+	@$(BIN)/python -m pip install -q -e ".[lab,dev,ray,docs]"
 	@touch $@ $(DOCS_STAMP)
 
 $(DOCS_STAMP): $(DEMO_STAMP) pyproject.toml

@@ -639,6 +639,7 @@ def main() -> None:
         "    * [Gumbel-Softmax and Concrete](guides/concrete.md)",
         "    * [Choosing an estimator](guides/choosing.md)",
         "    * [Kernels and backends](backends.md)",
+        "    * [Sweeps, Ray and stacked training](guides/sweeps.md)",
         "* Tutorials",
         *(f"    * [{t}]({d})" for t, d in tuts),
         "* [Experiments](experiments/index.md)",

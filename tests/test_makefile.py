@@ -41,7 +41,7 @@ def test_demo_installs_torch_and_the_lab_extra_only_and_says_so(tmp_path):
 
 def test_test_installs_the_dev_extra_after_the_demo_install(tmp_path):
     installs = pip_installs(dry_run(tmp_path / "venv", "test"))
-    assert installs == ["--upgrade pip", "torch==2.13.0", '-e ".[lab]"', '-e ".[lab,dev,docs]"']
+    assert installs == ["--upgrade pip", "torch==2.13.0", '-e ".[lab]"', '-e ".[lab,dev,ray,docs]"']
 
 
 def test_nothing_is_installed_again_once_both_are_done(tmp_path):

@@ -146,6 +146,7 @@ def render(results_dir: Path = HERE) -> None:
         "device | settings | git |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    lines += protocol_section(results_dir)
     lines += ["## Selected on validation", "", *head, *map(_row_md, selected(rows))]
     lines += ["", "## Every run", "", *head, *map(_row_md, rows), "", "## Machines", ""]
     lines += [*sorted({f"- {r.get('device', 'cpu')}: {r['machine']}" for r in rows}), ""]
@@ -165,6 +166,45 @@ def render(results_dir: Path = HERE) -> None:
         "",
     ]
     (results_dir / RESULTS_MD.name).write_text("\n".join(lines))
+
+
+def protocol_section(results_dir: Path = HERE) -> list[str]:
+    """The cells of the paper's protocol (``protocol.toml``, run by ``gumbel-softmax sweep``;
+    its table ``protocol.json``): per cell the setting selected on validation, the step it
+    reached and how many of the cell's grid points ran."""
+    path = results_dir / "protocol.json"
+    if not path.exists():
+        return []
+    doc = json.loads(path.read_text())
+    lines = [
+        "## The paper's protocol (`protocol.toml`)",
+        "",
+        "`gumbel-softmax sweep benchmarks/vae/protocol.toml` (SGD momentum 0.9, the paper's",
+        "learning-rate grid, variance normalisation for sf/darn/muprop, the annealing grid for",
+        "the relaxed estimators; per cell the setting with the lowest validation −ELBO among",
+        "the grid points that ran; every point: `protocol.md`). A cell's `step` says how far its",
+        f"selected run trained (the protocol's end: 100 epochs = 50,000 steps). "
+        f"{doc['points_done']} of {doc['points_total']} grid points run.",
+        "",
+        "| latent | estimator | test neg_elbo | test iw_bound_m1000 | paper | selected | step "
+        "| valid neg_elbo | points run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in doc["groups"]:
+        latent, est = g["group"]["latent"], g["group"]["estimator"]
+        paper = paper_value(latent, est)
+        sel = g.get("selected")
+        shown = "—" if sel is None else ", ".join(f"{k}={v}" for k, v in sel.items())
+
+        def num(key: str, g: dict[str, Any] = g) -> str:
+            return "—" if g.get(key) is None else f"{g[key]:.2f}"
+
+        lines.append(
+            f"| {latent} | {est} | {num('test.neg_elbo')} | {num('test.iw_bound')} | "
+            f"{'—' if paper is None else f'{paper:.1f}'} | {shown} | {g.get('step', '—')} | "
+            f"{num('valid.neg_elbo')} | {g['done']}/{g['points']} |"
+        )
+    return [*lines, ""]
 
 
 def main() -> None:

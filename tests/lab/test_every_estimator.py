@@ -286,7 +286,7 @@ def test_the_cases_cover_the_registry():
     names = estimators.available()
     assert {n for _, n, _ in CASES} == set(names) and len(names) >= 17
     commands = cli.build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(EXPERIMENTS) == set(commands) - {"data"}
+    assert set(EXPERIMENTS) == set(commands) - {"data", "sweep"}
     for exp in EXPERIMENTS:
         for n in names:
             cls = estimators.estimator_class(n)

@@ -4,10 +4,13 @@
         --epochs 100 --run-dir runs/x
 
 ``gumbel-softmax data download ...`` hands its options to
-:func:`gumbel_softmax.lab.data.download_main`.
+:func:`gumbel_softmax.lab.data.download_main`; ``gumbel-softmax sweep SPEC.toml`` runs a grid of
+any experiment's configs (:mod:`gumbel_softmax.lab.sweep`).
 
-Every option of ``vae`` is a field of :class:`~gumbel_softmax.lab.config.VAEConfig`; its help
-text is the field's entry in :data:`~gumbel_softmax.lab.config.HELP`. Precedence: the defaults, then
+The experiment commands (``vae``, ``sbn``, ...) are the entries of
+:data:`gumbel_softmax.lab.experiments.EXPERIMENTS`. Every option of ``vae`` is a field of
+:class:`~gumbel_softmax.lab.config.VAEConfig`; its help text is the field's entry in
+:data:`~gumbel_softmax.lab.config.HELP` (the SBN's: ``SBNConfig`` and ``SBN_HELP``). Precedence: the defaults, then
 ``--config file.toml``, then the options given on the command line. Running the same command with
 the same ``--run-dir`` again resumes the run. Options must be spelled out (no abbreviations).
 
@@ -16,7 +19,8 @@ or go on (a device that is not there, a run directory that is a file or cannot b
 disk, corrupt checkpoints or data files, a missing optional package of the ``lab`` extra) end with
 ``gumbel-softmax: error: ...`` naming the option or path, and exit status 2. Warnings (a resumed
 run on another sampler backend, a corrupt newest checkpoint replaced by the older one) are printed
-as ``gumbel-softmax: warning: ...``.
+as ``gumbel-softmax: warning: ...``. A sweep whose every point finished exits with status 0;
+one with failed points writes its table (each failure's message is in it) and exits with 1.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any, NoReturn
@@ -32,7 +36,8 @@ from typing import Any, NoReturn
 from gumbel_softmax import estimators
 
 from .checkpoint import CheckpointError
-from .config import HELP, SBN_HELP, ConfigError, SBNConfig, VAEConfig, load_toml
+from .config import ConfigError, load_toml
+from .experiments import EXPERIMENTS
 from .runner import RunError
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -53,28 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
         "gumbel-softmax library.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    vae = sub.add_parser(
-        "vae",
-        allow_abbrev=False,
-        help="train and evaluate a VAE with discrete latents (resumes if --run-dir has a run)",
-        description="Train and evaluate a discrete-latent VAE on binarized MNIST (or another "
-        "dataset); write the run record (config, provenance, metrics.jsonl, TensorBoard events, "
-        "checkpoint, figures) to --run-dir. Running again with the same --run-dir resumes from "
-        "its last checkpoint to the same result.",
+    for exp in EXPERIMENTS.values():
+        command = sub.add_parser(
+            exp.name, allow_abbrev=False, help=exp.help, description=exp.description
+        )
+        _add_config_options(command, exp.config, exp.help_texts, exp.name, exp.choices)
+    from .sweep import add_arguments as add_sweep_arguments
+
+    add_sweep_arguments(
+        sub.add_parser(
+            "sweep",
+            allow_abbrev=False,
+            help="run a grid of any experiment's configs (resumable; local processes or Ray) "
+            "and tabulate the best setting per group",
+            description="Run every point of the grid in SPEC.toml as a run directory under the "
+            "sweep's root (finished runs are skipped, interrupted ones resume), and write "
+            "results.json and results.md there: every point's metrics and, per group, the "
+            "setting selected on the validation metric with its test metrics. The spec format: "
+            "gumbel_softmax.lab.sweep.",
+        )
     )
-    _add_config_options(vae, VAEConfig, HELP, "vae")
-    sbn = sub.add_parser(
-        "sbn",
-        allow_abbrev=False,
-        help="train and evaluate a stochastic binary network predicting the lower half of "
-        "MNIST digits from the upper half (resumes if --run-dir has a run)",
-        description="Structured output prediction (Jang et al. 2017, section 4.1): predict the "
-        "lower half of a binarized MNIST digit from its upper half through stochastic layers "
-        "(Bernoulli 392-200-200-392 or categorical 392-(20x10)-(20x10)-392), one estimator at "
-        "every layer; report the importance-sampled test NLL of the lower half (m = "
-        "--eval-samples). Writes the run record to --run-dir; the same --run-dir resumes.",
-    )
-    _add_config_options(sbn, SBNConfig, SBN_HELP, "sbn")
     data = sub.add_parser(
         "data",
         allow_abbrev=False,
@@ -87,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config_options(
-    parser: argparse.ArgumentParser, config: Any, help_texts: dict[str, str], table: str
+    parser: argparse.ArgumentParser,
+    config: Any,
+    help_texts: Mapping[str, str],
+    table: str,
+    choices: Mapping[str, tuple[str, ...]],
 ) -> None:
     """``--config`` and one option per field of the dataclass ``config``, helped by its text."""
     parser.add_argument(
@@ -112,14 +119,14 @@ def _add_config_options(
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
         kw["type"] = type(default)
-        if f.name in _CHOICES and (table == "vae" or f.name in ("latent", "optimizer")):
-            kw["choices"] = _CHOICES[f.name]
+        if f.name in choices:
+            kw["choices"] = list(choices[f.name])
         parser.add_argument(flag, metavar=f.name.upper(), **kw)
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`VAEConfig` (``vae``) or :class:`SBNConfig` (``sbn``) of ``args``: defaults <
-    TOML file < command line; raises :class:`ConfigError` on any bad value."""
+    """The config of the experiment ``args.command`` (:class:`VAEConfig` for ``vae``, ...) of
+    ``args``: defaults < TOML file < command line; raises :class:`ConfigError` on any bad value."""
     command = getattr(args, "command", "vae")
     values: dict[str, Any] = {}
     given = vars(args).copy()
@@ -129,7 +136,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if path is not None:
         values.update(load_toml(path, table=command))
     values.update(given)
-    return (SBNConfig if command == "sbn" else VAEConfig).from_dict(values)
+    return EXPERIMENTS[command].config.from_dict(values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,15 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         from .data import download_main
 
         return int(download_main(args.rest))
+    if args.command == "sweep":
+        return _sweep(parser, args)
+    exp = EXPERIMENTS[args.command]
     try:
         config = config_from_args(args)
     except ConfigError as err:
         parser.error(str(err))  # exits with status 2 before any work starts
-    from . import experiment, sbn
-
     with _warnings_as_messages():
         try:
-            result = (sbn.main if args.command == "sbn" else experiment.main)(config)
+            result = exp.main(config)
         except ConfigError as err:
             parser.error(str(err))
         except (RunError, CheckpointError) as err:
@@ -164,21 +172,39 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 130
-    if args.command == "sbn":
-        print(
-            f"step {result.step}: test NLL (m={config.eval_samples}) {result.test['nll']:.2f} "
-            f"nats, valid NLL {result.valid['nll']:.2f}"
-        )
-    else:
-        print(
-            f"step {result.step}: test -ELBO {result.test['neg_elbo']:.2f} nats, "
-            f"test -IW bound (m={config.eval_samples}) {result.test['iw_bound']:.2f} nats; "
-            f"valid -ELBO {result.valid['neg_elbo']:.2f}, -IW {result.valid['iw_bound']:.2f}"
-        )
+    print(exp.summary(config, result))
     print(f"run record: {result.run_dir}")
     if result.figures:
         print(f"figures: {result.figures[0].parent}")
     return 0
+
+
+def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .sweep import SweepError, load_spec, run_sweep
+
+    try:
+        spec = load_spec(args.spec, overrides=args.overrides)
+    except ConfigError as err:
+        parser.error(str(err))  # exits with status 2 before any run starts
+    with _warnings_as_messages():
+        try:
+            result = run_sweep(
+                spec, jobs=args.jobs, engine=args.engine, address=args.address, dry_run=args.dry_run
+            )
+        except (ConfigError, SweepError) as err:
+            parser.error(str(err))
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            _fail(f"{where}{err.strerror or err}")
+        except KeyboardInterrupt:
+            print(
+                "gumbel-softmax: interrupted; run the same command again to resume the sweep "
+                "(finished runs are skipped, interrupted ones resume from their checkpoints)",
+                file=sys.stderr,
+            )
+            return 130
+    print(result.summary())
+    return 0 if result.failed == 0 else 1
 
 
 def _fail(message: str) -> NoReturn:

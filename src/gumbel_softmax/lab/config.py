@@ -39,6 +39,8 @@ HELP: dict[str, str] = {
     "hidden": "hidden-layer sizes of the encoder MLP, comma-separated (the decoder mirrors them; "
     "the paper's 512,256)",
     "estimator": "gradient estimator name from gumbel_softmax.estimators.available()",
+    "normalize": "variance normalisation: divide the gradient reaching the encoder's logits by "
+    "max(1, running std of the reconstruction cost) (the paper's choice for sf, darn and muprop)",
     "prior": "'uniform' categorical prior, or 'learned' factorised categorical prior",
     "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist, "
     "mnist, fashion-mnist (grey-scale sets are dynamically binarized each batch)",
@@ -97,6 +99,7 @@ class VAEConfig:
     n_classes: int = 10
     hidden: str = "512,256"
     estimator: str = "st-gs"
+    normalize: bool = False
     prior: str = "uniform"
     dataset: str = "binarized-mnist-subset"
     data_dir: str = ""

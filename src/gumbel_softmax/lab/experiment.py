@@ -47,6 +47,7 @@ from .runner import (
     resolve_device,
     train,
 )
+from .sbn import VarianceNormalizer
 
 __all__ = [
     "RunResult",
@@ -188,7 +189,12 @@ def _eval_set(a: Any, binarized: bool, seed: int, name: str, limit: int) -> Tens
 
 
 def vae_objective(
-    model: DiscreteVAE, estimator: estimators.Estimator, x: Tensor, *, generator: torch.Generator
+    model: DiscreteVAE,
+    estimator: estimators.Estimator,
+    x: Tensor,
+    *,
+    generator: torch.Generator,
+    scale: float = 1.0,
 ) -> tuple[Tensor, Tensor, estimators.EstimatorResult]:
     r"""One step's loss of the VAE on the batch ``x`` ``(B, 784)``: ``(loss, kl, result)``.
 
@@ -204,8 +210,14 @@ def vae_objective(
     An estimator that declares ``multi_sample_bound`` (VIMCO) is given the per-sample
     :math:`-\log w = -\log p(x, z) + \log q(z\mid x)` instead, and its surrogate is the whole
     loss (the S-sample bound holds the KL); the analytic KL is then returned for logging only.
+
+    ``scale`` (variance normalisation, 1 = off) multiplies the whole gradient reaching the
+    encoder's logits, estimator and KL terms alike: the encoder then follows a positive multiple
+    of the same gradient estimate, and the decoder's gradient is unchanged.
     """
     logits = model.encode(x)
+    if scale != 1.0:
+        logits = estimators.scale_gradient(logits, scale)
     if estimator.multi_sample_bound:
         f = partial(_neg_log_weight, model, x=x, logits=logits)
         result = estimator(logits, f, generator=generator)
@@ -269,12 +281,21 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             x = binarize(x, generator=sampler)  # a fresh binarization per batch
         return x
 
+    # Variance normalisation (the paper's choice for SF, DARN and MuProp): the scale is read
+    # before the step's samples, so the step stays unbiased for a multiple of the gradient.
+    normalizer = VarianceNormalizer().to(device)
+
     def step(x: Tensor) -> StepOutput:
-        loss, kl, result = vae_objective(model, estimator, x, generator=sampler)
+        scale = normalizer.scale if config.normalize else 1.0
+        loss, kl, result = vae_objective(model, estimator, x, generator=sampler, scale=scale)
         value = result.objective()  # the estimator's estimate of E f (or of its bound)
         kl = kl.detach()
         total = value if estimator.multi_sample_bound else value + kl  # the bound holds the KL
-        return StepOutput(loss, {"loss": float(total.mean()), "kl": float(kl.mean())})
+        stats = {"loss": float(total.mean()), "kl": float(kl.mean())}
+        if config.normalize:
+            normalizer.update(value.detach())  # the learning signal: the reconstruction cost
+            stats["scale"] = scale
+        return StepOutput(loss, stats)
 
     def validate(step: int) -> dict[str, float]:
         b = _bounds(model, valid_x, config, config.eval_samples_during, "valid", step)
@@ -293,7 +314,12 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     result = train(
         run,
         Training(
-            modules={"model": model, "estimator": estimator},
+            modules={
+                "model": model,
+                "estimator": estimator,
+                # only when on, so that runs from before the option resume as they were
+                **({"normalizer": normalizer} if config.normalize else {}),
+            },
             optimizer=optimizer,
             lr_schedule=lr_schedule,
             generator=sampler,

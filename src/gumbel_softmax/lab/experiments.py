@@ -1,0 +1,135 @@
+"""The lab's experiments, by name: one registry that the CLI and the sweep read.
+
+Each :class:`Experiment` says what a command needs to know about an experiment, declared rather
+than discovered: its config dataclass (``from_dict``, ``validate``, ``to_dict``, a ``run_dir``
+field), the help text of each field, the CLI's choices, the function that runs a config, the
+metrics of its ``final.json`` a sweep may select on or report, and the one-line summary the CLI
+prints. A new experiment joins ``gumbel-softmax <name>`` and ``gumbel-softmax sweep`` by one entry
+in :data:`EXPERIMENTS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import HELP, SBN_HELP, ConfigError, SBNConfig, VAEConfig
+
+__all__ = ["EXPERIMENTS", "Experiment", "get"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One lab experiment as the commands see it.
+
+    Attributes:
+        name: the CLI command (``vae``, ``sbn``).
+        config: the config dataclass; ``config.from_dict(mapping)`` validates and raises
+            :class:`~gumbel_softmax.lab.config.ConfigError`.
+        help_texts: the help of each config field (the CLI prints it verbatim).
+        help: one line for ``gumbel-softmax --help``; description: the command's ``--help``.
+        module: the lab module whose ``main(config)`` runs a config (imported when run).
+        metrics: the entries of ``final.json`` (``"split.metric"``) a sweep may select on or
+            report; select: the default selection metric (lower is better); report: the default
+            reported metrics.
+        summary: ``(config, result) -> str``, the line the CLI prints after a run.
+        choices: fields whose CLI option takes one of a few values.
+    """
+
+    name: str
+    config: type[Any]
+    help_texts: Mapping[str, str]
+    help: str
+    description: str
+    module: str
+    metrics: tuple[str, ...]
+    select: str
+    report: tuple[str, ...]
+    summary: Callable[[Any, Any], str]
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def main(self, config: Any, **kwargs: Any) -> Any:
+        """Run (or resume) ``config`` with the experiment's ``main``; return its result."""
+        module = importlib.import_module(f"{__package__}.{self.module}")
+        return module.main(config, **kwargs)
+
+
+def _vae_summary(config: VAEConfig, result: Any) -> str:
+    return (
+        f"step {result.step}: test -ELBO {result.test['neg_elbo']:.2f} nats, "
+        f"test -IW bound (m={config.eval_samples}) {result.test['iw_bound']:.2f} nats; "
+        f"valid -ELBO {result.valid['neg_elbo']:.2f}, -IW {result.valid['iw_bound']:.2f}"
+    )
+
+
+def _sbn_summary(config: SBNConfig, result: Any) -> str:
+    return (
+        f"step {result.step}: test NLL (m={config.eval_samples}) {result.test['nll']:.2f} "
+        f"nats, valid NLL {result.valid['nll']:.2f}"
+    )
+
+
+_LATENT = ("categorical", "bernoulli")
+_OPTIMIZER = ("adam", "sgd")
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment(
+            name="vae",
+            config=VAEConfig,
+            help_texts=HELP,
+            help="train and evaluate a VAE with discrete latents (resumes if --run-dir has a run)",
+            description="Train and evaluate a discrete-latent VAE on binarized MNIST (or another "
+            "dataset); write the run record (config, provenance, metrics.jsonl, TensorBoard "
+            "events, checkpoint, figures) to --run-dir. Running again with the same --run-dir "
+            "resumes from its last checkpoint to the same result.",
+            module="experiment",
+            metrics=("valid.neg_elbo", "valid.iw_bound", "test.neg_elbo", "test.iw_bound"),
+            select="valid.neg_elbo",
+            report=("test.neg_elbo", "test.iw_bound"),
+            summary=_vae_summary,
+            choices={
+                "latent": _LATENT,
+                "prior": ("uniform", "learned"),
+                "optimizer": _OPTIMIZER,
+                "temperature": ("constant", "anneal", "learned"),
+            },
+        ),
+        Experiment(
+            name="sbn",
+            config=SBNConfig,
+            help_texts=SBN_HELP,
+            help="train and evaluate a stochastic binary network predicting the lower half of "
+            "MNIST digits from the upper half (resumes if --run-dir has a run)",
+            description="Structured output prediction (Jang et al. 2017, section 4.1): predict "
+            "the lower half of a binarized MNIST digit from its upper half through stochastic "
+            "layers (Bernoulli 392-200-200-392 or categorical 392-(20x10)-(20x10)-392), one "
+            "estimator at every layer; report the importance-sampled test NLL of the lower half "
+            "(m = --eval-samples). Writes the run record to --run-dir; the same --run-dir "
+            "resumes.",
+            module="sbn",
+            metrics=("valid.nll", "test.nll"),
+            select="valid.nll",
+            report=("test.nll",),
+            summary=_sbn_summary,
+            choices={"latent": _LATENT, "optimizer": _OPTIMIZER},
+        ),
+    )
+}
+
+
+def get(name: str) -> Experiment:
+    """The registered experiment ``name``.
+
+    Raises:
+        ConfigError: no experiment of that name (the message lists the registered ones).
+    """
+    try:
+        return EXPERIMENTS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}"
+        ) from None

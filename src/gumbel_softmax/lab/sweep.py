@@ -1,0 +1,776 @@
+"""Sweeps: a grid of any lab experiment's configs, one run directory per point, one table.
+
+``gumbel-softmax sweep SPEC.toml [--jobs N] [--engine local|ray] [--address ADDR]`` reads a spec::
+
+    experiment = "vae"                 # a name of gumbel_softmax.lab.experiments.EXPERIMENTS
+    title = "lr grid"                  # optional: the heading of the table
+    root = "runs/lr-grid"              # run directories, relative to the spec's folder
+                                       #   (default: runs/<spec name>)
+    results = "lr-grid"                # results.json / .md path stem, relative to the spec's
+                                       #   folder (default: <root>/results)
+    seeds = [0, 1]                     # optional: every setting once per seed (the `seed` field)
+    group_by = ["latent", "estimator"] # one selected setting per group
+    select = "valid.neg_elbo"          # lowest wins; default: the experiment's
+    report = ["test.neg_elbo", "test.iw_bound"]   # default: the experiment's
+
+    [base]                             # config fields every point shares
+    epochs = 100
+    optimizer = "sgd"
+
+    [[grid]]                           # a block: the product of its lists (a scalar: one value)
+    estimator = ["sf", "darn"]
+    normalize = true
+    lr = [1e-3, 3e-4]
+
+    [[grid]]                           # more blocks: the grid is their union
+    estimator = ["gs", "st-gs"]
+    anneal_rate = [1e-5, 1e-4]
+    lr = [1e-3, 3e-4]
+
+(one ``[grid]`` table is one block). Points run in the spec's order: blocks in order, within a
+block the product with the last key varying fastest, seeds fastest of all, so a spec puts what
+matters most first. Every point's config is built and validated by the experiment's own config
+class before any run starts; a bad spec (an unknown key or experiment, a value the config
+rejects) is a :class:`~gumbel_softmax.lab.config.ConfigError`.
+
+A point's run directory is ``<root>/<key>=<value>,...`` over the keys of its grid block (and
+``seed``), e.g. ``estimator=sf,normalize=true,lr=0.001,seed=0``. A run whose
+``final.json`` exists under the same config is skipped; any other resumes from its checkpoint
+(the runner's exact resume), so starting the same sweep again picks up where it stopped. Runs
+are always quiet (``progress = false``); the sweep prints one progress line per finished run
+(done / running / failed, ETA).
+
+The table (``results.json`` and ``results.md``, both written atomically after every finished
+run): every point's status, settings and metrics; and per group, the setting (the point without
+its seed) with the lowest mean ``select`` over its seeds among the settings whose every seed
+finished, its ``report`` metrics (means over the seeds), and how many of the group's points ran.
+
+Engines: ``local`` runs ``--jobs`` worker processes with ``cores // jobs`` torch threads each (so
+they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` submits each point as a Ray task of that many CPUs
+to the cluster at ``--address`` (default: a local instance of ``--jobs`` CPUs; the ``ray`` extra).
+A run's result is a function of its config, machine and thread count, not of the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import ConfigError, load_toml
+from .experiments import Experiment, get
+from .records import write_atomic, write_json_atomic
+
+__all__ = [
+    "Point",
+    "SweepError",
+    "SweepResult",
+    "SweepSpec",
+    "add_arguments",
+    "load_spec",
+    "parse_spec",
+    "point_name",
+    "run_sweep",
+    "table",
+]
+
+_SPEC_KEYS = ("experiment", "title", "root", "results", "seeds", "group_by", "select", "report")
+_SPEC_TABLES = ("base", "grid")
+# Set by the sweep for every point: a sweep's runs are quiet and live under its root.
+_OWNED = ("run_dir", "progress")
+# Where a run reads its data or what it draws, not what it computes: a finished run whose
+# config differs only here is still finished.
+_NOT_RESULTS = (*_OWNED, "data_dir", "download", "figures")
+
+
+class SweepError(RuntimeError):
+    """A sweep cannot run: its engine is missing or unreachable (the message says which)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: ``name`` (its run directory under the root), ``settings`` (its values
+    of the grid keys, ``seed`` last) and ``config`` (the validated config as a dict)."""
+
+    name: str
+    settings: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+    @property
+    def setting(self) -> tuple[tuple[str, Any], ...]:
+        """The point without its seed: what selection compares."""
+        return tuple((k, v) for k, v in self.settings.items() if k != "seed")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed, validated spec (see the module docstring)."""
+
+    path: Path
+    experiment: Experiment
+    title: str
+    root: Path
+    results: Path
+    keys: tuple[str, ...]
+    group_by: tuple[str, ...]
+    select: str
+    report: tuple[str, ...]
+    points: tuple[Point, ...]
+
+
+def load_spec(path: str | Path, *, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Read and validate the spec file ``path``; ``overrides`` are ``KEY=VALUE`` settings of
+    the base config (a TOML value, or else a bare string), e.g. ``max_steps=1000`` to train
+    every point that far now and further later (``max_steps`` is not part of a run's name).
+
+    Raises:
+        ConfigError: the file is missing or not TOML, an override is not ``KEY=VALUE``, or the
+            spec is bad (see :func:`parse_spec`).
+    """
+    p = Path(path)
+    data = dict(load_toml(p, table="sweep"))
+    if overrides:
+        data["base"] = {**_table(data.get("base", {}), "base", str(p)), **_parse_sets(overrides)}
+    return parse_spec(data, path=p)
+
+
+def _parse_sets(overrides: Sequence[str]) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    out: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # a bare string such as a path
+        out[key.strip()] = value
+    return out
+
+
+def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
+    """Validate the spec ``data`` (read from ``path``, against whose folder its paths resolve)
+    and build every point's config with the experiment's config class.
+
+    Raises:
+        ConfigError: an unknown spec key or experiment, a grid key that is not a config field,
+            an empty list, ``run_dir``/``progress`` in the spec, a point the config rejects (the
+            message names the point), or group/metric names the experiment does not have.
+    """
+    where = f"sweep spec {str(path)!r}"
+    unknown = sorted(set(data) - set(_SPEC_KEYS) - set(_SPEC_TABLES))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown}; known: {sorted((*_SPEC_KEYS, *_SPEC_TABLES))}"
+        )
+    if "experiment" not in data:
+        raise ConfigError(f"{where}: experiment is missing (one of the registered experiments)")
+    exp = get(data["experiment"])
+    fields = list(exp.config().to_dict())
+    base = _table(data.get("base", {}), "base", where)
+    raw_grid = data.get("grid", {})
+    blocks = [raw_grid] if isinstance(raw_grid, dict) else raw_grid
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise ConfigError(f"{where}: grid must be a table or an array of tables, got {raw_grid!r}")
+    blocks = [{k: v if isinstance(v, list) else [v] for k, v in b.items()} for b in blocks] or [{}]
+    seeds = data.get("seeds")
+    for name, table_ in (("base", base), *((f"grid[{i}]", b) for i, b in enumerate(blocks))):
+        bad = sorted(set(table_) - set(fields))
+        if bad:
+            raise ConfigError(f"{where}: {name} has unknown config key(s) {bad}; known: {fields}")
+        owned = sorted(set(table_) & set(_OWNED))
+        if owned:
+            raise ConfigError(f"{where}: {name} sets {owned}, which the sweep sets for each point")
+    for i, b in enumerate(blocks):
+        empty = [k for k, v in b.items() if not v]
+        if empty:
+            raise ConfigError(f"{where}: grid[{i}] has empty value lists for {empty}")
+    if seeds is not None:
+        if not isinstance(seeds, list) or not seeds:
+            raise ConfigError(f"{where}: seeds must be a non-empty list of ints, got {seeds!r}")
+        if any("seed" in b for b in blocks) or "seed" in base:
+            raise ConfigError(f"{where}: give the seed either as seeds or in base/grid, not both")
+    keys = tuple(dict.fromkeys(k for b in blocks for k in b))
+    if seeds is not None:
+        keys = (*[k for k in keys if k != "seed"], "seed")
+    spec_dir = path.parent
+    root = spec_dir / _string(data.get("root", f"runs/{path.stem}"), "root", where)
+    results = data.get("results")
+    results_path = (
+        root / "results" if results is None else spec_dir / _string(results, "results", where)
+    )
+    group_by = tuple(_strings(data.get("group_by", []), "group_by", where))
+    bad = sorted(set(group_by) - set(fields))
+    if bad:
+        raise ConfigError(f"{where}: group_by has unknown config key(s) {bad}; known: {fields}")
+    select = _string(data.get("select", exp.select), "select", where)
+    report = tuple(_strings(data.get("report", list(exp.report)), "report", where))
+    for metric in (select, *report):
+        if metric not in exp.metrics:
+            raise ConfigError(
+                f"{where}: metric {metric!r} is not one of {exp.name}'s {list(exp.metrics)}"
+            )
+    points: dict[str, Point] = {}
+    for block in blocks:
+        names = list(block)
+        own = (*names, *(["seed"] if seeds else []))
+        for values in itertools.product(*block.values()):
+            for seed in [None] if seeds is None else seeds:
+                given = {**base, **dict(zip(names, values, strict=True))}
+                if seed is not None:
+                    given["seed"] = seed
+                point = _point(exp, given, own, root, where)
+                old = points.setdefault(point.name, point)
+                if old.config != point.config:
+                    raise ConfigError(
+                        f"{where}: two different points share the run name {point.name!r} "
+                        "(a name holds the keys of the point's own grid block); give the "
+                        "blocks keys that tell their points apart"
+                    )
+    title = _string(data.get("title", path.stem), "title", where)
+    return SweepSpec(
+        path=path,
+        experiment=exp,
+        title=title,
+        root=root,
+        results=results_path,
+        keys=keys,
+        group_by=group_by,
+        select=select,
+        report=report,
+        points=tuple(points.values()),
+    )
+
+
+def _point(
+    exp: Experiment, given: dict[str, Any], keys: Sequence[str], root: Path, where: str
+) -> Point:
+    probe = {**given, "run_dir": str(root / "_"), "progress": False}
+    try:
+        config = exp.config.from_dict(probe).to_dict()
+    except ConfigError as err:
+        shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise ConfigError(f"{where}: the point ({shown}) is not a valid config: {err}") from None
+    settings = {k: config[k] for k in keys}
+    name = point_name(settings)
+    config["run_dir"] = str(root / name)
+    return Point(name=name, settings=settings, config=config)
+
+
+def point_name(settings: Mapping[str, Any]) -> str:
+    """The run directory's name of a point: ``key=value`` joined by commas, in the keys' order
+    (``true``/``false``, the shortest float that reads back, other characters than letters,
+    digits and ``.+-_`` in strings replaced by ``_``)."""
+    return ",".join(f"{k}={_show(v)}" for k, v in settings.items()) or "base"
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return re.sub(r"[^A-Za-z0-9.+_-]", "_", str(v))
+
+
+def _table(v: Any, name: str, where: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where}: {name} must be a table, got {v!r}")
+    return dict(v)
+
+
+def _string(v: Any, name: str, where: str) -> str:
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{where}: {name} must be a non-empty string, got {v!r}")
+    return v
+
+
+def _strings(v: Any, name: str, where: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise ConfigError(f"{where}: {name} must be a list of strings, got {v!r}")
+    return v
+
+
+# ------------------------------------------------------------------------------------ running
+def _run_point(experiment: str, config: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Run one point in a worker (a process of the pool, or a Ray task): its final record and
+    its own wall time, or the error that stopped it."""
+    import torch
+
+    torch.set_num_threads(threads)
+    exp = get(experiment)
+    t0 = time.perf_counter()
+    try:
+        exp.main(exp.config.from_dict(config))
+    except Exception as err:  # a failed point is a row of the table, not the end of the sweep
+        return {"error": f"{type(err).__name__}: {err}", "wall_s": time.perf_counter() - t0}
+    final = json.loads((Path(config["run_dir"]) / "final.json").read_text())
+    return {"final": final, "wall_s": time.perf_counter() - t0}
+
+
+def _finished(point: Point) -> dict[str, Any] | None:
+    """The final record of a point whose run directory finished under the same config."""
+    run = Path(point.config["run_dir"])
+    try:
+        stored = json.loads((run / "config.json").read_text())
+        final: dict[str, Any] = json.loads((run / "final.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = {k: v for k, v in stored.items() if k not in _NOT_RESULTS} == {
+        k: v for k, v in point.config.items() if k not in _NOT_RESULTS
+    }
+    return final if same else None
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did this session and where its table is."""
+
+    spec: SweepSpec
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    wall_s: float = 0.0
+    runs_wall_s: float = 0.0
+    tables: tuple[Path, Path] | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        n = len(self.spec.points)
+        ran = self.done + self.failed
+        lines = [
+            f"sweep {self.spec.title!r}: {self.done + self.skipped} of {n} points finished "
+            f"({self.skipped} already, {self.done} now), {self.failed} failed",
+        ]
+        if ran:
+            lines.append(
+                f"wall {self.wall_s:.1f} s; the runs' own time {self.runs_wall_s:.1f} s "
+                f"({ran} run(s))"
+            )
+        if self.tables is not None:
+            lines.append(f"table: {self.tables[1]} (and {self.tables[0].name})")
+        return "\n".join(lines)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    jobs: int = 1,
+    engine: str = "local",
+    address: str | None = None,
+    dry_run: bool = False,
+    stream: TextIO | None = None,
+) -> SweepResult:
+    """Run every point of ``spec`` not finished yet on ``engine`` and write the table.
+
+    Args:
+        jobs: runs at once (worker processes, or the CPUs of a local Ray instance).
+        engine: ``"local"`` (a process pool) or ``"ray"``.
+        address: a Ray cluster to join (default: start a local instance).
+        dry_run: list the points and what would run; run nothing, write nothing.
+        stream: the progress lines (default ``sys.stderr``).
+
+    Raises:
+        ConfigError: ``jobs`` < 1, an unknown engine, ``address`` without ``engine="ray"``.
+        SweepError: Ray is not installed or its cluster cannot be reached.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be an int >= 1, got {jobs!r}")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if address is not None and engine != "ray":
+        raise ConfigError(f"address={address!r} needs engine='ray', got engine={engine!r}")
+    out = stream if stream is not None else sys.stderr
+    result = SweepResult(spec=spec)
+    finals: dict[str, dict[str, Any]] = {}
+    todo: list[Point] = []
+    for point in spec.points:
+        final = _finished(point)
+        if final is None:
+            todo.append(point)
+        else:
+            finals[point.name] = final
+    result.skipped = len(finals)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, (cores or 1) // jobs)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # the user's cap, e.g. a shared machine
+        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
+    print(
+        f"gumbel-softmax: sweep {spec.title!r}: {len(spec.points)} points, {len(finals)} finished "
+        f"already, {len(todo)} to run on {engine} with {jobs} job(s) of {threads} thread(s)",
+        file=out,
+        flush=True,
+    )
+    if dry_run:
+        for point in spec.points:
+            state = "finished" if point.name in finals else "to run"
+            print(f"  {point.name}: {state}", file=out)
+        return result
+    previous = _previous_walls(spec)
+    walls: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    t0 = time.perf_counter()
+
+    def finish(point: Point, outcome: dict[str, Any], running: int) -> None:
+        walls[point.name] = outcome["wall_s"]
+        if "error" in outcome:
+            errors[point.name] = outcome["error"]
+            result.failed += 1
+            print(f"gumbel-softmax: sweep: {point.name} failed: {outcome['error']}", file=out)
+        else:
+            finals[point.name] = outcome["final"]
+            result.done += 1
+        result.tables = write_tables(spec, finals, errors, {**previous, **walls})
+        left = len(todo) - result.done - result.failed
+        per_run = sum(walls.values()) / len(walls)
+        eta = _duration(per_run * left / jobs) if left else "0 s"
+        print(
+            f"gumbel-softmax: sweep: {len(finals)}/{len(spec.points)} done, {running} running, "
+            f"{result.failed} failed; ETA {eta}",
+            file=out,
+            flush=True,
+        )
+
+    if todo:
+        if engine == "local":
+            _run_local(spec, todo, jobs, threads, finish)
+        else:
+            _run_ray(spec, todo, jobs, threads, address, finish)
+    result.wall_s = time.perf_counter() - t0
+    result.runs_wall_s = sum(walls.values())
+    session = {
+        "engine": engine,
+        "jobs": jobs,
+        "threads": threads,
+        "runs": len(walls),
+        "wall_s": round(result.wall_s, 2),
+        "runs_wall_s": round(result.runs_wall_s, 2),
+    }
+    result.tables = write_tables(spec, finals, errors, {**previous, **walls}, session=session)
+    result.rows = _rows(spec, finals, errors, {**previous, **walls})
+    return result
+
+
+def _run_local(spec: SweepSpec, todo: list[Point], jobs: int, threads: int, finish: Any) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # spawn: a fresh interpreter per worker (forking a process that has started torch's thread
+    # pools can hang).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        pending = {
+            pool.submit(_run_point, spec.experiment.name, dict(p.config), threads): p for p in todo
+        }
+        while pending:
+            ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in ready:
+                point = pending.pop(future)
+                finish(point, future.result(), min(jobs, len(pending)))
+
+
+def _run_ray(
+    spec: SweepSpec,
+    todo: list[Point],
+    jobs: int,
+    threads: int,
+    address: str | None,
+    finish: Any,
+) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise SweepError(
+            "engine 'ray' needs the ray package: pip install 'gumbel-softmax[ray]'"
+        ) from None
+    if address is not None:
+        _check_reachable(address)
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address is None:
+                ray.init(num_cpus=jobs * threads, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise SweepError(f"cannot start or reach Ray (address={address!r}): {err}") from None
+    try:
+        task = ray.remote(num_cpus=threads)(_run_point)
+        pending = {task.remote(spec.experiment.name, dict(p.config), threads): p for p in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                point = pending.pop(ref)
+                finish(point, ray.get(ref), min(jobs, len(pending)))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address must accept a connection within 10 s;
+    Ray itself retries an unreachable one for minutes before it gives up."""
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address)
+    if m is None:  # "auto", or a form Ray resolves itself
+        return
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=10).close()
+    except OSError as err:
+        raise SweepError(
+            f"cannot reach the Ray cluster at address={address!r}: {err.strerror or err}"
+        ) from None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# -------------------------------------------------------------------------------------- tables
+def _metric(final: Mapping[str, Any], path: str) -> float | None:
+    v: Any = final
+    for part in path.split("."):
+        if not isinstance(v, Mapping) or part not in v:
+            return None
+        v = v[part]
+    return float(v) if isinstance(v, int | float) else None
+
+
+def _previous_walls(spec: SweepSpec) -> dict[str, float]:
+    try:
+        old = json.loads(spec.results.with_suffix(".json").read_text())
+        return {r["name"]: r["wall_s"] for r in old["points"] if r.get("wall_s") is not None}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return {}
+
+
+def _rows(
+    spec: SweepSpec,
+    finals: Mapping[str, Mapping[str, Any]],
+    errors: Mapping[str, str],
+    walls: Mapping[str, float],
+) -> list[dict[str, Any]]:
+    rows = []
+    for p in spec.points:
+        final = finals.get(p.name)
+        status = "done" if final is not None else "failed" if p.name in errors else "pending"
+        row: dict[str, Any] = {"name": p.name, "status": status, "settings": dict(p.settings)}
+        if final is not None:
+            row["step"] = final.get("step")
+            row["metrics"] = {m: _metric(final, m) for m in (spec.select, *spec.report)}
+        else:
+            trained = _trained_step(Path(p.config["run_dir"]))
+            if trained:
+                row["trained_step"] = trained  # how far an unfinished run got
+        if p.name in errors:
+            row["error"] = errors[p.name]
+        row["wall_s"] = round(walls[p.name], 2) if p.name in walls else None
+        rows.append(row)
+    return rows
+
+
+def _trained_step(run: Path) -> int | None:
+    """The step of the last row of an unfinished run's ``metrics.jsonl`` (none: ``None``)."""
+    try:
+        with open(run / "metrics.jsonl", "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            last = fh.read().splitlines()[-1]
+        return int(json.loads(last)["step"])
+    except (OSError, IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def table(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per group (the values of ``group_by``, in the order of the points): the setting (shown by
+    the keys that vary within the group) with the
+    lowest mean ``select`` over its seeds among those whose every seed finished, its mean
+    ``report`` metrics, and the counts of the group's points (total, done, failed)."""
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        key = tuple(row["settings"].get(k, _base(spec, row, k)) for k in spec.group_by)
+        groups.setdefault(key, []).append(row)
+    out = []
+    for key, members in groups.items():
+        settings: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+        for row in members:
+            s = tuple((k, v) for k, v in row["settings"].items() if k != "seed")
+            settings.setdefault(s, []).append(row)
+        best: tuple[float, tuple[Any, ...], list[Mapping[str, Any]]] | None = None
+        for s, runs in settings.items():
+            scores = [r.get("metrics", {}).get(spec.select) for r in runs]
+            if any(r["status"] != "done" for r in runs) or None in scores:
+                continue
+            score = sum(scores) / len(scores)  # type: ignore[arg-type]
+            if math.isfinite(score) and (best is None or score < best[0]):
+                best = (score, s, runs)
+        entry: dict[str, Any] = {
+            "group": dict(zip(spec.group_by, key, strict=True)),
+            "points": len(members),
+            "done": sum(r["status"] == "done" for r in members),
+            "failed": sum(r["status"] == "failed" for r in members),
+            "settings_complete": sum(
+                all(r["status"] == "done" for r in runs) for runs in settings.values()
+            ),
+            "settings": len(settings),
+        }
+        if best is not None:
+            score, s, runs = best
+            varying = {k for k, _ in s if len({dict(t).get(k) for t in settings}) > 1}
+            entry["selected"] = {k: v for k, v in s if k in varying}
+            entry["seeds"] = len(runs)
+            entry["step"] = min(r.get("step") or 0 for r in runs)
+            entry[spec.select] = score
+            for m in spec.report:
+                values = [r["metrics"][m] for r in runs]
+                entry[m] = None if None in values else sum(values) / len(values)
+        out.append(entry)
+    return out
+
+
+def _base(spec: SweepSpec, row: Mapping[str, Any], key: str) -> Any:
+    point = next(p for p in spec.points if p.name == row["name"])
+    return point.config[key]
+
+
+def write_tables(
+    spec: SweepSpec,
+    finals: Mapping[str, Mapping[str, Any]],
+    errors: Mapping[str, str],
+    walls: Mapping[str, float],
+    *,
+    session: Mapping[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``<results>.json`` and ``<results>.md`` (atomically) from the runs' final records;
+    ``session``: the last session's engine, jobs, and wall time against its runs' own."""
+    rows = _rows(spec, finals, errors, walls)
+    groups = table(spec, rows)
+    doc = {
+        "title": spec.title,
+        "experiment": spec.experiment.name,
+        "spec": str(spec.path),
+        "group_by": list(spec.group_by),
+        "select": spec.select,
+        "report": list(spec.report),
+        "points_total": len(rows),
+        "points_done": sum(r["status"] == "done" for r in rows),
+        "points_failed": sum(r["status"] == "failed" for r in rows),
+        "groups": groups,
+        "points": rows,
+    }
+    if session is not None:
+        doc["last_session"] = dict(session)
+    json_path = spec.results.with_suffix(".json")
+    md_path = spec.results.with_suffix(".md")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(doc, json_path)
+    write_atomic(md_path, render_markdown(spec, doc))
+    return json_path, md_path
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) >= 0.01 else f"{v:.3g}"
+    return str(v)
+
+
+def render_markdown(spec: SweepSpec, doc: Mapping[str, Any]) -> str:
+    """The table of ``doc`` (what :func:`write_tables` writes to JSON) as markdown."""
+    metrics = [spec.select, *spec.report]
+    lines = [
+        f"# {spec.title}",
+        "",
+        f"Sweep of `{spec.experiment.name}` from `{spec.path.name}`: "
+        f"{doc['points_done']} of {doc['points_total']} grid points run"
+        + (f", {doc['points_failed']} failed" if doc["points_failed"] else "")
+        + f". Per group the setting with the lowest `{spec.select}` (mean over its seeds) among "
+        "the settings whose runs all finished; `points run` counts the group's finished points.",
+        "",
+        "| " + " | ".join([*spec.group_by, "selected", *metrics, "points run"]) + " |",
+        "|" + "---|" * (len(spec.group_by) + len(metrics) + 2),
+    ]
+    for g in doc["groups"]:
+        sel = g.get("selected")
+        shown = (
+            "—"
+            if sel is None
+            else ", ".join(f"{k}={_show(v)}" for k, v in sel.items()) or "the only one"
+        )
+        cells = [*(_fmt(v) for v in g["group"].values()), shown]
+        cells += [_fmt(g.get(m)) for m in metrics]
+        cells.append(
+            f"{g['done']}/{g['points']}" + (f" ({g['failed']} failed)" if g["failed"] else "")
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Every point", "", "| run | status | " + " | ".join(metrics) + " | wall (s) |"]
+    lines.append("|" + "---|" * (len(metrics) + 3))
+    for r in doc["points"]:
+        values = r.get("metrics", {})
+        status = r["status"]
+        if "trained_step" in r:
+            status += f" (trained to step {r['trained_step']})"
+        cells = [f"`{r['name']}`", status, *(_fmt(values.get(m)) for m in metrics)]
+        cells.append(_fmt(r["wall_s"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``gumbel-softmax sweep``."""
+    parser.add_argument(
+        "spec", metavar="SPEC.toml", help="the sweep spec (format: gumbel_softmax.lab.sweep)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at once: local worker processes, each with cores // N torch threads (default: 1)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="'local' worker processes, or tasks on a Ray cluster (the ray extra) (default: local)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join, e.g. 'auto' or 'ray://host:10001' "
+        "(default: start a local instance with N * threads CPUs)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a base config field for every point (repeatable), e.g. --set "
+        "max_steps=1000 --set data_dir=/data",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the points and which are finished; run nothing, write nothing",
+    )
