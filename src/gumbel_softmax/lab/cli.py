@@ -32,7 +32,16 @@ from typing import Any, NoReturn
 from gumbel_softmax import estimators
 
 from .checkpoint import CheckpointError
-from .config import HELP, SBN_HELP, ConfigError, SBNConfig, VAEConfig, load_toml
+from .config import (
+    GAN_HELP,
+    HELP,
+    SBN_HELP,
+    ConfigError,
+    GANConfig,
+    SBNConfig,
+    VAEConfig,
+    load_toml,
+)
 from .runner import RunError
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -42,6 +51,14 @@ _CHOICES = {
     "prior": ["uniform", "learned"],
     "optimizer": ["adam", "sgd"],
     "temperature": ["constant", "anneal", "learned"],
+}
+
+
+_GAN_CHOICES = {
+    "objective": ["gan", "mle"],
+    "task": ["grammar"],
+    "temperature": ["constant", "anneal", "inverse"],
+    "beta_kind": ["exp", "lin", "log", "quad", "sigmoid"],
 }
 
 
@@ -75,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-samples). Writes the run record to --run-dir; the same --run-dir resumes.",
     )
     _add_config_options(sbn, SBNConfig, SBN_HELP, "sbn")
+    gan = sub.add_parser(
+        "gan",
+        allow_abbrev=False,
+        help="train and evaluate a sequence GAN (or its maximum-likelihood baseline) on "
+        "grammar strings (resumes if --run-dir has a run)",
+        description="Adversarial generation of discrete sequences (Kusner & Hernandez-Lobato "
+        "2016, arXiv:1611.04051): an LSTM generator of arithmetic expressions over x and y, "
+        "its tokens drawn by --estimator, against an LSTM discriminator; or, with --objective "
+        "mle, the same LSTM trained by maximum likelihood. Reports the parse rate, unique "
+        "fraction and novelty of generated strings and the held-out NLL. Writes the run record "
+        "to --run-dir; the same --run-dir resumes.",
+    )
+    _add_config_options(gan, GANConfig, GAN_HELP, "gan")
     data = sub.add_parser(
         "data",
         allow_abbrev=False,
@@ -114,11 +144,14 @@ def _add_config_options(
         kw["type"] = type(default)
         if f.name in _CHOICES and (table == "vae" or f.name in ("latent", "optimizer")):
             kw["choices"] = _CHOICES[f.name]
+        if table == "gan" and f.name in _GAN_CHOICES:
+            kw["choices"] = _GAN_CHOICES[f.name]
         parser.add_argument(flag, metavar=f.name.upper(), **kw)
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`VAEConfig` (``vae``) or :class:`SBNConfig` (``sbn``) of ``args``: defaults <
+    """The :class:`VAEConfig` (``vae``), :class:`SBNConfig` (``sbn``) or :class:`GANConfig`
+    (``gan``) of ``args``: defaults <
     TOML file < command line; raises :class:`ConfigError` on any bad value."""
     command = getattr(args, "command", "vae")
     values: dict[str, Any] = {}
@@ -129,7 +162,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if path is not None:
         values.update(load_toml(path, table=command))
     values.update(given)
-    return (SBNConfig if command == "sbn" else VAEConfig).from_dict(values)
+    configs = {"sbn": SBNConfig, "gan": GANConfig}
+    return configs.get(command, VAEConfig).from_dict(values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
     except ConfigError as err:
         parser.error(str(err))  # exits with status 2 before any work starts
-    from . import experiment, sbn
+    from . import experiment, gan, sbn
 
+    run_main = {"sbn": sbn.main, "gan": gan.main}.get(args.command, experiment.main)
     with _warnings_as_messages():
         try:
-            result = (sbn.main if args.command == "sbn" else experiment.main)(config)
+            result = run_main(config)
         except ConfigError as err:
             parser.error(str(err))
         except (RunError, CheckpointError) as err:
@@ -164,7 +199,14 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 130
-    if args.command == "sbn":
+    if args.command == "gan":
+        f = result.final
+        print(
+            f"step {result.step}: parse rate {f['parse_rate']:.3f}, unique {f['unique']:.3f}, "
+            f"novel {f['novel']:.3f} ({config.eval_strings} strings at sampling temperature 1); "
+            f"held-out NLL {f['heldout_nll']:.2f} nats per string"
+        )
+    elif args.command == "sbn":
         print(
             f"step {result.step}: test NLL (m={config.eval_samples}) {result.test['nll']:.2f} "
             f"nats, valid NLL {result.valid['nll']:.2f}"
