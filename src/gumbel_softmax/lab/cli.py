@@ -162,7 +162,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if path is not None:
         values.update(load_toml(path, table=command))
     values.update(given)
-    configs = {"sbn": SBNConfig, "gan": GANConfig}
+    configs: dict[str, Any] = {"sbn": SBNConfig, "gan": GANConfig}
     return configs.get(command, VAEConfig).from_dict(values)
 
 
@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))  # exits with status 2 before any work starts
     from . import experiment, gan, sbn
 
-    run_main = {"sbn": sbn.main, "gan": gan.main}.get(args.command, experiment.main)
+    mains: dict[str, Any] = {"sbn": sbn.main, "gan": gan.main}
+    run_main = mains.get(args.command, experiment.main)
     with _warnings_as_messages():
         try:
             result = run_main(config)
