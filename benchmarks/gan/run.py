@@ -302,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--methods", nargs="+", choices=list(METHODS), default=["mle", "gs", "st-gs", "reinforce"]
     )
-    p.add_argument("--pretrain-steps", type=int, default=1000)
-    p.add_argument("--adversarial-steps", type=int, default=500)
+    p.add_argument("--pretrain-steps", type=int, default=600)
+    p.add_argument("--adversarial-steps", type=int, default=400)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
