@@ -56,7 +56,7 @@ _CHOICES = {
 
 _GAN_CHOICES = {
     "objective": ["gan", "mle"],
-    "task": ["grammar"],
+    "task": ["grammar", "oracle"],
     "temperature": ["constant", "anneal", "inverse"],
     "beta_kind": ["exp", "lin", "log", "quad", "sigmoid"],
 }
@@ -200,7 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 130
-    if args.command == "gan":
+    if args.command == "gan" and config.task == "oracle":
+        f = result.final
+        print(
+            f"step {result.step}: NLL_oracle {f['nll_oracle']:.3f}, NLL_gen {f['nll_gen']:.3f} "
+            "nats per token"
+        )
+    elif args.command == "gan":
         f = result.final
         print(
             f"step {result.step}: parse rate {f['parse_rate']:.3f}, unique {f['unique']:.3f}, "

@@ -501,7 +501,11 @@ GAN_HELP: dict[str, str] = {
     "single_evaluation: gs, st-gs, st, gst, reinmax, gumbel-rao, decoupled-st-gs, sf, sf-ema, "
     "nvil, ...",
     "task": "'grammar' (arithmetic expressions over x and y, at most 15 tokens; training and "
-    "held-out strings drawn from a PCFG with the seed)",
+    "held-out strings drawn from a PCFG with the seed) or 'oracle' (SeqGAN's synthetic oracle: "
+    "sequences drawn from a random LSTM seeded by the seed; reports NLL_oracle and NLL_gen)",
+    "oracle_vocab": "tokens of the synthetic oracle (task='oracle')",
+    "oracle_hidden": "LSTM units of the synthetic oracle (task='oracle')",
+    "oracle_length": "tokens of each oracle sequence (task='oracle')",
     "n_train": "training strings (drawn from the PCFG with the seed)",
     "n_held_out": "held-out strings (for the held-out NLL and the novelty reference)",
     "hidden": "LSTM units of the generator (and of the MLE baseline)",
@@ -550,6 +554,9 @@ class GANConfig:
     objective: str = "gan"
     estimator: str = "gs"
     task: str = "grammar"
+    oracle_vocab: int = 16
+    oracle_hidden: int = 32
+    oracle_length: int = 16
     n_train: int = 10_000
     n_held_out: int = 1_000
     hidden: int = 64
@@ -627,11 +634,14 @@ class GANConfig:
     def validate(self) -> GANConfig:
         """Check every value; return ``self`` or raise :class:`ConfigError` naming the key."""
         _choice("objective", self.objective, ("gan", "mle"))
-        _choice("task", self.task, ("grammar",))
+        _choice("task", self.task, ("grammar", "oracle"))
         _choice("temperature", self.temperature, ("constant", "anneal", "inverse"))
         _choice("beta_kind", self.beta_kind, ("exp", "lin", "log", "quad", "sigmoid"))
         for key in ("n_train", "n_held_out", "hidden", "embed", "disc_hidden", "epochs"):
             _at_least(key, getattr(self, key), 1)
+        for key in ("oracle_hidden", "oracle_length"):
+            _at_least(key, getattr(self, key), 1)
+        _at_least("oracle_vocab", self.oracle_vocab, 2)
         for key in ("batch_size", "anneal_every", "beta_steps", "eval_strings"):
             _at_least(key, getattr(self, key), 1)
         for key in ("checkpoint_every", "log_every"):
@@ -665,12 +675,13 @@ class GANConfig:
         length (declared ``single_evaluation``) and run at the schedule's temperatures."""
         from .grammar import VOCAB
 
-        cls = estimator_for(self.estimator, n_classes=VOCAB, n_latent=1)
+        vocab = VOCAB if self.task == "grammar" else self.oracle_vocab
+        cls = estimator_for(self.estimator, n_classes=vocab, n_latent=1)
         if not cls.single_evaluation:
             raise ConfigError(
                 f"estimator {self.estimator!r} evaluates f at several points per call (it does "
-                "not declare single_evaluation); a sequence of 16 nested tokens would cost "
-                "M**16 generator passes; use gs, st-gs, st, gst, reinmax, gumbel-rao, sf, "
+                "not declare single_evaluation); a sequence of T nested tokens would cost "
+                "M**T generator passes; use gs, st-gs, st, gst, reinmax, gumbel-rao, sf, "
                 "sf-ema or nvil"
             )
         kind = cls.temperature_kind

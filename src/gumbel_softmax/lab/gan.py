@@ -41,6 +41,13 @@ logits divided by it): parse rate (valid strings / all), unique (distinct string
 teacher-forced, end token included), defined for every run since the generator is
 autoregressive. The maximum-likelihood baseline across sampling temperatures traces the
 quality-diversity curve of Caccia et al. (2018, arXiv:1811.02549).
+
+The synthetic oracle (``task="oracle"``; SeqGAN, Yu et al. 2017, arXiv:1609.05473, and RelGAN):
+the data are sequences of ``oracle_length`` tokens (no end token) drawn from a randomly
+initialised LSTM (:func:`build_oracle`), and each evaluation reports
+:math:`\mathrm{NLL}_{\text{oracle}}` (the oracle's NLL of the generator's samples, the quality)
+and :math:`\mathrm{NLL}_{\text{gen}}` (the generator's NLL of held-out oracle samples, the
+coverage), both in nats per token; the oracle's own entropy rate is the floor of both.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ __all__ = [
     "SequenceGAN",
     "build_estimator",
     "build_model",
+    "build_oracle",
     "discriminator_loss",
     "generator_cost",
     "main",
@@ -94,17 +102,26 @@ _RESUMABLE_KEYS = frozenset({"epochs", "max_steps", "progress", "figures", "run_
 
 
 class Generator(nn.Module):
-    r"""An LSTM language model over :data:`~.grammar.VOCAB` tokens whose input is a (relaxed)
-    one-hot vector: ``embed`` (linear) -> ``LSTMCell`` -> ``head`` (logits).
+    r"""An LSTM language model over ``vocab`` tokens whose input is a (relaxed) one-hot
+    vector: ``embed`` (linear) -> ``LSTMCell`` -> ``head`` (logits). With ``end`` (the grammar's
+    :data:`~.grammar.EOS`) a string ends at its first end token; with ``end=None`` every
+    sequence has the full length (the synthetic oracle).
 
     Shapes: :meth:`start` ``-> (h, c)``, each ``(batch, hidden)`` (the state after a zero start
     input); :meth:`advance` ``z (batch, V), state -> state``; :meth:`log_prob`
     ``tokens (batch, T) -> (batch,)``; :meth:`sample` ``-> tokens (n, T)``.
     """
 
-    def __init__(self, *, vocab: int = grammar.VOCAB, embed: int = 16, hidden: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        vocab: int = grammar.VOCAB,
+        embed: int = 16,
+        hidden: int = 64,
+        end: int | None = grammar.EOS,
+    ) -> None:
         super().__init__()
-        self.vocab, self.hidden = vocab, hidden
+        self.vocab, self.hidden, self.end = vocab, hidden, end
         self.embed = nn.Linear(vocab, embed, bias=False)
         self.cell = nn.LSTMCell(embed, hidden)
         self.head = nn.Linear(hidden, vocab)
@@ -118,7 +135,7 @@ class Generator(nn.Module):
 
     def log_prob(self, tokens: Tensor) -> Tensor:
         r""":math:`\log p(s) = \sum_{t \le e} \log p(s_t \mid s_{<t})`, ``e`` the first end token
-        (teacher forcing); a row without one counts all T tokens."""
+        (teacher forcing); a row without one (every row when ``end`` is None) counts all T."""
         one_hot = F.one_hot(tokens, self.vocab).to(self.head.weight.dtype)
         state = self.start(tokens.shape[0])
         terms = []
@@ -126,7 +143,9 @@ class Generator(nn.Module):
             terms.append(self.head(state[0]).log_softmax(-1))
             state = self.advance(one_hot[:, t], state)
         log_q = torch.stack(terms, 1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-        ended_before = (tokens == grammar.EOS).long().cumsum(1) - (tokens == grammar.EOS).long()
+        if self.end is None:
+            return log_q.sum(1)
+        ended_before = (tokens == self.end).long().cumsum(1) - (tokens == self.end).long()
         return (log_q * (ended_before == 0)).sum(1)
 
     @torch.no_grad()
@@ -169,10 +188,18 @@ class Discriminator(nn.Module):
 class SequenceGAN(nn.Module):
     """The two players, one module (one entry of the checkpoint)."""
 
-    def __init__(self, *, embed: int = 16, hidden: int = 64, disc_hidden: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        vocab: int = grammar.VOCAB,
+        end: int | None = grammar.EOS,
+        embed: int = 16,
+        hidden: int = 64,
+        disc_hidden: int = 64,
+    ) -> None:
         super().__init__()
-        self.generator = Generator(embed=embed, hidden=hidden)
-        self.discriminator = Discriminator(embed=embed, hidden=disc_hidden)
+        self.generator = Generator(vocab=vocab, embed=embed, hidden=hidden, end=end)
+        self.discriminator = Discriminator(vocab=vocab, embed=embed, hidden=disc_hidden)
 
 
 def mask_after_end(z: Tensor) -> Tensor:
@@ -212,7 +239,7 @@ def generator_cost(
     seen: dict[str, Tensor] = {}
 
     def cost(z: Tensor) -> Tensor:
-        x = mask_after_end(z)
+        x = z if gen.end is None else mask_after_end(z)
         seen["fake"] = x.detach()
         return F.softplus(-torch.func.functional_call(disc, frozen, (x,)))
 
@@ -263,7 +290,40 @@ def build_model(config: GANConfig) -> SequenceGAN:
     """The two players of ``config``, initialised from ``config.seed`` (global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "init"))
-        return SequenceGAN(embed=config.embed, hidden=config.hidden, disc_hidden=config.disc_hidden)
+        return SequenceGAN(
+            vocab=_vocab(config),
+            end=grammar.EOS if config.task == "grammar" else None,
+            embed=config.embed,
+            hidden=config.hidden,
+            disc_hidden=config.disc_hidden,
+        )
+
+
+def _vocab(config: GANConfig) -> int:
+    return grammar.VOCAB if config.task == "grammar" else config.oracle_vocab
+
+
+def _length(config: GANConfig) -> int:
+    return LENGTH if config.task == "grammar" else config.oracle_length
+
+
+def build_oracle(config: GANConfig) -> Generator:
+    r"""The synthetic oracle of SeqGAN (Yu et al. 2017, arXiv:1609.05473) and RelGAN: an LSTM of
+    ``oracle_hidden`` units over ``oracle_vocab`` tokens, every parameter drawn from
+    :math:`\mathcal N(0, 1)` with ``config.seed``, sequences of ``oracle_length`` tokens and no
+    end token. Its samples are the data; :math:`\mathrm{NLL}_{\text{oracle}}` is its NLL of the
+    generator's samples."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "oracle"))
+        oracle = Generator(
+            vocab=config.oracle_vocab,
+            embed=config.oracle_hidden,
+            hidden=config.oracle_hidden,
+            end=None,
+        )
+        for p in oracle.parameters():
+            nn.init.normal_(p, 0.0, 1.0)
+    return oracle.requires_grad_(False).eval()
 
 
 def build_estimator(config: GANConfig) -> estimators.Estimator:
@@ -279,7 +339,7 @@ def build_estimator(config: GANConfig) -> estimators.Estimator:
         torch.manual_seed(derive_seed(config.seed, "init", "estimator"))
         return estimators.build(
             config.estimator,
-            event_shape=(1, grammar.VOCAB),
+            event_shape=(1, _vocab(config)),
             context_features=config.hidden,
             **options,
         )
@@ -324,9 +384,19 @@ def main(config: GANConfig) -> GANResult:
     run.check_config(config.to_dict(), resumable=_RESUMABLE_KEYS, defaults=GANConfig().to_dict())
     device = resolve_device(config.device)
     require_extras(progress=config.progress, figures=config.figures)
-    data = grammar.grammar_data(config.seed, config.n_train, config.n_held_out)
-    train_tokens = grammar.encode(data.train, LENGTH).to(device)
-    held_out = grammar.encode(data.held_out, LENGTH).to(device)
+    length, vocab = _length(config), _vocab(config)
+    oracle: Generator | None = None
+    if config.task == "grammar":
+        data = grammar.grammar_data(config.seed, config.n_train, config.n_held_out)
+        train_tokens = grammar.encode(data.train, LENGTH).to(device)
+        held_out = grammar.encode(data.held_out, LENGTH).to(device)
+        train_set = data.train_set
+    else:
+        oracle = build_oracle(config).to(device)
+        rng = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "oracle", "data"))
+        train_tokens = oracle.sample(config.n_train, length=length, generator=rng)
+        held_out = oracle.sample(config.n_held_out, length=length, generator=rng)
+        train_set = frozenset()
     steps_per_epoch, minibatch = minibatches(train_tokens, config.batch_size, config.seed)
 
     model = build_model(config).to(device)
@@ -350,8 +420,10 @@ def main(config: GANConfig) -> GANResult:
         if not adversarial or at < config.pretrain_steps:
             nll = -model.generator.log_prob(tokens).mean()
             return StepOutput(nll, {"loss": float(nll.detach()), "nll": float(nll.detach())})
-        cost, fake = generator_cost(model, estimator, tokens.shape[0], generator=sampler)
-        real = F.one_hot(tokens, grammar.VOCAB).to(fake.dtype)
+        cost, fake = generator_cost(
+            model, estimator, tokens.shape[0], generator=sampler, length=length
+        )
+        real = F.one_hot(tokens, vocab).to(fake.dtype)
         d_loss, d_real, d_fake = discriminator_loss(model, real, fake)
         g_loss = cost.mean()
         return StepOutput(
@@ -364,8 +436,6 @@ def main(config: GANConfig) -> GANResult:
                 "d_fake": float(d_fake.detach()),
             },
         )
-
-    train_set = data.train_set
 
     def measure(at: int, samples: bool = False) -> dict[str, Any]:
         gen = model.generator
@@ -380,6 +450,18 @@ def main(config: GANConfig) -> GANResult:
                 g = torch.Generator(device=device).manual_seed(
                     derive_seed(config.seed, "eval", at, tau)
                 )
+                if oracle is not None:  # per token, as SeqGAN reports them
+                    drawn = gen.sample(
+                        config.eval_strings, length=length, temperature=tau, generator=g
+                    )
+                    nll_oracle = float(-oracle.log_prob(drawn).mean()) / length
+                    metrics[f"nll_oracle@{tau:g}"] = nll_oracle
+                    if tau == 1.0:
+                        metrics["nll_oracle"] = nll_oracle
+                        metrics["nll_gen"] = metrics["heldout_nll"] / length
+                        if samples:
+                            metrics["samples"] = [" ".join(map(str, s)) for s in drawn.tolist()]
+                    continue
                 strings = grammar.decode(
                     gen.sample(config.eval_strings, temperature=tau, generator=g)
                 )
@@ -417,7 +499,7 @@ def main(config: GANConfig) -> GANResult:
         config=config.to_dict(),
         seed=config.seed,
         progress=config.progress,
-        session={"task": config.task, "steps_per_epoch": steps_per_epoch},
+        session={"task": config.task, "steps_per_epoch": steps_per_epoch, "length": length},
     )
     figures: list[Path] = []
     if config.figures:
@@ -436,9 +518,15 @@ def draw(metrics: list[dict[str, Any]], final: dict[str, Any], out_dir: Path) ->
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     evals = [r for r in metrics if r["kind"] == "eval"]
     rows = [r for r in metrics if r["kind"] == "train"]
-    axes[0].plot([r["step"] for r in evals], [r["parse_rate"] for r in evals], label="parse rate")
-    axes[0].plot([r["step"] for r in evals], [r["unique"] for r in evals], label="unique")
-    axes[0].set(xlabel="step", ylim=(0, 1.02), title="samples (τ_sample = 1)")
+    steps = [r["step"] for r in evals]
+    if evals and "parse_rate" in evals[0]:
+        axes[0].plot(steps, [r["parse_rate"] for r in evals], label="parse rate")
+        axes[0].plot(steps, [r["unique"] for r in evals], label="unique")
+        axes[0].set(xlabel="step", ylim=(0, 1.02), title="samples (τ_sample = 1)")
+    else:  # the synthetic oracle
+        axes[0].plot(steps, [r["nll_oracle"] for r in evals], label="NLL_oracle")
+        axes[0].plot(steps, [r["nll_gen"] for r in evals], label="NLL_gen")
+        axes[0].set(xlabel="step", ylabel="nats per token", title="synthetic oracle")
     axes[0].legend()
     for key in ("d_loss", "g_loss", "nll"):
         pts = [(r["step"], r[key]) for r in rows if key in r]
