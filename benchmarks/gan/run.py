@@ -1,7 +1,8 @@
 """The sequence GAN on the grammar task (issue 13; Kusner & Hernández-Lobato 2016,
 arXiv:1611.04051): Gumbel-Softmax, straight-through Gumbel-Softmax and REINFORCE generators
 against an LSTM discriminator, beside the maximum-likelihood LSTM of the same size, at the same
-number of generator updates, scored by parse rate, unique fraction, novelty and held-out NLL.
+number of generator updates, scored by parse rate, unique fraction, novelty and held-out NLL;
+and, with ``--task oracle``, the same methods on SeqGAN's synthetic oracle (NLL_oracle, NLL_gen).
 
 Each method trains with :func:`gumbel_softmax.lab.gan.main` (its record goes to
 ``<results-dir>/runs/<method>-s<seed>/``, not committed): the GAN methods pre-train by maximum
@@ -13,6 +14,7 @@ benchmark resumes: finished runs (in results.json at these settings) are skipped
 one continues from its checkpoint.
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --methods mle gs st-gs reinforce
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --task oracle --methods mle gs reinforce
     python benchmarks/gan/run.py --render        # only rebuild results.md and the figures
 """
 
@@ -49,7 +51,9 @@ METHODS = {
 def make_config(method: str, a: argparse.Namespace) -> GANConfig:
     objective, estimator = METHODS[method]
     adversarial = objective == "gan"
+    tag = f"{method}-s{a.seed}" if a.task == "grammar" else f"oracle-{method}-s{a.seed}"
     return GANConfig(
+        task=a.task,
         objective=objective,
         estimator=estimator,
         hidden=a.hidden,
@@ -64,14 +68,14 @@ def make_config(method: str, a: argparse.Namespace) -> GANConfig:
         beta_max=a.beta_max,
         beta_steps=a.adversarial_steps,
         sample_temperatures=",".join(f"{t:g}" for t in a.sample_temperatures),
-        eval_strings=1000,
+        eval_strings=a.eval_strings,
         eval_every=a.eval_every,
         checkpoint_every=100,
         log_every=10,
         seed=a.seed,
         figures=True,
         progress=False,
-        run_dir=str(a.results_dir / "runs" / f"{method}-s{a.seed}"),
+        run_dir=str(a.results_dir / "runs" / tag),
     ).validate()
 
 
@@ -108,36 +112,50 @@ def run(method: str, a: argparse.Namespace, rev: str) -> None:
             and r["steps"] == config.max_steps
             and r["settings"] == _settings(config)
         ):
-            print(f"run.py: {tag} done: parse rate {r['parse_rate']:.3f}")
+            print(f"run.py: {tag} done")
             return
     load_start = os.getloadavg()[0]
     t0 = time.time()
     print(f"run.py: {tag} ...", flush=True)
     result = gan.main(config)
     f = result.final
-    samples = a.results_dir / "samples" / f"{method}.txt"
+    samples = a.results_dir / "samples" / f"{tag.rsplit('-s', 1)[0]}.txt"
     samples.parent.mkdir(parents=True, exist_ok=True)
     samples.write_text("".join(s + "\n" for s in f["samples"]))
     taus = sorted({1.0, *config.temperatures()})
-    append_row(
-        {
-            "method": method,
-            "objective": config.objective,
-            "estimator": config.estimator if config.objective == "gan" else "",
+    if config.task == "oracle":
+        scores: dict[str, Any] = {
+            "nll_oracle": f["nll_oracle"],
+            "nll_gen": f["nll_gen"],
+            "by_sampling_temperature": {
+                f"{t:g}": {"nll_oracle": f[f"nll_oracle@{t:g}"]} for t in taus
+            },
+        }
+    else:
+        scores = {
             "parse_rate": f["parse_rate"],
             "unique": f["unique"],
             "novel": f["novel"],
             "heldout_nll": f["heldout_nll"],
+            "by_sampling_temperature": {
+                f"{t:g}": {k: f[f"{k}@{t:g}"] for k in ("parse_rate", "unique", "novel")}
+                for t in taus
+            },
+        }
+    append_row(
+        {
+            "task": config.task,
+            "method": method,
+            "objective": config.objective,
+            "estimator": config.estimator if config.objective == "gan" else "",
+            **{k: v for k, v in scores.items() if k != "by_sampling_temperature"},
             "steps": result.step,
             "adversarial_steps": result.step - config.pretrain_steps
             if config.objective == "gan"
             else 0,
             "seed": config.seed,
             "temperature": _temperature(config),
-            "by_sampling_temperature": {
-                f"{t:g}": {k: f[f"{k}@{t:g}"] for k in ("parse_rate", "unique", "novel")}
-                for t in taus
-            },
+            "by_sampling_temperature": scores["by_sampling_temperature"],
             "settings": _settings(config),
             "git_revision": rev,
             "machine": _machine(load_start),
@@ -147,7 +165,7 @@ def run(method: str, a: argparse.Namespace, rev: str) -> None:
         a.results_dir,
     )
     render(a.results_dir)
-    print(f"run.py: {tag}: parse rate {f['parse_rate']:.3f}, unique {f['unique']:.3f}")
+    print(f"run.py: {tag} done")
 
 
 def _temperature(config: GANConfig) -> str:
@@ -174,10 +192,12 @@ def _settings(config: GANConfig) -> dict[str, Any]:
 
 def render(results_dir: Path) -> None:
     """results.md and the figures from results.json and the runs' metrics."""
-    rows = _read(results_dir / "results.json")
+    every = _read(results_dir / "results.json")
     order = {m: i for i, m in enumerate(METHODS)}
-    rows.sort(key=lambda r: order.get(r["method"], 99))
-    data = grammar.grammar_data(0)
+    every.sort(key=lambda r: order.get(r["method"], 99))
+    rows = [r for r in every if r.get("task", "grammar") == "grammar"]
+    oracle_rows = [r for r in every if r.get("task") == "oracle"]
+    data = grammar.grammar_data(0, 10_000, 1_000)  # the key gan.main caches it under
     reference = gan.string_metrics(data.held_out, data.train_set)
     lines = [
         "# Sequence GAN on the grammar task",
@@ -232,12 +252,43 @@ def render(results_dir: Path) -> None:
             f"{s['settings']['beta_max']:g} over the adversarial steps; git {s['git_revision'][:12]}; "
             f"machine: {s['machine']}.",
         ]
+    if oracle_rows:
+        lines += _oracle_lines(oracle_rows)
     closing = results_dir / "closing.md"
     if closing.exists():
         lines += ["", closing.read_text().strip()]
     (results_dir / "results.md").write_text("\n".join(lines) + "\n")
     if rows:
         _figures(rows, results_dir)
+
+
+def _oracle_lines(rows: list[dict[str, Any]]) -> list[str]:
+    s = rows[0]["settings"]
+    config = GANConfig(**{k: v for k, v in s.items() if k in GANConfig.__dataclass_fields__})
+    oracle = gan.build_oracle(config)
+    _, held_out = gan.oracle_data(config, oracle)
+    with torch.no_grad():
+        floor = float(-oracle.log_prob(held_out).mean()) / config.oracle_length
+    lines = [
+        "",
+        "## The synthetic oracle (SeqGAN / RelGAN)",
+        "",
+        f"A random LSTM of {s['oracle_hidden']} units over {s['oracle_vocab']} tokens (every "
+        f"parameter N(0, 1), seed {s['seed']}) draws {s['n_train']:,} training sequences of "
+        f"{s['oracle_length']} tokens; NLL_oracle is its NLL of 1,000 generated sequences, "
+        "NLL_gen the generator's NLL of 1,000 held-out oracle sequences, both nats per token. "
+        f"The oracle's own entropy rate (its NLL of the held-out sequences), the floor of both: "
+        f"{floor:.3f}.",
+        "",
+        "| method | NLL_oracle | NLL_gen | steps (adversarial) | temperature | wall (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['nll_oracle']:.3f} | {r['nll_gen']:.3f} | {r['steps']} "
+            f"({r['adversarial_steps']}) | {r['temperature'] or 'n/a'} | {r['wall_s']:.0f} |"
+        )
+    return lines
 
 
 def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
@@ -268,9 +319,11 @@ def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
     axes[0].set(xlabel="step", ylabel="parse rate (τ_sample = 1)", ylim=(0, 1.02))
     axes[0].legend(fontsize=8)
     axes[1].set(xlabel="step", ylabel="loss (nats)", title="D (solid) and G (dashed) losses")
-    axes[1].legend(fontsize=7, ncol=2)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=7, ncol=2)
     axes[2].set(xlabel="step", ylabel="estimator temperature τ", yscale="log")
-    axes[2].legend(fontsize=8)
+    if axes[2].get_legend_handles_labels()[0]:
+        axes[2].legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, results_dir / "curves.png")
     plt.close(fig)
@@ -299,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--task", choices=["grammar", "oracle"], default="grammar")
     p.add_argument(
         "--methods", nargs="+", choices=list(METHODS), default=["mle", "gs", "st-gs", "reinforce"]
     )
@@ -313,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sample-temperatures", nargs="+", type=float, default=[0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
     )
+    p.add_argument("--eval-strings", type=int, default=1000, help="samples per evaluation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results-dir", type=Path, default=HERE)
     p.add_argument("--render", action="store_true", help="only re-render results.md and figures")
@@ -320,9 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.results_dir.exists() and not a.results_dir.is_dir():
         print(f"run.py: error: --results-dir {str(a.results_dir)!r} is a file", file=sys.stderr)
         return 2
-    if a.pretrain_steps < 0 or a.adversarial_steps < 1:
+    if a.pretrain_steps < 0 or a.adversarial_steps < 1 or a.eval_strings < 1:
         print(
-            "run.py: error: --pretrain-steps must be >= 0, --adversarial-steps >= 1",
+            "run.py: error: --pretrain-steps must be >= 0, --adversarial-steps and --eval-strings >= 1",
             file=sys.stderr,
         )
         return 2

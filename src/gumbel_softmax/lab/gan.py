@@ -93,6 +93,7 @@ __all__ = [
     "generator_cost",
     "main",
     "mask_after_end",
+    "oracle_data",
     "string_metrics",
 ]
 
@@ -359,6 +360,19 @@ class _AfterPretraining(Schedule):
         return self.schedule.lowest
 
 
+def oracle_data(config: GANConfig, oracle: Generator | None = None) -> tuple[Tensor, Tensor]:
+    """``(train, held_out)``: ``n_train`` then ``n_held_out`` sequences ``(n, oracle_length)``
+    drawn from the oracle (:func:`build_oracle`) with a generator seeded by ``config.seed``."""
+    oracle = build_oracle(config) if oracle is None else oracle
+    device = oracle.head.weight.device
+    rng = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "oracle", "data"))
+    length = config.oracle_length
+    return (
+        oracle.sample(config.n_train, length=length, generator=rng),
+        oracle.sample(config.n_held_out, length=length, generator=rng),
+    )
+
+
 @dataclass(frozen=True)
 class GANResult:
     """The final metrics of a run (at sampling temperature 1 and at each of the config's), its
@@ -393,9 +407,7 @@ def main(config: GANConfig) -> GANResult:
         train_set = data.train_set
     else:
         oracle = build_oracle(config).to(device)
-        rng = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "oracle", "data"))
-        train_tokens = oracle.sample(config.n_train, length=length, generator=rng)
-        held_out = oracle.sample(config.n_held_out, length=length, generator=rng)
+        train_tokens, held_out = oracle_data(config, oracle)
         train_set = frozenset()
     steps_per_epoch, minibatch = minibatches(train_tokens, config.batch_size, config.seed)
 
@@ -533,7 +545,8 @@ def draw(metrics: list[dict[str, Any]], final: dict[str, Any], out_dir: Path) ->
         if pts:
             axes[1].plot(*zip(*pts, strict=True), label=key)
     axes[1].set(xlabel="step", title="training losses (nats)")
-    axes[1].legend()
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend()
     taus = [(r["step"], r["temperature"]) for r in rows if r.get("temperature") is not None]
     if taus:
         axes[2].plot(*zip(*taus, strict=True))
