@@ -51,7 +51,8 @@ METHODS = {
 def make_config(method: str, a: argparse.Namespace) -> GANConfig:
     objective, estimator = METHODS[method]
     adversarial = objective == "gan"
-    tag = f"{method}-s{a.seed}" if a.task == "grammar" else f"oracle-{method}-s{a.seed}"
+    name = f"{method}-{a.variant}" if a.variant else method
+    tag = f"{name}-s{a.seed}" if a.task == "grammar" else f"oracle-{name}-s{a.seed}"
     return GANConfig(
         task=a.task,
         objective=objective,
@@ -145,7 +146,7 @@ def run(method: str, a: argparse.Namespace, rev: str) -> None:
     append_row(
         {
             "task": config.task,
-            "method": method,
+            "method": f"{method}-{a.variant}" if a.variant else method,
             "objective": config.objective,
             "estimator": config.estimator if config.objective == "gan" else "",
             **{k: v for k, v in scores.items() if k != "by_sampling_temperature"},
@@ -194,7 +195,7 @@ def render(results_dir: Path) -> None:
     """results.md and the figures from results.json and the runs' metrics."""
     every = _read(results_dir / "results.json")
     order = {m: i for i, m in enumerate(METHODS)}
-    every.sort(key=lambda r: order.get(r["method"], 99))
+    every.sort(key=lambda r: (order.get(r["method"], len(order)), r["method"]))  # variants last
     rows = [r for r in every if r.get("task", "grammar") == "grammar"]
     oracle_rows = [r for r in every if r.get("task") == "oracle"]
     data = grammar.grammar_data(0, 10_000, 1_000)  # the key gan.main caches it under
@@ -348,7 +349,8 @@ def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -369,9 +371,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--eval-strings", type=int, default=1000, help="samples per evaluation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--variant",
+        default="",
+        help="a name for runs at other settings than the defaults: their run directory, samples "
+        "file and method label get it as a suffix (e.g. gs-lrd1e-4)",
+    )
     p.add_argument("--results-dir", type=Path, default=HERE)
     p.add_argument("--render", action="store_true", help="only re-render results.md and figures")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     if a.results_dir.exists() and not a.results_dir.is_dir():
         print(f"run.py: error: --results-dir {str(a.results_dir)!r} is a file", file=sys.stderr)
         return 2

@@ -69,3 +69,11 @@ def test_short_runs_write_rows_samples_tables_and_figures_then_skip(bench, tmp_p
 def test_bad_options_exit_2_with_a_message(bench, tmp_path, capsys, argv, message):
     assert bench.main([*argv, "--results-dir", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_variant_gets_its_own_run_directory_and_label(bench, tmp_path):
+    where = ["--results-dir", str(tmp_path)]
+    args = bench.parser().parse_args(["--variant", "lrd1e-4", "--lr-d", "1e-4", *where])
+    config = bench.make_config("gs", args)
+    assert config.run_dir.endswith("runs/gs-lrd1e-4-s0") and config.lr_d == 1e-4
+    assert bench.make_config("gs", bench.parser().parse_args(where)).run_dir.endswith("runs/gs-s0")
