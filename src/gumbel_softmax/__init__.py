@@ -14,7 +14,7 @@ from .functional import (
     straight_through,
 )
 from .graph import stochastic_node
-from .schedules import Constant, ExponentialAnneal, Schedule
+from .schedules import Constant, ExponentialAnneal, InverseTemperatureAnneal, Schedule
 from .subsets import relaxed_top_k
 
 __version__ = "0.1.0"
@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Constant",
     "ExponentialAnneal",
+    "InverseTemperatureAnneal",
     "Schedule",
     "__version__",
     "gumbel",

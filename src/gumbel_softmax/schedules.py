@@ -7,6 +7,11 @@ The annealing schedule is the one of Jang, Gu & Poole (arXiv:1611.01144, Section
 :math:`\tau_t = \max(\tau_{\min}, \tau_0 \exp(-r\, t'))` with :math:`t'` the step rounded down to a
 multiple of the update interval :math:`N` (the paper updates :math:`\tau` every :math:`N` steps,
 :math:`N \in \{500, 1000\}`, :math:`r \in \{10^{-5}, 10^{-4}\}`, :math:`\tau_{\min} = 0.5`).
+
+The inverse-temperature schedules are RelGAN's (Nie, Narodytska & Patel 2019, ICLR,
+"RelGAN: Relational Generative Adversarial Networks for Text Generation"): the inverse
+temperature :math:`\beta = 1/\tau` grows from 1 to :math:`\beta_{\max}` over the adversarial
+training, :class:`InverseTemperatureAnneal`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Constant", "ExponentialAnneal", "Schedule"]
+__all__ = ["Constant", "ExponentialAnneal", "InverseTemperatureAnneal", "Schedule"]
 
 
 def _positive_finite(name: str, value: float) -> float:
@@ -120,3 +125,75 @@ class ExponentialAnneal(Schedule):
     def lowest(self) -> float:
         # tau0 * exp(-r t) -> 0 as t grows when r > 0, so the floor is reached eventually
         return self.tau_min if self.rate > 0 else max(self.tau_min, self.tau0)
+
+
+_INVERSE_KINDS = ("exp", "lin", "log", "quad", "sigmoid")
+
+
+@dataclass(frozen=True)
+class InverseTemperatureAnneal(Schedule):
+    r"""RelGAN's inverse-temperature schedules: :math:`\tau_t = 1/\beta_t`, :math:`\beta_t` rising
+    from 1 at step 0 to :math:`\beta_{\max}` at step :math:`N` (``steps``) and kept there, with
+    :math:`u = \min(t, N)/N`:
+
+    .. math::
+        \beta^{\text{exp}} = \beta_{\max}^{u}, \quad
+        \beta^{\text{lin}} = 1 + (\beta_{\max} - 1)\,u, \quad
+        \beta^{\text{quad}} = 1 + (\beta_{\max} - 1)\,u^2,
+
+    .. math::
+        \beta^{\text{log}} = 1 + (\beta_{\max} - 1)\,\frac{\log(1 + t')}{\log(1 + N)}, \quad
+        \beta^{\text{sigmoid}} = 1 + (\beta_{\max} - 1)\,\sigma\bigl(20\,(u - \tfrac12)\bigr),
+
+    :math:`t' = \min(t, N)`. Nie, Narodytska & Patel (ICLR 2019, section 2.3) use ``exp`` with
+    :math:`\beta_{\max} \in \{1, 10, 100, 1000\}` over the whole adversarial training; a larger
+    :math:`\beta_{\max}` gave more diverse and less accurate samples. The sigmoid one starts at
+    :math:`1 + (\beta_{\max}-1)\sigma(-10)`, not exactly 1 (as theirs does).
+
+    Args:
+        beta_max: :math:`\beta_{\max} \ge 1`; the lowest temperature is :math:`1/\beta_{\max}`.
+        steps: :math:`N \ge 1`, the step at which :math:`\beta_{\max}` is reached.
+        kind: ``"exp"``, ``"lin"``, ``"log"``, ``"quad"`` or ``"sigmoid"``.
+
+    Raises:
+        TypeError: a non-numeric ``beta_max``, a non-int ``steps``.
+        ValueError: ``beta_max < 1`` or not finite, ``steps < 1``, an unknown ``kind``.
+    """
+
+    beta_max: float = 100.0
+    steps: int = 5000
+    kind: str = "exp"
+
+    def __post_init__(self) -> None:
+        beta = _positive_finite("beta_max", self.beta_max)
+        if beta < 1:
+            raise ValueError(f"beta_max must be >= 1, got {self.beta_max!r}")
+        object.__setattr__(self, "beta_max", beta)
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
+            raise TypeError(f"steps must be an int, got {self.steps!r}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.kind not in _INVERSE_KINDS:
+            raise ValueError(f"kind must be one of {list(_INVERSE_KINDS)}, got {self.kind!r}")
+
+    def beta(self, step: int) -> float:
+        """The inverse temperature :math:`\beta_t` at ``step``."""
+        t = min(_check_step(step), self.steps)
+        u, b = t / self.steps, self.beta_max
+        if self.kind == "exp":
+            return float(b**u)
+        if self.kind == "lin":
+            return 1 + (b - 1) * u
+        if self.kind == "quad":
+            return 1 + (b - 1) * u * u
+        if self.kind == "log":
+            return 1 + (b - 1) * math.log1p(t) / math.log1p(self.steps)
+        return 1 + (b - 1) / (1 + math.exp(-20 * (u - 0.5)))
+
+    def __call__(self, step: int) -> float:
+        return 1.0 / self.beta(step)
+
+    @property
+    def lowest(self) -> float:
+        # every kind is non-decreasing in t and reaches beta_max at t = N (sigmoid: just below)
+        return 1.0 / self.beta(self.steps)

@@ -368,3 +368,26 @@ def test_scale_gradient_keeps_values_and_scales_gradients() -> None:
         scale_gradient(x, "0.5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
         scale_gradient([1.0], 0.5)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- single evaluation
+@pytest.mark.parametrize("name", NAMES)
+def test_single_evaluation_is_declared_exactly_where_f_is_called_once_on_one_sample(
+    name: str,
+) -> None:
+    # The sequence GAN nests one node per token; it relies on this declaration for a cost
+    # linear in the length. Counted, not inferred: the shapes of every call of f.
+    cls = estimator_class(name)
+    k = 2 if cls.binary_only else 3
+    options = {"temperature": 1.0} if cls.temperature_kind is not None else {}
+    est = build(name, event_shape=(1, k), context_features=4, **options)
+    shapes: list[tuple[int, ...]] = []
+
+    def f(z: Tensor) -> Tensor:
+        shapes.append(tuple(z.shape))
+        return _f(z)
+
+    context = {"context": torch.randn(5, 4)} if cls.takes_context else {}
+    x = torch.randn(5, 1, k, dtype=torch.float64, requires_grad=True)
+    est(x, f, generator=torch.Generator().manual_seed(0), **context)
+    assert (shapes == [(5, 1, k)]) == cls.single_evaluation, shapes

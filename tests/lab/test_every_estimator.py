@@ -2,14 +2,15 @@
 
 The registry drives the cases: ``estimators.available()`` and each class's declared capabilities
 (``binary_only``, ``temperature_kind``, ``min_temperature``), so an estimator added to the registry
-is covered without editing this file; :data:`EXPERIMENTS` lists the experiments (the VAE and the
-SBN), each with its tiny configuration. Each case is a short run through the CLI
+is covered without editing this file; :data:`EXPERIMENTS` lists the experiments (the VAE, the
+SBN and the sequence GAN), each with its tiny configuration. Each case is a short run through the CLI
 (``cli.main([...])``) on the shipped ``binarized-mnist-subset``: a tiny VAE (hidden 64-32,
 4 categorical variables of K = 10 or 8 bits) or a tiny two-layer SBN (4 categorical variables
 of K = 10 or 8 bits per layer); 4 bits for an estimator that evaluates every state, and a latent
 whose K**N exceeds the declared ``max_states`` left out; in the SBN, no estimator that declares
-a ``multi_sample_bound`` (its layers are nested single-sample nodes). 24 steps of batch 50, and
-checks that
+a ``multi_sample_bound`` (its layers are nested single-sample nodes); in the sequence GAN
+(16-unit LSTMs, 200 sequences of the synthetic oracle, batch 25) every estimator that declares
+``single_evaluation``, and its discriminator's loss is the one that must fall. 24 steps of batch 50, and checks that
 
 * the loss is finite and falls (a one-sided two-sample z-test on the per-step losses of the
   first and last eight steps);
@@ -42,7 +43,7 @@ import pytest
 import torch
 
 from gumbel_softmax import estimators
-from gumbel_softmax.lab import cli, experiment, sbn
+from gumbel_softmax.lab import cli, experiment, gan, sbn
 from gumbel_softmax.lab.checkpoint import load_checkpoint
 from gumbel_softmax.lab.records import read_metrics
 from gumbel_softmax.testing import normal_quantile
@@ -74,6 +75,8 @@ def _latents(exp: str, name: str) -> list[str]:
     # only where its joint state space fits the estimator's declared max_states (exact: 4096);
     # none in the SBN for an estimator of a multi-sample bound.
     cls = estimators.estimator_class(name)
+    if exp == "gan":  # one token at a time, fed back: estimators that evaluate f once
+        return ["sequence"] if cls.single_evaluation and not cls.binary_only else []
     if exp == "sbn" and cls.multi_sample_bound:
         return []
     latents = ["bernoulli"] if cls.binary_only else ["categorical", "bernoulli"]
@@ -81,7 +84,7 @@ def _latents(exp: str, name: str) -> list[str]:
 
 
 #: The lab's experiments: each CLI command, with how a test builds its initial model and estimator.
-EXPERIMENTS = ("vae", "sbn")
+EXPERIMENTS = ("vae", "sbn", "gan")
 CASES = [
     (exp, name, latent)
     for exp in EXPERIMENTS
@@ -98,6 +101,8 @@ def _temperatures(name: str) -> tuple[float, float]:
 
 def _argv(name: str, latent: str, run_dir: Path, *more: str, exp: str = "vae") -> list[str]:
     tau0, tau_min = _temperatures(name)
+    if exp == "gan":
+        return _gan_argv(name, run_dir, tau0, tau_min, *more)
     shared = [
         "--estimator", name,
         "--latent", latent,
@@ -131,6 +136,43 @@ def _argv(name: str, latent: str, run_dir: Path, *more: str, exp: str = "vae") -
     return ["vae", *shared, *schedule, *more]
 
 
+def _gan_argv(name: str, run_dir: Path, tau0: float, tau_min: float, *more: str) -> list[str]:
+    """The sequence GAN on the synthetic oracle (the grammar's strings have 16 tokens, 3 times
+    the cost; ``test_gan.py`` trains on them): 200 sequences of 6 tokens of 9 from a random
+    LSTM, batch 25 (8 steps an epoch), 16-unit LSTMs."""
+    return [
+        "gan",
+        "--estimator", name,
+        "--task", "oracle",
+        "--oracle-vocab", "9",
+        "--oracle-length", "6",
+        "--n-train", "200",
+        "--n-held-out", "50",
+        "--hidden", "16",
+        "--embed", "8",
+        "--disc-hidden", "16",
+        "--batch-size", "25",
+        "--lr", "0.001",
+        "--lr-d", "0.01",
+        "--epochs", "3",
+        "--max-steps", str(STEPS),
+        "--temperature", "anneal",
+        "--tau0", str(tau0),
+        "--tau-min", str(tau_min),
+        "--anneal-rate", "0.05",
+        "--anneal-every", "4",
+        "--log-every", "1",
+        "--eval-every", "12",
+        "--checkpoint-every", "8",
+        "--eval-strings", "50",
+        "--sample-temperatures", "1",
+        "--no-figures",
+        "--no-progress",
+        "--run-dir", str(run_dir),
+        *more,
+    ]  # fmt: skip
+
+
 def _config(argv: list[str]):
     return cli.config_from_args(cli.build_parser().parse_args(argv))
 
@@ -139,6 +181,8 @@ def _initial(exp: str, config) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The model and estimator(s) a config builds before its first step."""
     if exp == "sbn":
         return sbn.build_model(config), sbn.build_estimators(config)
+    if exp == "gan":
+        return gan.build_model(config), gan.build_estimator(config)
     return experiment.build_model(config), experiment.build_estimator(config)
 
 
@@ -228,15 +272,27 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, exp, name, lat
     # window inflates its spread, which only makes the test stricter. Measured: z >= 13 for
     # every case (the loss falls from about 525 to 260-310 nats), so a working estimator passes
     # with all but negligible probability, and one that does not train fails.
-    losses = [r["loss"] for r in rows]
+    losses = [r["d_loss" if exp == "gan" else "loss"] for r in rows]
     assert all(math.isfinite(v) for v in losses), losses
     first, last = losses[:WINDOW], losses[-WINDOW:]
-    z = (statistics.mean(first) - statistics.mean(last)) / math.sqrt(
-        (statistics.variance(first) + statistics.variance(last)) / WINDOW
-    )
+    if exp == "gan":
+        # The sum of the players' losses need not fall; the discriminator learns instead. Every
+        # logit d has softplus(-d) + softplus(d) >= log 4, so a discriminator whose outputs do
+        # not depend on real vs fake has an expected loss >= log 4 (H0); reject it one-sided at
+        # FALSE_ALARM with the last WINDOW steps' mean and spread. Measured: z >= 14 for every
+        # GAN case.
+        z = (math.log(4) - statistics.mean(last)) / (statistics.stdev(last) / math.sqrt(WINDOW))
+    else:
+        z = (statistics.mean(first) - statistics.mean(last)) / math.sqrt(
+            (statistics.variance(first) + statistics.variance(last)) / WINDOW
+        )
     assert z > normal_quantile(1 - FALSE_ALARM), (z, first, last)
     final = json.loads((run / "final.json").read_text())
-    assert all(math.isfinite(final[s][k]) for s in ("valid", "test") for k in final[s])
+    if exp == "gan":
+        assert all(math.isfinite(v) for v in final.values() if isinstance(v, float))
+        assert final["nll_oracle"] > 0 and len(final["samples"]) == 50
+    else:
+        assert all(math.isfinite(final[s][k]) for s in ("valid", "test") for k in final[s])
 
     # Every learnable parameter is trained: in the optimiser, with a gradient, and moved.
     config = _config(_argv(name, latent, run, exp=exp))
@@ -245,9 +301,9 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, exp, name, lat
     named += [("estimator", k, p) for k, p in estimator0.named_parameters()]
     ck = _final_checkpoint(run)
     assert ck["step"] == STEPS
-    (group,) = ck["optimizer"]["param_groups"]
-    assert len(group["params"]) == len(named)  # nothing learnable left out of the optimiser
-    for index, (owner, key, initial) in zip(group["params"], named, strict=True):
+    indices = [i for group in ck["optimizer"]["param_groups"] for i in group["params"]]
+    assert len(indices) == len(named)  # nothing learnable left out of the optimiser
+    for index, (owner, key, initial) in zip(indices, named, strict=True):
         moment = ck["optimizer"]["state"][index]["exp_avg"]
         assert moment.abs().sum() > 0, f"{owner}.{key} received no gradient"
         assert not torch.equal(ck["modules"][owner][key], initial), f"{owner}.{key} did not change"
@@ -290,12 +346,17 @@ def test_the_cases_cover_the_registry():
     for exp in EXPERIMENTS:
         for n in names:
             cls = estimators.estimator_class(n)
+            if exp == "gan":
+                sequential = cls.single_evaluation and not cls.binary_only
+                assert ((exp, n, "sequence") in CASES) == sequential
+                continue
             applies = not (exp == "sbn" and cls.multi_sample_bound)
             assert ((exp, n, "bernoulli") in CASES) == (applies and _fits(n, "bernoulli"))
             categorical = applies and not cls.binary_only and _fits(n, "categorical")
             assert ((exp, n, "categorical") in CASES) == categorical
     assert ("vae", "exact", "bernoulli") in CASES and ("vae", "exact", "categorical") not in CASES
     assert ("vae", "vimco", "categorical") in CASES and ("sbn", "vimco", "bernoulli") not in CASES
+    assert {n for e, n, _ in CASES if e == "gan"} >= {"gs", "st-gs", "sf", "sf-ema", "nvil"}
 
 
 # --------------------------------------------------------------------------- issue 9's lab bugs

@@ -42,6 +42,11 @@ class attributes, and read without building it (``estimator_class(name).binary_o
 ``differentiates_twice``      training differentiates ``f`` twice (the variance gradient of a
                               learned control variate): AOTAutograd cannot, so under
                               ``torch.compile`` the call runs eagerly (a graph break), ``f`` too
+``single_evaluation``         one call evaluates ``f`` once, on one sample ``(*batch, N, K)`` (no
+                              stacked points, no M draws): T nested nodes (a sequence sampled one
+                              token at a time, each fed back) then cost T evaluations of the
+                              downstream function, where one that evaluates it at M points a call
+                              costs :math:`M^T` (the sequence GAN of the lab takes only these)
 ============================  =======================================================================
 
 ``unbiased`` means unbiased for the gradient of the estimator's objective: :math:`\mathbb E f(z)`,
@@ -208,6 +213,7 @@ class Estimator(nn.Module):
     multi_sample_bound: ClassVar[bool] = False
     extra_temperatures: ClassVar[tuple[str, ...]] = ()
     differentiates_twice: ClassVar[bool] = False
+    single_evaluation: ClassVar[bool] = False
 
     @classmethod
     def check_temperature(cls, value: object) -> float:
@@ -282,6 +288,8 @@ class PathwiseEstimator(Estimator):
     Its :meth:`sample` is a drop-in differentiable sampler, and calling it evaluates ``f`` at
     that sample: the surrogate is ``f(z)`` itself (checked to have shape ``(*batch)``).
     """
+
+    single_evaluation: ClassVar[bool] = True
 
     def sample(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError

@@ -62,6 +62,7 @@ class ScoreFunction(Estimator):
     """
 
     unbiased = True
+    single_evaluation = True
 
     def forward(  # type: ignore[override]
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
@@ -94,6 +95,7 @@ class EMABaseline(Estimator):
     """
 
     unbiased = True
+    single_evaluation = True
     running_mean: Tensor
     num_updates: Tensor
 
@@ -226,6 +228,7 @@ class NVIL(Estimator):
     """
 
     unbiased = True
+    single_evaluation = True
     needs_event_shape = True
     takes_context = True
     signal_mean: Tensor

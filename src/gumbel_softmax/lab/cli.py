@@ -42,13 +42,6 @@ from .runner import RunError
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
-_CHOICES = {
-    "latent": ["categorical", "bernoulli"],
-    "prior": ["uniform", "learned"],
-    "optimizer": ["adam", "sgd"],
-    "temperature": ["constant", "anneal", "learned"],
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

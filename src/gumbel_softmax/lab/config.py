@@ -17,9 +17,11 @@ from typing import Any
 from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule
 
 __all__ = [
+    "GAN_HELP",
     "HELP",
     "SBN_HELP",
     "ConfigError",
+    "GANConfig",
     "SBNConfig",
     "VAEConfig",
     "describe_temperature",
@@ -492,3 +494,208 @@ class SBNConfig:
                     f"estimator {self.estimator!r} cannot run at tau0={self.tau0}: {err}"
                 ) from None
         return self
+
+
+# ------------------------------------------------------------------------------------- GAN
+GAN_HELP: dict[str, str] = {
+    "objective": "'gan' (the adversarial generator, its gradient from --estimator) or 'mle' "
+    "(the maximum-likelihood baseline: the same generator trained by teacher forcing)",
+    "estimator": "the generator's gradient estimator (objective='gan'), one that declares "
+    "single_evaluation: gs, st-gs, st, gst, reinmax, gumbel-rao, decoupled-st-gs, sf, sf-ema, "
+    "nvil, ...",
+    "task": "'grammar' (arithmetic expressions over x and y, at most 15 tokens; training and "
+    "held-out strings drawn from a PCFG with the seed) or 'oracle' (SeqGAN's synthetic oracle: "
+    "sequences drawn from a random LSTM seeded by the seed; reports NLL_oracle and NLL_gen)",
+    "oracle_vocab": "tokens of the synthetic oracle (task='oracle')",
+    "oracle_hidden": "LSTM units of the synthetic oracle (task='oracle')",
+    "oracle_length": "tokens of each oracle sequence (task='oracle')",
+    "n_train": "training strings (drawn from the PCFG with the seed)",
+    "n_held_out": "held-out strings (for the held-out NLL and the novelty reference)",
+    "hidden": "LSTM units of the generator (and of the MLE baseline)",
+    "embed": "size of the generator's input embedding of the (relaxed) one-hot token",
+    "disc_hidden": "LSTM units of the discriminator",
+    "epochs": "passes over the training strings",
+    "max_steps": HELP["max_steps"],
+    "batch_size": "training strings (and generated strings) per step",
+    "lr": "Adam learning rate of the generator (and of the estimator's learned parts)",
+    "lr_d": "Adam learning rate of the discriminator",
+    "pretrain_steps": "steps of maximum-likelihood pre-training of the generator before the "
+    "adversarial steps (objective='gan'; the discriminator waits)",
+    "temperature": "temperature of estimators that follow a schedule: 'constant' (tau0), "
+    "'anneal' (tau=max(tau_min, tau0*exp(-anneal_rate*t)), every anneal_every steps) or "
+    "'inverse' (RelGAN: 1/tau rises from 1 to beta_max over beta_steps steps, by beta_kind); "
+    "t counts adversarial steps. Plain st keeps tau0; estimators without one ignore it",
+    "tau0": "initial (or constant) temperature",
+    "tau_min": "floor of the annealed temperature",
+    "anneal_rate": "decay rate r per step of the annealed temperature",
+    "anneal_every": "update interval (steps) of the annealed temperature",
+    "beta_max": "RelGAN's largest inverse temperature (temperature='inverse')",
+    "beta_steps": "steps over which 1/tau rises to beta_max (temperature='inverse')",
+    "beta_kind": "RelGAN's shape of the rise: 'exp', 'lin', 'log', 'quad' or 'sigmoid'",
+    "sample_temperatures": "sampling temperatures of the evaluation's quality-diversity "
+    "metrics, comma-separated (the generator's logits divided by each)",
+    "eval_strings": "strings generated per evaluation (parse rate, unique, novelty)",
+    "seed": "seed of the data, the initial weights, the data order and every sample",
+    "eval_every": HELP["eval_every"],
+    "checkpoint_every": HELP["checkpoint_every"],
+    "log_every": HELP["log_every"],
+    "figures": "draw the figures (losses, parse rate, temperature against steps) at the end",
+    "progress": HELP["progress"],
+    "device": HELP["device"],
+    "run_dir": HELP["run_dir"],
+}
+
+
+@dataclass
+class GANConfig:
+    """All options of a sequence-GAN run (:mod:`gumbel_softmax.lab.gan`); see :data:`GAN_HELP`.
+
+    Raises:
+        ConfigError: from :meth:`validate` and :meth:`from_dict`, naming the key.
+    """
+
+    objective: str = "gan"
+    estimator: str = "gs"
+    task: str = "grammar"
+    oracle_vocab: int = 16
+    oracle_hidden: int = 32
+    oracle_length: int = 16
+    n_train: int = 10_000
+    n_held_out: int = 1_000
+    hidden: int = 64
+    embed: int = 16
+    disc_hidden: int = 64
+    epochs: int = 20
+    max_steps: int = 0
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_d: float = 1e-3
+    pretrain_steps: int = 0
+    temperature: str = "inverse"
+    tau0: float = 1.0
+    tau_min: float = 0.1
+    anneal_rate: float = 1e-3
+    anneal_every: int = 100
+    beta_max: float = 100.0
+    beta_steps: int = 3000
+    beta_kind: str = "exp"
+    sample_temperatures: str = "0.5,0.75,1,1.5"
+    eval_strings: int = 1000
+    seed: int = 0
+    eval_every: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 25
+    figures: bool = True
+    progress: bool = True
+    device: str = "cpu"
+    run_dir: str = "runs/gan"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GANConfig:
+        """Build from a mapping; every key must be a field and every value of the field's type."""
+        config: GANConfig = _from_dict(cls, data)
+        return config.validate()
+
+    def replace(self, **changes: Any) -> GANConfig:
+        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
+        return GANConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def temperatures(self) -> tuple[float, ...]:
+        """``sample_temperatures`` as floats.
+
+        Raises:
+            ConfigError: not a comma-separated list of positive finite numbers.
+        """
+        try:
+            values = tuple(float(v) for v in self.sample_temperatures.split(","))
+        except ValueError:
+            values = ()
+        if not values or not all(math.isfinite(v) and v > 0 for v in values):
+            raise ConfigError(
+                "sample_temperatures must be comma-separated positive numbers such as "
+                f"'0.5,1', got {self.sample_temperatures!r}"
+            )
+        return values
+
+    def schedule(self) -> Schedule:
+        """The temperature schedule of the adversarial steps (step 0 = the first of them)."""
+        from gumbel_softmax.schedules import InverseTemperatureAnneal
+
+        if self.temperature == "anneal":
+            return ExponentialAnneal(
+                tau0=self.tau0, rate=self.anneal_rate, tau_min=self.tau_min, every=self.anneal_every
+            )
+        if self.temperature == "inverse":
+            return InverseTemperatureAnneal(
+                beta_max=self.beta_max, steps=self.beta_steps, kind=self.beta_kind
+            )
+        return Constant(self.tau0)
+
+    def validate(self) -> GANConfig:
+        """Check every value; return ``self`` or raise :class:`ConfigError` naming the key."""
+        _choice("objective", self.objective, ("gan", "mle"))
+        _choice("task", self.task, ("grammar", "oracle"))
+        _choice("temperature", self.temperature, ("constant", "anneal", "inverse"))
+        _choice("beta_kind", self.beta_kind, ("exp", "lin", "log", "quad", "sigmoid"))
+        for key in ("n_train", "n_held_out", "hidden", "embed", "disc_hidden", "epochs"):
+            _at_least(key, getattr(self, key), 1)
+        for key in ("oracle_hidden", "oracle_length"):
+            _at_least(key, getattr(self, key), 1)
+        _at_least("oracle_vocab", self.oracle_vocab, 2)
+        for key in ("batch_size", "anneal_every", "beta_steps", "eval_strings"):
+            _at_least(key, getattr(self, key), 1)
+        for key in ("checkpoint_every", "log_every"):
+            _at_least(key, getattr(self, key), 1)
+        for key in ("max_steps", "pretrain_steps", "eval_every", "seed"):
+            _at_least(key, getattr(self, key), 0)
+        for key in ("lr", "lr_d", "tau0", "tau_min"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{key} must be positive and finite, got {v!r}")
+        if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
+            raise ConfigError(f"anneal_rate must be >= 0 and finite, got {self.anneal_rate!r}")
+        if not (math.isfinite(self.beta_max) and self.beta_max >= 1):
+            raise ConfigError(f"beta_max must be >= 1 and finite, got {self.beta_max!r}")
+        self.temperatures()
+        try:
+            import torch
+
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(
+                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
+            ) from None
+        if not self.run_dir:
+            raise ConfigError("run_dir must be a non-empty path")
+        self._check_estimator()
+        return self
+
+    def _check_estimator(self) -> None:
+        """The estimator must draw one token at a time with feedback at a cost linear in the
+        length (declared ``single_evaluation``) and run at the schedule's temperatures."""
+        from .grammar import VOCAB
+
+        vocab = VOCAB if self.task == "grammar" else self.oracle_vocab
+        cls = estimator_for(self.estimator, n_classes=vocab, n_latent=1)
+        if not cls.single_evaluation:
+            raise ConfigError(
+                f"estimator {self.estimator!r} evaluates f at several points per call (it does "
+                "not declare single_evaluation); a sequence of T nested tokens would cost "
+                "M**T generator passes; use gs, st-gs, st, gst, reinmax, gumbel-rao, sf, "
+                "sf-ema or nvil"
+            )
+        kind = cls.temperature_kind
+        if kind is None or self.objective == "mle":
+            return
+        lowest = self.schedule().lowest if kind == "scheduled" else self.tau0
+        try:
+            cls.check_temperature(self.schedule()(0) if kind == "scheduled" else self.tau0)
+            cls.check_temperature(lowest)
+        except ValueError as err:
+            raise ConfigError(
+                f"estimator {self.estimator!r} cannot run at the temperatures of this config "
+                f"(temperature={self.temperature!r}, lowest {lowest:g}): {err}"
+            ) from None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import HELP, SBN_HELP, ConfigError, SBNConfig, VAEConfig
+from .config import GAN_HELP, HELP, SBN_HELP, ConfigError, GANConfig, SBNConfig, VAEConfig
 
 __all__ = ["EXPERIMENTS", "Experiment", "get"]
 
@@ -71,6 +71,20 @@ def _sbn_summary(config: SBNConfig, result: Any) -> str:
     )
 
 
+def _gan_summary(config: GANConfig, result: Any) -> str:
+    f = result.final
+    if config.task == "oracle":
+        return (
+            f"step {result.step}: NLL_oracle {f['nll_oracle']:.3f}, NLL_gen {f['nll_gen']:.3f} "
+            "nats per token"
+        )
+    return (
+        f"step {result.step}: parse rate {f['parse_rate']:.3f}, unique {f['unique']:.3f}, "
+        f"novel {f['novel']:.3f} ({config.eval_strings} strings at sampling temperature 1); "
+        f"held-out NLL {f['heldout_nll']:.2f} nats per string"
+    )
+
+
 _LATENT = ("categorical", "bernoulli")
 _OPTIMIZER = ("adam", "sgd")
 
@@ -116,6 +130,32 @@ EXPERIMENTS: dict[str, Experiment] = {
             report=("test.nll",),
             summary=_sbn_summary,
             choices={"latent": _LATENT, "optimizer": _OPTIMIZER},
+        ),
+        Experiment(
+            name="gan",
+            config=GANConfig,
+            help_texts=GAN_HELP,
+            help="train and evaluate a sequence GAN (or its maximum-likelihood baseline) on "
+            "grammar strings (resumes if --run-dir has a run)",
+            description="Adversarial generation of discrete sequences (Kusner & "
+            "Hernandez-Lobato 2016, arXiv:1611.04051): an LSTM generator of arithmetic "
+            "expressions over x and y, its tokens drawn by --estimator, against an LSTM "
+            "discriminator; or, with --objective mle, the same LSTM trained by maximum "
+            "likelihood. Reports the parse rate, unique fraction and novelty of generated "
+            "strings and the held-out NLL. Writes the run record to --run-dir; the same "
+            "--run-dir resumes.",
+            module="gan",
+            # the final record is flat (one evaluation, at sampling temperature 1 and others)
+            metrics=("heldout_nll", "parse_rate", "unique", "novel", "nll_oracle", "nll_gen"),
+            select="heldout_nll",
+            report=("parse_rate", "unique", "novel", "heldout_nll"),
+            summary=_gan_summary,
+            choices={
+                "objective": ("gan", "mle"),
+                "task": ("grammar", "oracle"),
+                "temperature": ("constant", "anneal", "inverse"),
+                "beta_kind": ("exp", "lin", "log", "quad", "sigmoid"),
+            },
         ),
     )
 }

@@ -1,0 +1,407 @@
+"""The sequence GAN on the grammar task (issue 13; Kusner & Hernández-Lobato 2016,
+arXiv:1611.04051): Gumbel-Softmax, straight-through Gumbel-Softmax and REINFORCE generators
+against an LSTM discriminator, beside the maximum-likelihood LSTM of the same size, at the same
+number of generator updates, scored by parse rate, unique fraction, novelty and held-out NLL;
+and, with ``--task oracle``, the same methods on SeqGAN's synthetic oracle (NLL_oracle, NLL_gen).
+
+Each method trains with :func:`gumbel_softmax.lab.gan.main` (its record goes to
+``<results-dir>/runs/<method>-s<seed>/``, not committed): the GAN methods pre-train by maximum
+likelihood for ``--pretrain-steps`` and then take ``--adversarial-steps``; the MLE baseline
+takes all of them by maximum likelihood. When a run finishes, one row is appended to
+``results.json``, its 1,000 final samples (sampling temperature 1) are written to
+``samples/<method>.txt`` and ``results.md`` and the figures are rendered again. A stopped
+benchmark resumes: finished runs (in results.json at these settings) are skipped, an unfinished
+one continues from its checkpoint.
+
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --methods mle gs st-gs reinforce
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --task oracle --methods mle gs reinforce
+    python benchmarks/gan/run.py --render        # only rebuild results.md and the figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gumbel_softmax import estimators
+from gumbel_softmax.lab import gan, grammar
+from gumbel_softmax.lab.config import GANConfig
+from gumbel_softmax.lab.records import git_revision, read_metrics
+
+HERE = Path(__file__).resolve().parent
+#: method -> (objective, estimator): REINFORCE is ``sf-ema`` (a running-mean baseline).
+METHODS = {
+    "mle": ("mle", "gs"),
+    "gs": ("gan", "gs"),
+    "st-gs": ("gan", "st-gs"),
+    "reinforce": ("gan", "sf-ema"),
+    "nvil": ("gan", "nvil"),
+}
+
+
+def make_config(method: str, a: argparse.Namespace) -> GANConfig:
+    objective, estimator = METHODS[method]
+    adversarial = objective == "gan"
+    name = f"{method}-{a.variant}" if a.variant else method
+    tag = f"{name}-s{a.seed}" if a.task == "grammar" else f"oracle-{name}-s{a.seed}"
+    return GANConfig(
+        task=a.task,
+        objective=objective,
+        estimator=estimator,
+        hidden=a.hidden,
+        disc_hidden=a.hidden,
+        batch_size=a.batch_size,
+        epochs=1000,
+        max_steps=a.pretrain_steps + a.adversarial_steps,
+        pretrain_steps=a.pretrain_steps if adversarial else 0,
+        lr=a.lr,
+        lr_d=a.lr_d,
+        temperature="inverse",
+        beta_max=a.beta_max,
+        beta_steps=a.adversarial_steps,
+        sample_temperatures=",".join(f"{t:g}" for t in a.sample_temperatures),
+        eval_strings=a.eval_strings,
+        eval_every=a.eval_every,
+        checkpoint_every=100,
+        log_every=10,
+        seed=a.seed,
+        figures=True,
+        progress=False,
+        run_dir=str(a.results_dir / "runs" / tag),
+    ).validate()
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    return rows
+
+
+def append_row(row: dict[str, Any], results_dir: Path) -> None:
+    """Append ``row`` to results.json under a file lock, replacing the row of the same run."""
+    path = results_dir / "results.json"
+    with open(results_dir / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        tmp = path.with_suffix(".json.tmp")
+        rows = [r for r in _read(path) if r["run"] != row["run"]]
+        tmp.write_text(json.dumps([*rows, row], indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+def _machine(load_start: float) -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load "
+        f"{load_start:.1f}-{os.getloadavg()[0]:.1f}"
+    )
+
+
+def run(method: str, a: argparse.Namespace, rev: str) -> None:
+    config = make_config(method, a)
+    tag = Path(config.run_dir).name
+    for r in _read(a.results_dir / "results.json"):
+        if (
+            r["run"] == tag
+            and r["steps"] == config.max_steps
+            and r["settings"] == _settings(config)
+        ):
+            print(f"run.py: {tag} done")
+            return
+    load_start = os.getloadavg()[0]
+    t0 = time.time()
+    print(f"run.py: {tag} ...", flush=True)
+    result = gan.main(config)
+    f = result.final
+    samples = a.results_dir / "samples" / f"{tag.rsplit('-s', 1)[0]}.txt"
+    samples.parent.mkdir(parents=True, exist_ok=True)
+    samples.write_text("".join(s + "\n" for s in f["samples"]))
+    taus = sorted({1.0, *config.temperatures()})
+    if config.task == "oracle":
+        scores: dict[str, Any] = {
+            "nll_oracle": f["nll_oracle"],
+            "nll_gen": f["nll_gen"],
+            "by_sampling_temperature": {
+                f"{t:g}": {"nll_oracle": f[f"nll_oracle@{t:g}"]} for t in taus
+            },
+        }
+    else:
+        scores = {
+            "parse_rate": f["parse_rate"],
+            "unique": f["unique"],
+            "novel": f["novel"],
+            "heldout_nll": f["heldout_nll"],
+            "by_sampling_temperature": {
+                f"{t:g}": {k: f[f"{k}@{t:g}"] for k in ("parse_rate", "unique", "novel")}
+                for t in taus
+            },
+        }
+    append_row(
+        {
+            "task": config.task,
+            "method": f"{method}-{a.variant}" if a.variant else method,
+            "objective": config.objective,
+            "estimator": config.estimator if config.objective == "gan" else "",
+            **{k: v for k, v in scores.items() if k != "by_sampling_temperature"},
+            "steps": result.step,
+            "adversarial_steps": result.step - config.pretrain_steps
+            if config.objective == "gan"
+            else 0,
+            "seed": config.seed,
+            "temperature": _temperature(config),
+            "by_sampling_temperature": scores["by_sampling_temperature"],
+            "settings": _settings(config),
+            "git_revision": rev,
+            "machine": _machine(load_start),
+            "wall_s": round(time.time() - t0, 1),
+            "run": tag,
+        },
+        a.results_dir,
+    )
+    render(a.results_dir)
+    print(f"run.py: {tag} done")
+
+
+def _temperature(config: GANConfig) -> str:
+    """The estimator's temperature over the adversarial steps, in words."""
+    if config.objective != "gan":
+        return ""
+    kind = estimators.estimator_class(config.estimator).temperature_kind
+    if kind is None:
+        return "no temperature"
+    if kind != "scheduled" or config.temperature == "constant":
+        return f"fixed τ={config.tau0:g}"
+    if config.temperature == "inverse":
+        return f"1/τ: 1 → {config.beta_max:g} over {config.beta_steps} steps ({config.beta_kind})"
+    return f"annealed from {config.tau0:g} (r={config.anneal_rate:g}, floor {config.tau_min:g})"
+
+
+def _settings(config: GANConfig) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in ("run_dir", "progress", "figures", "epochs")
+    }
+
+
+def render(results_dir: Path) -> None:
+    """results.md and the figures from results.json and the runs' metrics."""
+    every = _read(results_dir / "results.json")
+    order = {m: i for i, m in enumerate(METHODS)}
+    every.sort(key=lambda r: (order.get(r["method"], len(order)), r["method"]))  # variants last
+    rows = [r for r in every if r.get("task", "grammar") == "grammar"]
+    oracle_rows = [r for r in every if r.get("task") == "oracle"]
+    data = grammar.grammar_data(0, 10_000, 1_000)  # the key gan.main caches it under
+    reference = gan.string_metrics(data.held_out, data.train_set)
+    lines = [
+        "# Sequence GAN on the grammar task",
+        "",
+        "Generated by `benchmarks/gan/run.py` from `results.json` (do not edit). Arithmetic "
+        "expressions over x and y of at most 15 tokens (`gumbel_softmax.lab.grammar`); each "
+        "method's generator is the same LSTM; the GAN methods pre-train by maximum likelihood, "
+        "then train adversarially; MLE takes the same number of generator updates by maximum "
+        "likelihood. Metrics from 1,000 samples at sampling temperature 1: parse rate (valid / "
+        "all), unique (distinct / all), novel (valid strings not in the 10,000 training strings "
+        "/ valid), held-out NLL (nats per string, 1,000 held-out strings).",
+        "",
+        f"Reference, the data itself (1,000 held-out draws of the PCFG against the training "
+        f"set): parse rate {reference['parse_rate']:.3f}, unique {reference['unique']:.3f}, "
+        f"novel {reference['novel']:.3f}.",
+        "",
+        "| method | parse_rate | unique | novel | held-out NLL | steps (adversarial) | temperature | seed | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['parse_rate']:.3f} | {r['unique']:.3f} | {r['novel']:.3f} | "
+            f"{r['heldout_nll']:.2f} | {r['steps']} ({r['adversarial_steps']}) | "
+            f"{r['temperature'] or 'n/a'} | {r['seed']} | {r['wall_s']:.0f} |"
+        )
+    lines += ["", "## Across sampling temperatures (the quality-diversity curve)", ""]
+    lines += ["| method | τ_sample | parse_rate | unique | novel |", "|---|---|---|---|---|"]
+    for r in rows:
+        for t, v in r["by_sampling_temperature"].items():
+            lines.append(
+                f"| {r['method']} | {t} | {v['parse_rate']:.3f} | {v['unique']:.3f} | "
+                f"{v['novel']:.3f} |"
+            )
+    lines += ["", "## Example samples (the first five of `samples/<method>.txt`)", ""]
+    lines += ["| method | samples |", "|---|---|"]
+    for r in rows:
+        path = results_dir / "samples" / f"{r['method']}.txt"
+        if path.exists():
+            first = path.read_text().splitlines()[:5]
+            shown = " · ".join(f"`{s}`" if s else "(empty)" for s in first)
+            lines.append(f"| {r['method']} | {shown} |")
+    if rows:
+        s = rows[0]
+        lines += [
+            "",
+            "## Settings",
+            "",
+            f"LSTM generator and discriminator of {s['settings']['hidden']} units, embedding "
+            f"{s['settings']['embed']}, batch {s['settings']['batch_size']}, Adam (β1 = 0.5) at "
+            f"lr {s['settings']['lr']:g} (generator) and {s['settings']['lr_d']:g} "
+            f"(discriminator), RelGAN's inverse temperature to β_max = "
+            f"{s['settings']['beta_max']:g} over the adversarial steps; git {s['git_revision'][:12]}; "
+            f"machine: {s['machine']}.",
+        ]
+    if oracle_rows:
+        lines += _oracle_lines(oracle_rows)
+    closing = results_dir / "closing.md"
+    if closing.exists():
+        lines += ["", closing.read_text().strip()]
+    (results_dir / "results.md").write_text("\n".join(lines) + "\n")
+    if rows:
+        _figures(rows, results_dir)
+
+
+def _oracle_lines(rows: list[dict[str, Any]]) -> list[str]:
+    s = rows[0]["settings"]
+    config = GANConfig(**{k: v for k, v in s.items() if k in GANConfig.__dataclass_fields__})
+    oracle = gan.build_oracle(config)
+    _, held_out = gan.oracle_data(config, oracle)
+    with torch.no_grad():
+        floor = float(-oracle.log_prob(held_out).mean()) / config.oracle_length
+    lines = [
+        "",
+        "## The synthetic oracle (SeqGAN / RelGAN)",
+        "",
+        f"A random LSTM of {s['oracle_hidden']} units over {s['oracle_vocab']} tokens (every "
+        f"parameter N(0, 1), seed {s['seed']}) draws {s['n_train']:,} training sequences of "
+        f"{s['oracle_length']} tokens; NLL_oracle is its NLL of 1,000 generated sequences, "
+        "NLL_gen the generator's NLL of 1,000 held-out oracle sequences, both nats per token. "
+        f"The oracle's own entropy rate (its NLL of the held-out sequences), the floor of both: "
+        f"{floor:.3f}.",
+        "",
+        "| method | NLL_oracle | NLL_gen | steps (adversarial) | temperature | wall (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['nll_oracle']:.3f} | {r['nll_gen']:.3f} | {r['steps']} "
+            f"({r['adversarial_steps']}) | {r['temperature'] or 'n/a'} | {r['wall_s']:.0f} |"
+        )
+    return lines
+
+
+def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
+    import matplotlib
+
+    from gumbel_softmax.lab.records import save_figure
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for r in rows:
+        metrics = read_metrics(results_dir / "runs" / r["run"] / "metrics.jsonl")
+        evals = [m for m in metrics if m["kind"] == "eval"]
+        train = [m for m in metrics if m["kind"] == "train"]
+        axes[0].plot(
+            [m["step"] for m in evals], [m["parse_rate"] for m in evals], label=r["method"]
+        )
+        for key, style in (("d_loss", "-"), ("g_loss", "--")):
+            pts = [(m["step"], m[key]) for m in train if key in m]
+            if pts:
+                axes[1].plot(
+                    *zip(*pts, strict=True), style, label=f"{r['method']} {key[0].upper()}"
+                )
+        taus = [(m["step"], m["temperature"]) for m in train if m.get("temperature") is not None]
+        if taus and r["objective"] == "gan":
+            axes[2].plot(*zip(*taus, strict=True), label=r["method"])
+    axes[0].set(xlabel="step", ylabel="parse rate (τ_sample = 1)", ylim=(0, 1.02))
+    axes[0].legend(fontsize=8)
+    axes[1].set(xlabel="step", ylabel="loss (nats)", title="D (solid) and G (dashed) losses")
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=7, ncol=2)
+    axes[2].set(xlabel="step", ylabel="estimator temperature τ", yscale="log")
+    if axes[2].get_legend_handles_labels()[0]:
+        axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, results_dir / "curves.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for r in rows:
+        pts = sorted(
+            (float(t), v["unique"], v["parse_rate"])
+            for t, v in r["by_sampling_temperature"].items()
+        )
+        if r["objective"] == "mle":
+            ax.plot([p[1] for p in pts], [p[2] for p in pts], "k-o", ms=3, label="MLE (τ_sample)")
+            for t, x, y in pts:
+                ax.annotate(f"{t:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        else:
+            ax.plot([r["unique"]], [r["parse_rate"]], "o", label=f"{r['method']} (τ_sample 1)")
+    ax.set(xlabel="unique fraction (diversity)", ylabel="parse rate (quality)", xlim=(0, 1.02),
+           ylim=(0, 1.02), title="quality-diversity")  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, results_dir / "quality_diversity.png")
+    plt.close(fig)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--task", choices=["grammar", "oracle"], default="grammar")
+    p.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), default=["mle", "gs", "st-gs", "reinforce"]
+    )
+    p.add_argument("--pretrain-steps", type=int, default=600)
+    p.add_argument("--adversarial-steps", type=int, default=400)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-d", type=float, default=1e-3)
+    p.add_argument("--beta-max", type=float, default=100.0)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument(
+        "--sample-temperatures", nargs="+", type=float, default=[0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
+    )
+    p.add_argument("--eval-strings", type=int, default=1000, help="samples per evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--variant",
+        default="",
+        help="a name for runs at other settings than the defaults: their run directory, samples "
+        "file and method label get it as a suffix (e.g. gs-lrd1e-4)",
+    )
+    p.add_argument("--results-dir", type=Path, default=HERE)
+    p.add_argument("--render", action="store_true", help="only re-render results.md and figures")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if a.results_dir.exists() and not a.results_dir.is_dir():
+        print(f"run.py: error: --results-dir {str(a.results_dir)!r} is a file", file=sys.stderr)
+        return 2
+    if a.pretrain_steps < 0 or a.adversarial_steps < 1 or a.eval_strings < 1:
+        print(
+            "run.py: error: --pretrain-steps must be >= 0, --adversarial-steps and --eval-strings >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    a.results_dir.mkdir(parents=True, exist_ok=True)
+    if a.render:
+        render(a.results_dir)
+        return 0
+    rev = git_revision(HERE)
+    for method in a.methods:
+        run(method, a, rev)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""benchmarks/gan/run.py: a short run of each task end to end (rows, samples, markdown, figures),
+the skip of finished runs, and its errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gan" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("gan_bench", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gan_bench"] = module
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield module
+    torch.set_num_threads(threads)
+    del sys.modules["gan_bench"]
+
+
+def test_short_runs_write_rows_samples_tables_and_figures_then_skip(bench, tmp_path, capsys):
+    tiny = ["--pretrain-steps", "2", "--adversarial-steps", "2", "--hidden", "8",
+            "--eval-every", "4", "--sample-temperatures", "0.5", "1", "--eval-strings", "40",
+            "--results-dir", str(tmp_path)]  # fmt: skip
+    assert bench.main(["--methods", "mle", "gs", *tiny]) == 0
+    assert bench.main(["--task", "oracle", "--methods", "reinforce", *tiny]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["task"], r["method"]) for r in rows] == [
+        ("grammar", "mle"), ("grammar", "gs"), ("oracle", "reinforce")
+    ]  # fmt: skip
+    mle, gs, oracle = rows
+    assert mle["steps"] == gs["steps"] == 4 and gs["adversarial_steps"] == 2
+    assert set(mle["by_sampling_temperature"]) == {"0.5", "1"}
+    assert 0 <= gs["parse_rate"] <= 1 and oracle["nll_oracle"] > 0 and "parse_rate" not in oracle
+    assert (
+        gs["temperature"].startswith("1/τ: 1 → 100") and oracle["temperature"] == "no temperature"
+    )
+    for name in ("mle", "gs", "oracle-reinforce"):
+        lines = (tmp_path / "samples" / f"{name}.txt").read_text().split("\n")
+        assert len(lines) == 41 and lines[-1] == ""  # --eval-strings strings, one per line
+        assert all("  " not in s and s == s.strip() for s in lines)
+    md = (tmp_path / "results.md").read_text()
+    assert "| mle |" in md and "| gs |" in md and "synthetic oracle" in md
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert (tmp_path / "quality_diversity.png").stat().st_size > 0
+    capsys.readouterr()
+    assert bench.main(["--methods", "mle", *tiny]) == 0
+    assert "mle-s0 done" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--adversarial-steps", "0"], "--adversarial-steps"),
+        (["--pretrain-steps", "-1"], "--pretrain"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(bench, tmp_path, capsys, argv, message):
+    assert bench.main([*argv, "--results-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_variant_gets_its_own_run_directory_and_label(bench, tmp_path):
+    where = ["--results-dir", str(tmp_path)]
+    args = bench.parser().parse_args(["--variant", "lrd1e-4", "--lr-d", "1e-4", *where])
+    config = bench.make_config("gs", args)
+    assert config.run_dir.endswith("runs/gs-lrd1e-4-s0") and config.lr_d == 1e-4
+    assert bench.make_config("gs", bench.parser().parse_args(where)).run_dir.endswith("runs/gs-s0")
