@@ -112,6 +112,7 @@ __all__ = [
     "main",
     "neg_labelled_bound",
     "semisup_curves",
+    "semisup_loss",
     "unlabelled_loss",
 ]
 
@@ -267,6 +268,33 @@ def unlabelled_loss(
     log_q = torch.log_softmax(scaled, -1)
     neg_entropy = (log_q.exp() * log_q).sum(-1)
     return result.surrogate + neg_entropy, result.objective().detach() + neg_entropy.detach()
+
+
+def semisup_loss(
+    model: M2,
+    estimator: estimators.Estimator | None,
+    unlabelled: Tensor,
+    labelled: Tensor,
+    labels: Tensor,
+    *,
+    weight: float,
+    generator: torch.Generator,
+) -> StepOutput:
+    r"""One step's objective :math:`J` (module docstring) on an unlabelled minibatch
+    ``(B, 784)`` and a labelled one ``(B_l, 784)`` with ``labels (B_l,)``; ``weight`` is
+    :math:`\alpha N / N_l`. The stats are the loss's value and its three terms (nats)."""
+    surrogate, neg_u = unlabelled_loss(model, estimator, unlabelled, generator=generator)
+    hots = F.one_hot(labels, model.n_classes).to(labelled.dtype)
+    neg_l = neg_labelled_bound(model, model.features(labelled), labelled, hots, generator=generator)
+    ce = F.cross_entropy(model.classify(labelled), labels)
+    loss = surrogate.mean() + neg_l.mean() + weight * ce
+    stats = {
+        "loss": float(neg_u.mean() + neg_l.detach().mean() + weight * ce.detach()),
+        "neg_unlabelled_bound": float(neg_u.mean()),
+        "neg_labelled_bound": float(neg_l.detach().mean()),
+        "classification": float(ce.detach()),
+    }
+    return StepOutput(loss, stats)
 
 
 def build_model(config: SemisupConfig) -> M2:
@@ -471,19 +499,7 @@ def main(config: SemisupConfig, *, splits: Any = None) -> SemisupResult:
         return xu, xl, labelled_y[index]
 
     def step(data: tuple[Tensor, Tensor, Tensor]) -> StepOutput:
-        xu, xl, yl = data
-        surrogate, neg_u = unlabelled_loss(model, estimator, xu, generator=sampler)
-        hots = F.one_hot(yl, config.n_classes).to(xl.dtype)
-        neg_l = neg_labelled_bound(model, model.features(xl), xl, hots, generator=sampler)
-        ce = F.cross_entropy(model.classify(xl), yl)
-        loss = surrogate.mean() + neg_l.mean() + weight * ce
-        stats = {
-            "loss": float(neg_u.mean() + neg_l.detach().mean() + weight * ce.detach()),
-            "neg_unlabelled_bound": float(neg_u.mean()),
-            "neg_labelled_bound": float(neg_l.detach().mean()),
-            "classification": float(ce.detach()),
-        }
-        return StepOutput(loss, stats)
+        return semisup_loss(model, estimator, *data, weight=weight, generator=sampler)
 
     def metrics(data: tuple[Tensor, Tensor], m: int, split: str, step: int, bar: Any = None) -> Any:
         g = torch.Generator(device=device).manual_seed(
