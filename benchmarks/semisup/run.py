@@ -202,6 +202,7 @@ def run_one(args: argparse.Namespace, estimator: str, alpha: float, lr: float) -
         test_images=args.test_images,
         checkpoint_every=args.checkpoint_every,
         log_every=args.log_every,
+        device=args.device,
         progress=False,
         run_dir=str(args.results_dir / "runs" / name),
     )
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-images", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--device", default="cpu")
     p.add_argument("--results-dir", type=Path, default=HERE)
     p.add_argument("--render", action="store_true", help="only rebuild results.md and figures")
     args = p.parse_args(argv)

@@ -202,3 +202,39 @@ def test_toml_with_a_semisup_table(tmp_path):
     config = cli.config_from_args(cli.build_parser().parse_args(["semisup", "--config", str(path)]))
     assert (config.estimator, config.alpha, config.z_dim) == ("marginal", 0.3, 16)
     assert config.schedule()(1999) == 1.0 and config.schedule()(2000) < 1.0  # every 2000 steps
+
+
+def _grey_splits():
+    g = torch.Generator().manual_seed(0)
+    grey = lambda n: torch.rand(n, 784, generator=g) * 0.5  # noqa: E731
+    return SimpleNamespace(
+        train=grey(200), valid=grey(20), test=grey(20), labels_train=torch.arange(200) % 10,
+        labels_valid=torch.arange(20) % 10, labels_test=torch.arange(20) % 10, binarized=False,
+        name="grey",
+    )  # fmt: skip
+
+
+def test_a_resumed_run_on_grey_images_draws_the_same_binarizations(tmp_path):
+    # Dynamic binarization from (seed, purpose, step): a run stopped at step 3 whose last
+    # checkpoint is lost resumes from step 2 and ends with the weights and rows of a whole run.
+    from gumbel_softmax.lab.checkpoint import load_checkpoint
+    from gumbel_softmax.lab.records import read_metrics
+
+    splits = _grey_splits()
+    base = SemisupConfig(
+        estimator="st-gs", n_labelled=20, labelled_batch_size=10, batch_size=20, channels="2,3,4",
+        z_dim=3, max_steps=6, checkpoint_every=2, log_every=1, eval_every=3, eval_images=20,
+        progress=False, figures=False,
+    )  # fmt: skip
+    whole = base.replace(run_dir=str(tmp_path / "whole"))
+    semisup.main(whole, splits=splits)
+    part = base.replace(run_dir=str(tmp_path / "part"))
+    semisup.main(part.replace(max_steps=3), splits=splits)
+    (tmp_path / "part" / "checkpoints" / "checkpoint-3.pt").unlink()
+    (tmp_path / "part" / "final.json").unlink()
+    semisup.main(part, splits=splits)
+    runs = [tmp_path / "whole", tmp_path / "part"]
+    assert read_metrics(runs[0] / "metrics.jsonl") == read_metrics(runs[1] / "metrics.jsonl")
+    a, b = (load_checkpoint(r / "checkpoints" / "checkpoint-6.pt")["modules"] for r in runs)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
