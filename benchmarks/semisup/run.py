@@ -117,8 +117,9 @@ def render(results_dir: Path) -> None:
         "Kingma et al.'s M2 on MNIST (`gumbel-softmax semisup`, docstring of",
         "`gumbel_softmax.lab.semisup`): 100 labelled training images (10 per class, drawn from",
         "the seed; indices in each run's `run.json`), all 50,000 training images unlabelled,",
-        "dynamically binarized per minibatch; validation = the last 10,000 training images.",
-        "`test_accuracy`: argmax q(y|x) on the 10,000 test images; `test_elbo`: the mean",
+        "dynamically binarized per minibatch; validation images from the last 10,000 training",
+        "images. `test_accuracy`: argmax q(y|x) on the test images (how many: below);",
+        "`test_elbo`: the mean",
         "unlabelled bound U(x) in nats (the label summed exactly, one z sample per image and",
         "class), higher is better; `valid_accuracy`: on the validation images, on which the",
         "row was selected. Paper: Jang, Gu & Poole 2017 (arXiv:1611.01144) Table 2, which chose",
@@ -142,6 +143,24 @@ def render(results_dir: Path) -> None:
             f"{s['channels']} (the paper's depths, our widths), τ = max({s['tau_min']}, "
             f"{s['tau0']}·exp(−{s['anneal_rate']:g} t)) every {s['anneal_every']} steps, "
             f"validation {rows[0]['valid_images']} images, test {rows[0]['test_images']} images.",
+            "",
+        ]
+    if rows:
+        lines += [
+            "Gap to the paper (selected rows; accuracy in points, ELBO in nats, positive = above):",
+            "",
+            "| method | steps | epochs | accuracy − paper | ELBO − paper |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {r['method']} | {r['steps']} | {r['epochs']:.2f} | "
+                + (
+                    "— | — |"
+                    if r["paper_accuracy"] is None
+                    else f"{100 * (r['test_accuracy'] - r['paper_accuracy']):+.1f} | "
+                    f"{r['test_elbo'] - r['paper_elbo']:+.1f} |"
+                )
+                for r in selected(rows)
+            ),
             "",
         ]
     notes = results_dir / "notes.md"
