@@ -600,7 +600,7 @@ def semisup_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
 def class_samples(model: M2, path: Path, *, columns: int = 10, seed: int = 0) -> Path:
     """Pixel means of :math:`p(x \\mid y, z)`: row = class :math:`y`, column = one
     :math:`z \\sim \\mathcal N(0, I)` shared by every row."""
-    from .figures import _grid, _save_grid
+    from .figures import _finish, _grid, _plt
 
     was = model.training
     model.eval()
@@ -613,10 +613,12 @@ def class_samples(model: M2, path: Path, *, columns: int = 10, seed: int = 0) ->
         means = torch.sigmoid(model.decode(y, z)).reshape(-1, IMAGE_DIM)
     finally:
         model.train(was)
-    return _save_grid(
-        _grid(means, k, columns),
-        Path(path),
-        "class-conditional samples (means of p(x|y,z))",
-        ylabel="class y (top: 0)",
-        xlabel="z drawn from the prior, one per column",
-    )
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(3.0, columns / 2), max(3.0, k / 2) + 0.4))
+    ax.imshow(_grid(means, k, columns).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_title("class-conditional samples (means of p(x|y,z))", fontsize=9)
+    ax.set_yticks([28 * c + 14 for c in range(k)], [str(c) for c in range(k)])
+    ax.set_xticks([28 * c + 14 for c in range(columns)], [str(c + 1) for c in range(columns)])
+    ax.set_ylabel("class y")
+    ax.set_xlabel("z drawn from the prior (one per column, shared by the rows)")
+    return _finish(fig, Path(path))
