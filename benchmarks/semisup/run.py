@@ -8,9 +8,12 @@ ends, its row replaces the run's earlier one in ``results.json`` and ``results.m
 figures are rendered again: per method, the run with the highest validation accuracy among the
 (alpha, lr) swept, beside the paper's numbers (which the paper selected on the test set). A sweep
 that is stopped resumes: run it again with the same options (or a larger ``--max-steps``).
+The committed rows: that command for gs and st-gs (first with ``--max-steps 250``), and for
+marginal with ``--max-steps 80`` then ``220``, one process per method.
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/semisup/run.py --data-dir /work/shared/data \\
-        --estimators marginal gs st-gs --alphas 0.1 --lrs 1e-3 --max-steps 3000
+        --estimators gs --alphas 0.1 --lrs 1e-3 --max-steps 650 --eval-every 50 \\
+        --eval-images 500 --test-images 1000 --checkpoint-every 25 --log-every 10
     python benchmarks/semisup/run.py --render        # only rebuild results.md and the figures
 
 The paper's grid: alpha in {0.1, 0.2, 0.3, 0.8, 1.0} (the default of --alphas); its learning
