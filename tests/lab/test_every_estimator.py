@@ -3,7 +3,10 @@
 The registry drives the cases: ``estimators.available()`` and each class's declared capabilities
 (``binary_only``, ``temperature_kind``, ``min_temperature``), so an estimator added to the registry
 is covered without editing this file; :data:`EXPERIMENTS` lists the experiments (the VAE, the
-SBN and the sequence GAN), each with its tiny configuration. Each case is a short run through the CLI
+SBN, the semi-supervised M2, whose latent is the label: one categorical of K = 10, for every
+estimator that is not binary-only and estimates E f; conv nets of 2-4 channels, batch 25 + 10
+labelled, and the sequence GAN), each with its tiny configuration. Each case is a short run
+through the CLI
 (``cli.main([...])``) on the shipped ``binarized-mnist-subset``: a tiny VAE (hidden 64-32,
 4 categorical variables of K = 10 or 8 bits) or a tiny two-layer SBN (4 categorical variables
 of K = 10 or 8 bits per layer); 4 bits for an estimator that evaluates every state, and a latent
@@ -43,7 +46,7 @@ import pytest
 import torch
 
 from gumbel_softmax import estimators
-from gumbel_softmax.lab import cli, experiment, gan, sbn
+from gumbel_softmax.lab import cli, experiment, gan, sbn, semisup
 from gumbel_softmax.lab.checkpoint import load_checkpoint
 from gumbel_softmax.lab.records import read_metrics
 from gumbel_softmax.testing import normal_quantile
@@ -79,12 +82,15 @@ def _latents(exp: str, name: str) -> list[str]:
         return ["sequence"] if cls.single_evaluation and not cls.binary_only else []
     if exp == "sbn" and cls.multi_sample_bound:
         return []
+    if exp == "semisup":  # the label: one categorical of 10 classes, E_q[-L] (no IW bound)
+        fits = cls.max_states is None or cls.max_states >= 10
+        return [] if cls.binary_only or cls.multi_sample_bound or not fits else ["categorical"]
     latents = ["bernoulli"] if cls.binary_only else ["categorical", "bernoulli"]
     return [latent for latent in latents if _fits(name, latent)]
 
 
 #: The lab's experiments: each CLI command, with how a test builds its initial model and estimator.
-EXPERIMENTS = ("vae", "sbn", "gan")
+EXPERIMENTS = ("vae", "sbn", "semisup", "gan")
 CASES = [
     (exp, name, latent)
     for exp in EXPERIMENTS
@@ -126,6 +132,21 @@ def _argv(name: str, latent: str, run_dir: Path, *more: str, exp: str = "vae") -
     ]  # fmt: skip
     if exp == "sbn":
         return ["sbn", *shared, "--optimizer", "adam", *more]
+    if exp == "semisup":  # the label is the latent: no --latent/--n-latent; small conv nets
+        del shared[2:6]
+        nets = ["--channels", "2,4,4", "--z-dim", "4", "--labelled-batch-size", "10"]
+        nets += [
+            "--batch-size",
+            "25",
+            "--eval-samples",
+            "1",
+            "--eval-images",
+            "20",
+            "--test-images",
+            "20",
+        ]
+        anneal = ["--tau-min", str(tau_min), "--anneal-rate", "0.05", "--anneal-every", "4"]
+        return ["semisup", *shared, *nets, *anneal, *more]
     schedule = [
         "--hidden", "64,32",
         "--temperature", "anneal",
@@ -183,6 +204,8 @@ def _initial(exp: str, config) -> tuple[torch.nn.Module, torch.nn.Module]:
         return sbn.build_model(config), sbn.build_estimators(config)
     if exp == "gan":
         return gan.build_model(config), gan.build_estimator(config)
+    if exp == "semisup":
+        return semisup.build_model(config), semisup.build_estimator(config)
     return experiment.build_model(config), experiment.build_estimator(config)
 
 
@@ -195,6 +218,7 @@ def _one_thread_and_the_subset_read_once():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(experiment, "load_splits", lambda config: read(config.dataset))
         mp.setattr(sbn, "load_splits", lambda config: read(config.dataset))
+        mp.setattr(semisup, "load_splits", lambda config: read(config.dataset))
         yield
     torch.set_num_threads(threads)
 
@@ -343,7 +367,7 @@ def test_the_cases_cover_the_registry():
     assert {n for _, n, _ in CASES} == set(names) and len(names) >= 17
     commands = cli.build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(EXPERIMENTS) == set(commands) - {"data", "sweep"}
-    for exp in EXPERIMENTS:
+    for exp in ("vae", "sbn", "gan"):  # semisup: below
         for n in names:
             cls = estimators.estimator_class(n)
             if exp == "gan":
@@ -354,6 +378,8 @@ def test_the_cases_cover_the_registry():
             assert ((exp, n, "bernoulli") in CASES) == (applies and _fits(n, "bernoulli"))
             categorical = applies and not cls.binary_only and _fits(n, "categorical")
             assert ((exp, n, "categorical") in CASES) == categorical
+    semi = {n for e, n, _ in CASES if e == "semisup"}
+    assert semi == set(names) - {"arm", "disarm", "vimco"} and "exact" in semi
     assert ("vae", "exact", "bernoulli") in CASES and ("vae", "exact", "categorical") not in CASES
     assert ("vae", "vimco", "categorical") in CASES and ("sbn", "vimco", "bernoulli") not in CASES
     assert {n for e, n, _ in CASES if e == "gan"} >= {"gs", "st-gs", "sf", "sf-ema", "nvil"}

@@ -12,17 +12,21 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule
 
 __all__ = [
     "GAN_HELP",
     "HELP",
+    "MARGINAL",
     "SBN_HELP",
+    "SEMISUP_HELP",
     "ConfigError",
     "GANConfig",
     "SBNConfig",
+    "SemisupConfig",
     "VAEConfig",
     "describe_temperature",
     "estimator_for",
@@ -699,3 +703,186 @@ class GANConfig:
                 f"estimator {self.estimator!r} cannot run at the temperatures of this config "
                 f"(temperature={self.temperature!r}, lowest {lowest:g}): {err}"
             ) from None
+
+
+# ------------------------------------------------------------------------- semi-supervised M2
+#: The spelling of exact marginalisation of the label (not a registered estimator: no sampling).
+MARGINAL = "marginal"
+
+SEMISUP_HELP: dict[str, str] = {
+    "estimator": f"how the label of an unlabelled image is handled: {MARGINAL!r} (exact "
+    "marginalisation, one decoder pass per class) or a registered estimator of one categorical "
+    "variable of 10 classes (one decoder pass per sample)",
+    "n_labelled": "labelled training images, the same number per class, drawn from the seed "
+    "(the paper: 100); every training image is also used unlabelled",
+    "alpha": "weight of the classification loss: the labelled minibatch's mean -log q(y|x) "
+    "enters the per-image loss times alpha * n_train / n_labelled (Kingma et al.'s scaling; the "
+    "paper's grid 0.1, 0.2, 0.3, 0.8, 1.0)",
+    "labelled_batch_size": "labelled images per step (drawn in an order fixed by the seed)",
+    "z_dim": "size of the Gaussian latent z",
+    "channels": "channels of the three convolutions of q(y|x) and of q(z|x,y), comma-separated; "
+    "p(x|y,z) uses them in reverse in its four transposed convolutions",
+    "dataset": "dataset name: binarized-mnist-subset (shipped, offline, already binarized, with "
+    "derived labels), mnist (grey-scale, the paper's dynamic binarization per minibatch), "
+    "fashion-mnist, binarized-mnist (needs its derived labels)",
+    "data_dir": HELP["data_dir"],
+    "download": HELP["download"],
+    "epochs": "passes over the unlabelled training images",
+    "max_steps": HELP["max_steps"],
+    "batch_size": "unlabelled images per step",
+    "optimizer": HELP["optimizer"],
+    "lr": "learning rate",
+    "momentum": HELP["momentum"],
+    "fused_optimizer": HELP["fused_optimizer"],
+    "tau0": "initial temperature of estimators with one (the paper: 1)",
+    "tau_min": "floor of the annealed temperature (the paper: 0.5)",
+    "anneal_rate": "decay rate r per step of tau = max(tau_min, tau0*exp(-r t)) (the paper: 3e-5)",
+    "anneal_every": "steps between temperature updates (the paper: 2000)",
+    "seed": "seed of the labelled subset, the initial weights, the data order, the "
+    "binarizations and every sample",
+    "eval_every": HELP["eval_every"],
+    "eval_samples": "z samples per (image, class) of the test and validation ELBO in the final "
+    "evaluation (the label is summed over exactly)",
+    "eval_samples_during": "z samples of the periodic validation ELBO",
+    "eval_images": "validation images for the curves and the final validation metrics, a "
+    "random subset fixed by the seed (0 = all)",
+    "test_images": "test images of the final test metrics, a random subset fixed by the seed "
+    "(0 = all)",
+    "eval_batch_size": HELP["eval_batch_size"],
+    "checkpoint_every": HELP["checkpoint_every"],
+    "log_every": HELP["log_every"],
+    "figures": "draw the figures (accuracy and ELBO curves, class-conditional samples)",
+    "progress": HELP["progress"],
+    "device": HELP["device"],
+    "run_dir": HELP["run_dir"],
+}
+
+
+@dataclass
+class SemisupConfig:
+    """All options of a semi-supervised M2 run; see :data:`SEMISUP_HELP` for each field.
+
+    Raises:
+        ConfigError: from :meth:`validate` and :meth:`from_dict`, naming the key.
+    """
+
+    estimator: str = "gs"
+    n_labelled: int = 100
+    alpha: float = 0.1
+    labelled_batch_size: int = 20
+    z_dim: int = 50
+    channels: str = "32,64,128"
+    dataset: str = "binarized-mnist-subset"
+    data_dir: str = ""
+    download: bool = False
+    epochs: int = 10
+    max_steps: int = 0
+    batch_size: int = 100
+    optimizer: str = "adam"
+    lr: float = 3e-4
+    momentum: float = 0.9
+    fused_optimizer: bool = True
+    tau0: float = 1.0
+    tau_min: float = 0.5
+    anneal_rate: float = 3e-5
+    anneal_every: int = 2000
+    seed: int = 0
+    eval_every: int = 0
+    eval_samples: int = 1
+    eval_samples_during: int = 1
+    eval_images: int = 1000
+    test_images: int = 0
+    eval_batch_size: int = 100
+    checkpoint_every: int = 500
+    log_every: int = 50
+    figures: bool = True
+    progress: bool = True
+    device: str = "cpu"
+    run_dir: str = "runs/semisup"
+
+    #: Classes of the label: the ten digits (or clothes) of the data sets.
+    n_classes: ClassVar[int] = 10
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SemisupConfig:
+        """Build from a mapping; every key must be a field and every value of the field's type."""
+        config: SemisupConfig = _from_dict(cls, data)
+        return config.validate()
+
+    def replace(self, **changes: Any) -> SemisupConfig:
+        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
+        return SemisupConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def channel_sizes(self) -> tuple[int, int, int]:
+        """``channels`` as three ints, e.g. ``"32,64,128"`` -> ``(32, 64, 128)``.
+
+        Raises:
+            ConfigError: not three comma-separated positive ints.
+        """
+        try:
+            sizes = tuple(int(part) for part in self.channels.split(","))
+        except ValueError:
+            sizes = ()
+        if len(sizes) != 3 or min(sizes) < 1:
+            raise ConfigError(
+                f"channels must be three comma-separated positive ints such as '32,64,128', "
+                f"got {self.channels!r}"
+            )
+        return sizes  # type: ignore[return-value]
+
+    def schedule(self) -> Schedule:
+        """The paper's temperature, :math:`\\tau_t = \\max(\\tau_{\\min}, \\tau_0 e^{-r t})`
+        updated every ``anneal_every`` steps (a pure function of the step)."""
+        return ExponentialAnneal(
+            tau0=self.tau0, rate=self.anneal_rate, tau_min=self.tau_min, every=self.anneal_every
+        )
+
+    def validate(self) -> SemisupConfig:
+        """Check every value; return ``self`` or raise :class:`ConfigError` naming the key."""
+        # The shared checks, with the label as the one categorical latent of n_classes classes.
+        view = SimpleNamespace(
+            **self.to_dict(), latent="categorical", n_latent=1, n_classes=self.n_classes
+        )
+        view.eval_chunk = 1  # no importance-sample chunks here
+        _check_shared(
+            view,
+            counts=("n_labelled", "labelled_batch_size", "z_dim", "anneal_every"),
+            positive=("tau_min", "alpha"),
+        )
+        if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
+            raise ConfigError(f"anneal_rate must be >= 0 and finite, got {self.anneal_rate!r}")
+        if self.n_labelled % self.n_classes:
+            raise ConfigError(
+                f"n_labelled must be a multiple of the {self.n_classes} classes (the same "
+                f"number per class), got {self.n_labelled}"
+            )
+        if self.labelled_batch_size > self.n_labelled:
+            raise ConfigError(
+                f"labelled_batch_size={self.labelled_batch_size} exceeds "
+                f"n_labelled={self.n_labelled}"
+            )
+        self.channel_sizes()
+        if self.estimator == MARGINAL:
+            return self
+        cls = estimator_for(self.estimator, n_classes=self.n_classes, n_latent=1)
+        if cls.multi_sample_bound:
+            raise ConfigError(
+                f"estimator {self.estimator!r} optimises a multi-sample bound; the unlabelled "
+                "term needs E_q(y|x)[-L(x, y)] (use 'rloo' for a multi-sample score-function "
+                f"estimator, or {MARGINAL!r})"
+            )
+        kind = cls.temperature_kind
+        if kind is not None:
+            lowest = self.schedule().lowest if kind == "scheduled" else self.tau0
+            try:
+                cls.check_temperature(self.tau0)
+                cls.check_temperature(lowest)
+            except ValueError as err:
+                raise ConfigError(
+                    f"estimator {self.estimator!r} cannot run at the temperatures of this "
+                    f"config (tau0={self.tau0}, tau_min={self.tau_min}, lowest {lowest:g}): {err}"
+                ) from None
+        return self

@@ -15,7 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import GAN_HELP, HELP, SBN_HELP, ConfigError, GANConfig, SBNConfig, VAEConfig
+from .config import (
+    GAN_HELP,
+    HELP,
+    SBN_HELP,
+    SEMISUP_HELP,
+    ConfigError,
+    GANConfig,
+    SBNConfig,
+    SemisupConfig,
+    VAEConfig,
+)
 
 __all__ = ["EXPERIMENTS", "Experiment", "get"]
 
@@ -68,6 +78,14 @@ def _sbn_summary(config: SBNConfig, result: Any) -> str:
     return (
         f"step {result.step}: test NLL (m={config.eval_samples}) {result.test['nll']:.2f} "
         f"nats, valid NLL {result.valid['nll']:.2f}"
+    )
+
+
+def _semisup_summary(config: SemisupConfig, result: Any) -> str:
+    return (
+        f"step {result.step}: test accuracy {100 * result.test['accuracy']:.2f} %, test "
+        f"ELBO {result.test['elbo']:.2f} nats; valid accuracy "
+        f"{100 * result.valid['accuracy']:.2f} %, valid ELBO {result.valid['elbo']:.2f}"
     )
 
 
@@ -130,6 +148,32 @@ EXPERIMENTS: dict[str, Experiment] = {
             report=("test.nll",),
             summary=_sbn_summary,
             choices={"latent": _LATENT, "optimizer": _OPTIMIZER},
+        ),
+        Experiment(
+            name="semisup",
+            config=SemisupConfig,
+            help_texts=SEMISUP_HELP,
+            help="train and evaluate Kingma et al.'s M2 semi-supervised classifier on MNIST with "
+            "100 labels (resumes if --run-dir has a run)",
+            description="Semi-supervised classification (Jang et al. 2017, section 4.3): the M2 "
+            "model with convolutional q(y|x), q(z|x,y) and p(x|y,z); the label of an unlabelled "
+            "image summed over exactly (--estimator marginal) or sampled by a registered "
+            "estimator. Reports the test accuracy of argmax q(y|x) and the test ELBO (nats). "
+            "Writes the run record (with the labelled indices) to --run-dir; the same --run-dir "
+            "resumes.",
+            module="semisup",
+            metrics=(
+                "valid.error",
+                "valid.accuracy",
+                "valid.elbo",
+                "test.error",
+                "test.accuracy",
+                "test.elbo",
+            ),
+            select="valid.error",
+            report=("test.accuracy", "test.elbo"),
+            summary=_semisup_summary,
+            choices={"optimizer": _OPTIMIZER},
         ),
         Experiment(
             name="gan",
