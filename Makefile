@@ -28,7 +28,7 @@ $(DEMO_STAMP): pyproject.toml
 	@touch $@
 
 $(TEST_STAMP): $(DEMO_STAMP) pyproject.toml
-	@echo "installing into $(VENV): the test tools, gumbel-softmax[dev] (pytest, hypothesis, ruff, mypy, scipy, triton), [ray] (the sweep's Ray engine) and [docs] (mkdocs, for the docs build test)"
+	@echo "installing into $(VENV): the test tools, gumbel-softmax[dev] (pytest, pytest-xdist, hypothesis, ruff, mypy, scipy, triton), [ray] (the sweep's Ray engine) and [docs] (mkdocs, for the docs build test)"
 	@$(BIN)/python -m pip install -q -e ".[lab,dev,ray,docs]"
 	@touch $@ $(DOCS_STAMP)
 
@@ -59,8 +59,11 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs serially), each test file on one
+# worker (module-scoped fixtures, e.g. the lab's registry runs, are built once).
+PYTEST_WORKERS ?= auto
 pytest: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck pytest
 

@@ -252,8 +252,10 @@ class Estimator(nn.Module):
 
 
 # Dynamo runs this eagerly (a graph break) instead of tracing it: the double backward through
-# ``f`` that ``differentiates_twice`` estimators need is not supported by AOTAutograd.
-_eager_call = torch.compiler.disable(nn.Module.__call__)
+# ``f`` that ``differentiates_twice`` estimators need is not supported by AOTAutograd. torch's
+# lazy form of ``torch.compiler.disable``: that one imports Dynamo (and Triton) at once, which
+# would make ``import gumbel_softmax`` heavy (tests/test_layering.py).
+_eager_call = torch._disable_dynamo(nn.Module.__call__, recursive=True)
 
 
 class TemperedEstimator(Estimator):
