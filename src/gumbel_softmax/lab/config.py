@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule
 
@@ -91,8 +91,37 @@ HELP: dict[str, str] = {
 }
 
 
+_C = TypeVar("_C", bound="_Config")
+
+
+class _Config:
+    """What every experiment's config dataclass shares: built from a mapping (every key a field,
+    every value of its type, then :meth:`validate`), copied with changes, written as a dict.
+    A subclass fills in the defaults a choice implies in :meth:`_implied`."""
+
+    @classmethod
+    def _implied(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+    @classmethod
+    def from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
+        """Build from a mapping; every key must be a field and every value of the field's type."""
+        config: _C = _from_dict(cls, cls._implied(data))
+        return config.validate()
+
+    def replace(self: _C, **changes: Any) -> _C:
+        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def validate(self: _C) -> _C:
+        raise NotImplementedError
+
+
 @dataclass
-class VAEConfig:
+class VAEConfig(_Config):
     """All options of a VAE run; see :data:`HELP` for each field.
 
     Raises:
@@ -141,19 +170,11 @@ class VAEConfig:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
-        """Build from a mapping; every key must be a field and every value of the field's type."""
+    def _implied(cls, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("latent") == "bernoulli":
             # The paper's Bernoulli VAE: 200 bits, unless the caller says otherwise.
-            data = {"n_latent": 200, "n_classes": 2, **data}
-        return _from_dict(cls, data).validate()
-
-    def replace(self, **changes: Any) -> VAEConfig:
-        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
-        return VAEConfig.from_dict({**self.to_dict(), **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+            return {"n_latent": 200, "n_classes": 2, **data}
+        return data
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> VAEConfig:
@@ -419,7 +440,7 @@ SBN_HELP: dict[str, str] = {
 
 
 @dataclass
-class SBNConfig:
+class SBNConfig(_Config):
     """All options of an SBN structured-prediction run; see :data:`SBN_HELP` for each field.
 
     Raises:
@@ -459,20 +480,11 @@ class SBNConfig:
     run_dir: str = "runs/sbn"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SBNConfig:
-        """Build from a mapping; every key must be a field and every value of the field's type.
-        ``latent='categorical'`` defaults to the paper's 20 variables of 10 classes."""
+    def _implied(cls, data: dict[str, Any]) -> dict[str, Any]:
+        # latent='categorical' defaults to the paper's 20 variables of 10 classes
         if data.get("latent") == "categorical":
-            data = {"n_latent": 20, "n_classes": 10, **data}
-        config: SBNConfig = _from_dict(cls, data)
-        return config.validate()
-
-    def replace(self, **changes: Any) -> SBNConfig:
-        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
-        return SBNConfig.from_dict({**self.to_dict(), **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+            return {"n_latent": 20, "n_classes": 10, **data}
+        return data
 
     @property
     def units(self) -> int:
@@ -551,7 +563,7 @@ GAN_HELP: dict[str, str] = {
 
 
 @dataclass
-class GANConfig:
+class GANConfig(_Config):
     """All options of a sequence-GAN run (:mod:`gumbel_softmax.lab.gan`); see :data:`GAN_HELP`.
 
     Raises:
@@ -593,19 +605,6 @@ class GANConfig:
     progress: bool = True
     device: str = "cpu"
     run_dir: str = "runs/gan"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GANConfig:
-        """Build from a mapping; every key must be a field and every value of the field's type."""
-        config: GANConfig = _from_dict(cls, data)
-        return config.validate()
-
-    def replace(self, **changes: Any) -> GANConfig:
-        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
-        return GANConfig.from_dict({**self.to_dict(), **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def temperatures(self) -> tuple[float, ...]:
         """``sample_temperatures`` as floats.
@@ -759,7 +758,7 @@ SEMISUP_HELP: dict[str, str] = {
 
 
 @dataclass
-class SemisupConfig:
+class SemisupConfig(_Config):
     """All options of a semi-supervised M2 run; see :data:`SEMISUP_HELP` for each field.
 
     Raises:
@@ -802,19 +801,6 @@ class SemisupConfig:
 
     #: Classes of the label: the ten digits (or clothes) of the data sets.
     n_classes: ClassVar[int] = 10
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SemisupConfig:
-        """Build from a mapping; every key must be a field and every value of the field's type."""
-        config: SemisupConfig = _from_dict(cls, data)
-        return config.validate()
-
-    def replace(self, **changes: Any) -> SemisupConfig:
-        """A copy with ``changes`` applied (checked like :meth:`from_dict`)."""
-        return SemisupConfig.from_dict({**self.to_dict(), **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def channel_sizes(self) -> tuple[int, int, int]:
         """``channels`` as three ints, e.g. ``"32,64,128"`` -> ``(32, 64, 128)``.
