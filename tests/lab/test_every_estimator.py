@@ -46,7 +46,7 @@ import pytest
 import torch
 
 from gumbel_softmax import estimators
-from gumbel_softmax.lab import cli, experiment, gan, sbn, semisup
+from gumbel_softmax.lab import cli, experiment, gan, runner, sbn, semisup
 from gumbel_softmax.lab.checkpoint import load_checkpoint
 from gumbel_softmax.lab.records import read_metrics
 from gumbel_softmax.testing import normal_quantile
@@ -213,12 +213,10 @@ def _initial(exp: str, config) -> tuple[torch.nn.Module, torch.nn.Module]:
 def _one_thread_and_the_subset_read_once():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    read = cache(lambda dataset: experiment.load_splits(experiment.VAEConfig(dataset=dataset)))
+    read = cache(lambda dataset: runner.load_splits(experiment.VAEConfig(dataset=dataset)))
     read(SUBSET)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(experiment, "load_splits", lambda config: read(config.dataset))
-        mp.setattr(sbn, "load_splits", lambda config: read(config.dataset))
-        mp.setattr(semisup, "load_splits", lambda config: read(config.dataset))
+    with pytest.MonkeyPatch.context() as mp:  # every experiment loads through the runner's
+        mp.setattr(runner, "load_splits", lambda config: read(config.dataset))
         yield
     torch.set_num_threads(threads)
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from gumbel_softmax import estimators
 
-from .config import ConfigError, VAEConfig
+from .config import VAEConfig
 from .evaluation import Bounds, evaluate
 from .models import IMAGE_DIM, DiscreteVAE
 from .records import derive_seed, read_metrics
@@ -39,9 +39,10 @@ from .runner import (
     Cadence,
     Progress,
     RunDirectory,
-    RunError,
     StepOutput,
     Training,
+    load_data,
+    load_splits,
     minibatches,
     require_extras,
     resolve_device,
@@ -163,16 +164,6 @@ def build_optimizer(config: VAEConfig, params: list[torch.nn.Parameter]) -> torc
     return kind(params, **options)
 
 
-def load_splits(config: VAEConfig) -> Splits:
-    """Load ``config.dataset`` through :func:`gumbel_softmax.lab.data.load_dataset`."""
-    from .data import load_dataset  # imported here so the models run without the data module
-
-    splits: Splits = load_dataset(
-        config.dataset, data_dir=config.data_dir or None, download=config.download
-    )
-    return splits
-
-
 def _as_tensor(a: Any) -> Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float32)).reshape(len(a), -1)
 
@@ -258,7 +249,7 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     model = build_model(config).to(device)
     estimator = build_estimator(config).to(device)
     if splits is None:
-        splits = _load_splits_or_explain(config)
+        splits = load_data(config)
     train_x = _as_tensor(splits.train).to(device)
     steps_per_epoch, minibatch = minibatches(train_x, config.batch_size, config.seed)
     valid_x = _eval_set(splits.valid, splits.binarized, config.seed, "valid", config.eval_images)
@@ -350,17 +341,6 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
         run_dir=run.path,
         figures=figures,
     )
-
-
-def _load_splits_or_explain(config: VAEConfig) -> Splits:
-    from .data import DownloadError
-
-    try:
-        return load_splits(config)
-    except FileNotFoundError as err:  # data not where the config points: a config error
-        raise ConfigError(str(err)) from None
-    except (ValueError, DownloadError) as err:  # a corrupt file (the message names it)
-        raise RunError(f"dataset {config.dataset!r}: {err}") from None
 
 
 def _nll(model: DiscreteVAE, z: Tensor, *, x: Tensor) -> Tensor:

@@ -61,6 +61,8 @@ __all__ = [
     "StepOutput",
     "TrainResult",
     "Training",
+    "load_data",
+    "load_splits",
     "minibatches",
     "require_extras",
     "resolve_device",
@@ -105,6 +107,29 @@ def resolve_device(name: str) -> torch.device:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"device {name!r} is not available here: {reason}") from None
     return device
+
+
+def load_splits(config: Any) -> Any:
+    """Load ``config.dataset`` through :func:`gumbel_softmax.lab.data.load_dataset` (from
+    ``config.data_dir``, downloading if ``config.download``): the ``Splits`` of any experiment
+    whose config has those three fields."""
+    from .data import load_dataset  # imported here so the models run without the data module
+
+    return load_dataset(config.dataset, data_dir=config.data_dir or None, download=config.download)
+
+
+def load_data(config: Any) -> Any:
+    """:func:`load_splits`, its failures explained: data not where the config points is a
+    :class:`ConfigError`, a corrupt or undownloadable file a :class:`RunError` naming the data
+    set (both messages name the file)."""
+    from .data import DownloadError
+
+    try:
+        return load_splits(config)
+    except FileNotFoundError as err:
+        raise ConfigError(str(err)) from None
+    except (ValueError, DownloadError) as err:
+        raise RunError(f"dataset {config.dataset!r}: {err}") from None
 
 
 def require_extras(*, progress: bool, figures: bool) -> None:

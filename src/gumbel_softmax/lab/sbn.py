@@ -57,15 +57,16 @@ from torch import Tensor, nn
 from gumbel_softmax import estimators, sample_categorical
 from gumbel_softmax.graph import stochastic_node
 
-from .config import ConfigError, SBNConfig
+from .config import SBNConfig
 from .records import derive_seed, read_metrics
 from .runner import (
     Cadence,
     Progress,
     RunDirectory,
-    RunError,
     StepOutput,
     Training,
+    load_data,
+    load_splits,
     minibatches,
     require_extras,
     resolve_device,
@@ -302,13 +303,6 @@ def build_estimators(config: SBNConfig) -> nn.ModuleList:
         )
 
 
-def load_splits(config: SBNConfig) -> Any:
-    """Load ``config.dataset`` through :func:`gumbel_softmax.lab.data.load_dataset`."""
-    from .data import load_dataset
-
-    return load_dataset(config.dataset, data_dir=config.data_dir or None, download=config.download)
-
-
 @dataclass(frozen=True)
 class SBNResult:
     """The final NLL of a run (nats per image, m = ``eval_samples``) and where its record is."""
@@ -355,7 +349,7 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
     nodes = build_estimators(config).to(device)
     normalizer = VarianceNormalizer().to(device)
     if splits is None:
-        splits = _load_or_explain(config)
+        splits = load_data(config)
     train_x = _images(splits.train, splits.binarized, config.seed, "train").to(device)
     steps_per_epoch, batch = minibatches(train_x, config.batch_size, config.seed)
     valid = _images(splits.valid, splits.binarized, config.seed, "valid", config.eval_images)
@@ -435,14 +429,3 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
         run_dir=run.path,
         figures=figures,
     )
-
-
-def _load_or_explain(config: SBNConfig) -> Any:
-    from .data import DownloadError
-
-    try:
-        return load_splits(config)
-    except FileNotFoundError as err:
-        raise ConfigError(str(err)) from None
-    except (ValueError, DownloadError) as err:
-        raise RunError(f"dataset {config.dataset!r}: {err}") from None

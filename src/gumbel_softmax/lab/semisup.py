@@ -92,9 +92,10 @@ from .runner import (
     Cadence,
     Progress,
     RunDirectory,
-    RunError,
     StepOutput,
     Training,
+    load_data,
+    load_splits,
     minibatches,
     require_extras,
     resolve_device,
@@ -346,13 +347,6 @@ def draw_labelled(labels: Tensor, per_class: int, *, n_classes: int, seed: int) 
     return torch.cat(chosen).sort().values
 
 
-def load_splits(config: SemisupConfig) -> Any:
-    """Load ``config.dataset`` through :func:`gumbel_softmax.lab.data.load_dataset`."""
-    from .data import load_dataset
-
-    return load_dataset(config.dataset, data_dir=config.data_dir or None, download=config.download)
-
-
 @dataclass(frozen=True)
 class SemisupResult:
     """The final metrics of a run (accuracy, ELBO in nats) and where its record is."""
@@ -455,7 +449,7 @@ def main(config: SemisupConfig, *, splits: Any = None) -> SemisupResult:
     device = resolve_device(config.device)
     require_extras(progress=config.progress, figures=config.figures)
     if splits is None:
-        splits = _load_or_explain(config)
+        splits = load_data(config)
     if splits.labels_train is None or splits.labels_valid is None or splits.labels_test is None:
         raise ConfigError(
             f"dataset {config.dataset!r} has no labels here; use mnist, fashion-mnist or "
@@ -570,17 +564,6 @@ def main(config: SemisupConfig, *, splits: Any = None) -> SemisupResult:
         run_dir=run.path,
         figures=figures,
     )
-
-
-def _load_or_explain(config: SemisupConfig) -> Any:
-    from .data import DownloadError
-
-    try:
-        return load_splits(config)
-    except FileNotFoundError as err:
-        raise ConfigError(str(err)) from None
-    except (ValueError, DownloadError) as err:
-        raise RunError(f"dataset {config.dataset!r}: {err}") from None
 
 
 # ------------------------------------------------------------------------------- figures

@@ -1,6 +1,6 @@
 """Fixtures of the VAE tests: a tiny stand-in dataset and a fast config.
 
-The stand-in replaces :func:`gumbel_softmax.lab.experiment.load_splits` (which reads data through
+The stand-in replaces :func:`gumbel_softmax.lab.runner.load_splits` (which reads data through
 ``gumbel_softmax.lab.data``) with random 0/1 images, so these tests need neither the data module nor
 the network, and stay fast.
 """
@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gumbel_softmax.lab import experiment
+from gumbel_softmax.lab import runner
 from gumbel_softmax.lab.config import VAEConfig
 
 
@@ -33,7 +33,7 @@ def fake_splits(n_train: int = 120, n_eval: int = 20, *, binarized: bool = True,
 def fake_data(monkeypatch):
     """Make every run read the stand-in dataset; returns it."""
     splits = fake_splits()
-    monkeypatch.setattr(experiment, "load_splits", lambda config: splits)
+    monkeypatch.setattr(runner, "load_splits", lambda config: splits)
     return splits
 
 

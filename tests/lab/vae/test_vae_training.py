@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gumbel_softmax.lab import experiment
+from gumbel_softmax.lab import experiment, runner
 from gumbel_softmax.lab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gumbel_softmax.lab.config import ConfigError
 from gumbel_softmax.lab.records import read_metrics
@@ -93,7 +93,7 @@ def test_unsupported_estimator_options_fail_before_any_work(tiny_config, changes
         raise AssertionError("no data must be read")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(experiment, "load_splits", no_data)
+        mp.setattr(runner, "load_splits", no_data)
         with pytest.raises(ConfigError, match=match):
             experiment.main(tiny_config.replace(**changes))
 
