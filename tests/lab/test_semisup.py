@@ -150,6 +150,13 @@ def test_a_run_records_its_labelled_indices_and_draws_its_figures(tmp_path, caps
         assert 0 <= final[split]["accuracy"] <= 1 and final[split]["n_images"] == 20
         assert final[split]["elbo"] < 0 and final[split]["elbo_labelled"] < 0
     assert {p.name for p in (run / "figures").iterdir()} == {"curves.png", "class_samples.png"}
+    # the finished run again with another test size: only the final evaluation is run again
+    metrics = (run / "metrics.jsonl").read_text()
+    assert cli.main(_argv(run, "--estimator", "marginal", "--test-images", "30")) == 0
+    again = json.loads((run / "final.json").read_text())
+    assert again["test"]["n_images"] == 30 and again["step"] == final["step"]
+    assert again["valid"] == final["valid"]  # the same weights, the same validation draws
+    assert (run / "metrics.jsonl").read_text() == metrics
 
 
 def test_a_dataset_without_labels_is_refused(tmp_path):

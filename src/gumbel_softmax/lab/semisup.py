@@ -118,8 +118,10 @@ __all__ = [
 ]
 
 IMAGE_DIM = 784
+# test_images only sizes the final evaluation (training never reads the test split): running a
+# finished run again with another value re-runs that evaluation alone, from the last checkpoint.
 _RESUMABLE_KEYS = frozenset(
-    {"epochs", "max_steps", "progress", "figures", "run_dir", "data_dir", "download"}
+    {"epochs", "max_steps", "progress", "figures", "run_dir", "data_dir", "download", "test_images"}
 )
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -535,7 +537,7 @@ def main(config: SemisupConfig, *, splits: Any = None) -> SemisupResult:
             step=step,
             evaluate=validate,
             final=final,
-            final_key={"m": config.eval_samples},
+            final_key={"m": config.eval_samples, "test_images": config.test_images},
             estimator=estimator,
             schedule=schedule,
         ),
