@@ -38,7 +38,6 @@ import io
 import json
 import multiprocessing
 import os
-import platform
 import sys
 import time
 import traceback
@@ -53,7 +52,7 @@ from gumbel_softmax import estimators
 from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.config import ConfigError, VAEConfig, describe_temperature
 from gumbel_softmax.lab.data import DATASETS, load_dataset
-from gumbel_softmax.lab.records import git_revision, read_metrics, write_atomic
+from gumbel_softmax.lab.records import cpu_model, git_revision, read_metrics, write_atomic
 from gumbel_softmax.lab.runner import RunDirectory
 
 HERE = Path(__file__).resolve().parent
@@ -149,16 +148,6 @@ def _splits(dataset: str, data_dir: str) -> Any:
 def _init_worker() -> None:
     # Parallel runs share the cores: one thread each, so they do not oversubscribe them.
     torch.set_num_threads(1)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +25,7 @@ import torch
 
 from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.config import VAEConfig
-from gumbel_softmax.lab.records import git_revision, write_atomic
+from gumbel_softmax.lab.records import cpu_model, git_revision, write_atomic
 from gumbel_softmax.lab.stacked import stacked_step
 
 HERE = Path(__file__).resolve().parent
@@ -88,16 +87,6 @@ def measure(g: int, device: str, steps: int, warmup: int) -> dict[str, float]:
     # separate: the G models one after another (each its own step, as G runs alone would)
     t = [1 / rate([c], data, steps, warmup) for c in cs]  # seconds per step of each
     return {"separate": len(cs) / sum(t), "stacked": rate(cs, data, steps, warmup)}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

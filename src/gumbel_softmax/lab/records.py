@@ -28,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "atomic_path",
+    "cpu_model",
     "derive_seed",
     "git_revision",
     "metrics_line",
@@ -40,6 +41,18 @@ __all__ = [
 ]
 
 TEMP_SUFFIX = ".part"  # of the temporary files of atomic_path; readers skip them
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows, for the
+    machine line of a benchmark table."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def derive_seed(seed: int, *keys: object) -> int:
