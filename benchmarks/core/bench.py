@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import platform
+import os
 import statistics
 import time
 from pathlib import Path
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import gumbel_softmax as gs
+from gumbel_softmax.lab.records import machine_line
 
 SHAPES = [(100, 20, 10), (1024, 1024), (256, 32768), (64, 50257), (2048, 8192)]
 
@@ -46,21 +47,6 @@ def timed(fn, x, hard: bool, backward: bool) -> float:
     return time.perf_counter() - t0
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}; {torch.get_num_threads()} torch threads; Python {platform.python_version()}; "
-        f"torch {torch.__version__}; load average before the run {Path('/proc/loadavg').read_text().split()[:3]}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=15)
@@ -70,7 +56,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
-    desc = machine()
+    load_start = os.getloadavg()[0]
     for shape in SHAPES:
         x = torch.randn(shape)
         for hard in (False, True):
@@ -90,7 +76,7 @@ def main() -> None:
     lines = [
         "# Core benchmark: `gumbel_softmax` (reference path) vs `F.gumbel_softmax`",
         "",
-        f"Machine: {desc}.",
+        f"Machine: {machine_line(load_start=load_start)}.",
         "",
         f"Command: `python benchmarks/core/bench.py --repeats {args.repeats}"
         f"{f' --threads {args.threads}' if args.threads else ''}`. Median of "

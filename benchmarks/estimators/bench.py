@@ -24,7 +24,6 @@ import math
 import os
 import platform
 import re
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 
 from gumbel_softmax.diagnostics import MAX_STATES, ToyProblem, gradient_stats, toy_problems
 from gumbel_softmax.estimators import Estimator, available, build, estimator_class
+from gumbel_softmax.lab.records import git_revision, machine_line
 
 HERE = Path(__file__).resolve().parent
 TEMPERATURES = (0.1, 0.5, 1.0, 2.0)
@@ -155,29 +155,10 @@ def _fmt(x: float) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=HERE,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        rev = "unknown"
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
-        f"{cpu}, {os.cpu_count()} cores shared (load average {load} at the end of the run, "
-        "so timings are noisy); "
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) "
-        f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); "
-        f"Python {platform.python_version()}; git {rev}"
+        f"{machine_line()} (a shared machine, so timings are noisy; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); "
+        f"Python {platform.python_version()}; git {git_revision(HERE)}"
     )
 
 

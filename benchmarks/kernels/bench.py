@@ -40,6 +40,7 @@ from torch.profiler import ProfilerActivity, profile
 import gumbel_softmax as gs
 from gumbel_softmax import backends
 from gumbel_softmax.backends import _memory
+from gumbel_softmax.lab.records import cpu_model
 
 SHAPES = [(100, 20, 10), (1024, 1024), (256, 32768), (64, 50257), (2048, 8192)]
 BASELINE = "F.gumbel_softmax"
@@ -53,16 +54,6 @@ BLOCK_S = 0.02  # the least duration of one timing sample, see time_interleaved
 # --- the machine ---------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _version(module: str) -> str:
     try:
         return str(__import__(module).__version__)
@@ -72,7 +63,7 @@ def _version(module: str) -> str:
 
 def machine(device: torch.device) -> list[str]:
     lines = [
-        f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores, "
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, "
         f"torch intra-op threads {torch.get_num_threads()}",
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"numba {_version('numba')}, triton {_version('triton')}",

@@ -24,20 +24,17 @@ import argparse
 import fcntl
 import json
 import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import sbn
 from gumbel_softmax.lab.config import ConfigError, SBNConfig
 from gumbel_softmax.lab.data import load_dataset
-from gumbel_softmax.lab.records import git_revision, read_metrics
+from gumbel_softmax.lab.records import git_revision, machine_line, read_metrics
 
 HERE = Path(__file__).resolve().parent
 PAPER_LRS = [3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3]
@@ -272,14 +269,6 @@ def _curves(rows: list[dict[str, Any]], results_dir: Path) -> None:
     plt.close(fig)
 
 
-def _machine(load_start: float) -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load "
-        f"{load_start:.1f}-{os.getloadavg()[0]:.1f}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -388,7 +377,7 @@ def run(a: argparse.Namespace, splits: Any, rev: str, latent: str, name: str, lr
             "valid_images": result.valid["n_images"],
             "test_images": result.test["n_images"],
             "git_revision": rev,
-            "machine": _machine(load_start),
+            "machine": machine_line(load_start=load_start),
             "wall_s": round(time.time() - t0, 1),
             "run": tag,
             "curve": curve,

@@ -26,17 +26,14 @@ import argparse
 import fcntl
 import json
 import os
-import platform
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gumbel_softmax.lab import semisup
 from gumbel_softmax.lab.config import SemisupConfig
-from gumbel_softmax.lab.records import git_revision, read_metrics
+from gumbel_softmax.lab.records import git_revision, machine_line, read_metrics
 
 HERE = Path(__file__).resolve().parent
 PAPER_ALPHAS = [0.1, 0.2, 0.3, 0.8, 1.0]
@@ -47,15 +44,6 @@ PAPER = {
     "gs": (-109.6, 0.924),
     "st-gs": (-110.7, 0.936),
 }
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s), load {load:.1f} at the end"
-    )
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -247,7 +235,7 @@ def run_one(args: argparse.Namespace, estimator: str, alpha: float, lr: float) -
             "epochs": result.step / per_epoch,
             "seed": args.seed,
             "git_revision": git_revision(),
-            "machine": machine(),
+            "machine": machine_line(),
             "valid_images": result.valid["n_images"],
             "test_images": result.test["n_images"],
             "settings": config.to_dict(),

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -38,7 +36,7 @@ import torch
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import semisup
 from gumbel_softmax.lab.data import load_dataset
-from gumbel_softmax.lab.records import git_revision
+from gumbel_softmax.lab.records import git_revision, machine_line
 
 HERE = Path(__file__).resolve().parent
 PAPER = {10: 2.0, 100: 9.9}
@@ -105,17 +103,6 @@ def measure(args: argparse.Namespace, k: int, device: torch.device) -> dict[str,
     }
 
 
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    load = os.getloadavg()[0]
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other "
-        f"jobs (load {load:.1f} at the end), {torch.get_num_threads()} torch thread, torch "
-        f"{torch.__version__}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--classes", nargs="+", type=int, default=[10, 100])
@@ -144,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "labelled_batch_size": args.labelled_batch_size,
         "steps_per_round": args.steps,
-        "machine": machine(device),
+        "machine": machine_line(str(device)),
         "git_revision": git_revision(),
     }
     (args.out / "speedup.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -31,6 +31,7 @@ __all__ = [
     "cpu_model",
     "derive_seed",
     "git_revision",
+    "machine_line",
     "metrics_line",
     "package_versions",
     "read_metrics",
@@ -53,6 +54,24 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_line(device: str = "cpu", *, load_start: float | None = None) -> str:
+    """One line saying where a benchmark ran, for its table: the GPU's name and CUDA version on
+    ``cuda``; otherwise the CPU's model, its cores, torch's thread count and the 1-minute load
+    average (from ``load_start``, read before the run, to now), since on a shared machine the
+    load explains the wall times."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(device))
+        return f"{name}, CUDA {torch.version.cuda}, torch {torch.__version__}"
+    now = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = f"{now:.1f} at the end" if load_start is None else f"{load_start:.1f}-{now:.1f}"
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s), 1-min load {load}"
+    )
 
 
 def derive_seed(seed: int, *keys: object) -> int:
