@@ -11,6 +11,7 @@ runs k softmaxes, so about k is the expected cost).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench import machine
 
 import gumbel_softmax as gs
 from gumbel_softmax.distributions import IGR, HardConcrete
+from gumbel_softmax.lab.records import machine_line
 
 SHAPES = [(256, 64), (1024, 1024)]
 
@@ -65,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    desc = machine()
+    load_start = os.getloadavg()[0]
     rows = []
     for shape in SHAPES:
         x = torch.randn(shape)
@@ -84,7 +85,7 @@ def main() -> None:
     lines = [
         "# Relaxed top-k, Hard Concrete and IGR against `F.gumbel_softmax`",
         "",
-        f"Machine: {desc}.",
+        f"Machine: {machine_line(load_start=load_start)}.",
         "",
         f"Command: `python benchmarks/core/relaxations.py --repeats {args.repeats}"
         f"{f' --threads {args.threads}' if args.threads else ''}`. Forward + backward, median of "
