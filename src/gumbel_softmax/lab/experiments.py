@@ -4,16 +4,22 @@ Each :class:`Experiment` says what a command needs to know about an experiment, 
 than discovered: its config dataclass (``from_dict``, ``validate``, ``to_dict``, a ``run_dir``
 field), the help text of each field, the CLI's choices, the function that runs a config, the
 metrics of its ``final.json`` a sweep may select on or report, and the one-line summary the CLI
-prints. A new experiment joins ``gumbel-softmax <name>`` and ``gumbel-softmax sweep`` by one entry
-in :data:`EXPERIMENTS`.
+prints; and, for the registry-driven tests, a tiny configuration, what a config builds before its
+first step, which training metric shows it learning and whether it anneals the temperature. A new
+experiment joins ``gumbel-softmax <name>``, ``gumbel-softmax sweep`` and the test that trains
+every registered estimator in every experiment (``tests/lab/test_every_estimator.py``) by one
+entry in :data:`EXPERIMENTS`.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from torch import nn
 
 from .config import (
     GAN_HELP,
@@ -45,6 +51,16 @@ class Experiment:
             report; select: the default selection metric (lower is better); report: the default
             reported metrics.
         summary: ``(config, result) -> str``, the line the CLI prints after a run.
+        tiny: config fields (over the defaults) of a run that trains in about a second on the
+            shipped data (``binarized-mnist-subset``, or the GAN's synthetic oracle); the
+            registry-driven tests add the estimator, its temperatures and the run's cadence.
+        learns: the training-row metric that shows the run learning: it falls, or, with
+            ``learns_below``, it ends below that value (a discriminator that tells real from
+            fake has a loss below log 4; the sum of a GAN's two losses need not fall).
+        anneals: whether a ``"scheduled"`` estimator's temperature follows the config's
+            ``schedule()``; the SBN keeps the paper's fixed temperature ``tau0``.
+        builders: the names of the module's functions that build, from a config, the model
+            and the estimator(s) before the first step (see :meth:`initial`).
         choices: fields whose CLI option takes one of a few values.
     """
 
@@ -58,12 +74,26 @@ class Experiment:
     select: str
     report: tuple[str, ...]
     summary: Callable[[Any, Any], str]
+    tiny: Mapping[str, Any]
+    learns: str = "loss"
+    learns_below: float | None = None
+    anneals: bool = True
+    builders: tuple[str, str] = ("build_model", "build_estimator")
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def main(self, config: Any, **kwargs: Any) -> Any:
         """Run (or resume) ``config`` with the experiment's ``main``; return its result."""
-        module = importlib.import_module(f"{__package__}.{self.module}")
-        return module.main(config, **kwargs)
+        return self._module().main(config, **kwargs)
+
+    def initial(self, config: Any) -> tuple[nn.Module, nn.Module | None]:
+        """The model and the estimator(s) that ``config`` builds before its first step, as its
+        run builds them (the same seed, the same initial weights)."""
+        module = self._module()
+        model, estimator = (getattr(module, name) for name in self.builders)
+        return model(config), estimator(config)
+
+    def _module(self) -> Any:
+        return importlib.import_module(f"{__package__}.{self.module}")
 
 
 def _vae_summary(config: VAEConfig, result: Any) -> str:
@@ -105,6 +135,11 @@ def _gan_summary(config: GANConfig, result: Any) -> str:
 
 _LATENT = ("categorical", "bernoulli")
 _OPTIMIZER = ("adam", "sgd")
+_SUBSET = "binarized-mnist-subset"
+# the evaluation of the tiny runs: a few images, m = 2 (what the periodic and final ones cost)
+_TINY_EVAL = {"eval_samples": 2, "eval_samples_during": 2, "eval_images": 50, "test_images": 50}
+# tau annealed 2 tau_min -> tau_min over a few dozen steps, so that a short run sees it move
+_TINY_ANNEAL = {"anneal_rate": 0.05, "anneal_every": 4}
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
@@ -123,6 +158,16 @@ EXPERIMENTS: dict[str, Experiment] = {
             select="valid.neg_elbo",
             report=("test.neg_elbo", "test.iw_bound"),
             summary=_vae_summary,
+            tiny={
+                "dataset": _SUBSET,
+                "batch_size": 50,
+                "lr": 0.003,
+                "epochs": 1,
+                "hidden": "64,32",
+                "temperature": "anneal",
+                **_TINY_EVAL,
+                **_TINY_ANNEAL,
+            },
             choices={
                 "latent": _LATENT,
                 "prior": ("uniform", "learned"),
@@ -147,6 +192,16 @@ EXPERIMENTS: dict[str, Experiment] = {
             select="valid.nll",
             report=("test.nll",),
             summary=_sbn_summary,
+            tiny={
+                "dataset": _SUBSET,
+                "batch_size": 50,
+                "lr": 0.003,
+                "epochs": 1,
+                "optimizer": "adam",
+                **_TINY_EVAL,
+            },
+            anneals=False,
+            builders=("build_model", "build_estimators"),
             choices={"latent": _LATENT, "optimizer": _OPTIMIZER},
         ),
         Experiment(
@@ -173,6 +228,21 @@ EXPERIMENTS: dict[str, Experiment] = {
             select="valid.error",
             report=("test.accuracy", "test.elbo"),
             summary=_semisup_summary,
+            # conv nets of 2-4 channels, batch 25 + 10 labelled
+            tiny={
+                "dataset": _SUBSET,
+                "batch_size": 25,
+                "labelled_batch_size": 10,
+                "lr": 0.003,
+                "epochs": 1,
+                "channels": "2,4,4",
+                "z_dim": 4,
+                "eval_samples": 1,
+                "eval_samples_during": 2,
+                "eval_images": 20,
+                "test_images": 20,
+                **_TINY_ANNEAL,
+            },
             choices={"optimizer": _OPTIMIZER},
         ),
         Experiment(
@@ -194,6 +264,28 @@ EXPERIMENTS: dict[str, Experiment] = {
             select="heldout_nll",
             report=("parse_rate", "unique", "novel", "heldout_nll"),
             summary=_gan_summary,
+            # the synthetic oracle (the grammar's strings have 16 tokens, 3 times the cost): 200
+            # sequences of 6 tokens of 9 from a random LSTM, batch 25, 16-unit LSTMs
+            tiny={
+                "task": "oracle",
+                "oracle_vocab": 9,
+                "oracle_length": 6,
+                "n_train": 200,
+                "n_held_out": 50,
+                "hidden": 16,
+                "embed": 8,
+                "disc_hidden": 16,
+                "batch_size": 25,
+                "lr": 0.001,
+                "lr_d": 0.01,
+                "epochs": 3,
+                "temperature": "anneal",
+                "eval_strings": 50,
+                "sample_temperatures": "1",
+                **_TINY_ANNEAL,
+            },
+            learns="d_loss",
+            learns_below=math.log(4),
             choices={
                 "objective": ("gan", "mle"),
                 "task": ("grammar", "oracle"),
