@@ -1,14 +1,9 @@
-import errno
 import json
-import os
-import sys
-from pathlib import Path
 
 import pytest
-import torch
 
 from gumbel_softmax import estimators
-from gumbel_softmax.lab import cli, experiment, records, runner
+from gumbel_softmax.lab import cli, experiment
 from gumbel_softmax.lab.config import HELP
 
 
@@ -101,6 +96,7 @@ def test_data_download_refuses_abbreviations(capsys):
 
 
 # ------------------------------------------------------------------ runtime failures as messages
+# (those of every experiment: tests/lab/test_runtime_failures.py)
 def _quick(run_dir, *more):
     """A CLI run of a few steps on the shipped subset."""
     return [
@@ -149,84 +145,6 @@ def test_config_that_is_a_directory(tmp_path, capsys):
     _fails(["vae", "--config", str(tmp_path)], capsys, str(tmp_path), "is a directory")
 
 
-def test_a_device_that_is_not_there(tmp_path, capsys):
-    # A CPU build has no CUDA; a CUDA build has no device past its count.
-    name = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
-    _fails(_quick(tmp_path / "run", "--device", name), capsys, f"device {name!r}", "not available")
-    assert not (tmp_path / "run").exists()  # refused before anything was written
-
-
-def test_a_run_dir_that_is_a_file(tmp_path, capsys):
-    path = tmp_path / "run"
-    path.write_text("not a directory")
-    _fails(_quick(path), capsys, str(path), "is a file")
-    _fails(_quick(path / "sub"), capsys, str(path), "is a file")
-    assert path.read_text() == "not a directory"
-
-
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
-def test_a_read_only_run_dir(tmp_path, capsys):
-    path = tmp_path / "run"
-    path.mkdir()
-    path.chmod(0o555)
-    try:
-        _fails(_quick(path), capsys, str(path / "config.json"), "Permission denied")
-    finally:
-        path.chmod(0o755)
-
-
-def test_a_read_only_file_system(tmp_path, capsys, monkeypatch):
-    """What a read-only mount does to the writer (simulated: the tests may run as root)."""
-
-    def refuse(*args, dir=None, prefix="", suffix="", **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), f"{dir}/{prefix}abc{suffix}")
-
-    monkeypatch.setattr(records.tempfile, "mkstemp", refuse)
-    _fails(_quick(tmp_path / "run"), capsys, str(tmp_path / "run" / "config.json"), "Read-only")
-
-
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name an fd")
-def test_a_full_disk_while_writing_a_checkpoint(tmp_path, capsys, monkeypatch):
-    run = tmp_path / "run"
-    real = os.fsync
-
-    def full_for_checkpoints(fd):
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(records.TEMP_SUFFIX) and ".pt." in (
-            os.readlink(f"/proc/self/fd/{fd}")
-        ):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(fd)
-
-    monkeypatch.setattr(records.os, "fsync", full_for_checkpoints)
-    _fails(_quick(run), capsys, str(run / "checkpoints" / "checkpoint-2.pt"), "No space left")
-    assert not list(run.rglob(f"*{records.TEMP_SUFFIX}"))  # the half-written file is gone
-    monkeypatch.undo()  # space freed: the same command runs
-    assert cli.main(_quick(run)) == 0
-
-
-def _flip_a_bit(path):
-    blob = bytearray(path.read_bytes())
-    blob[100] ^= 1
-    path.write_bytes(bytes(blob))
-
-
-def test_corrupt_checkpoints(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert cli.main(_quick(run)) == 0  # checkpoints at steps 2 and 4
-    out = capsys.readouterr().out
-    _flip_a_bit(run / "checkpoints" / "checkpoint-4.pt")
-    # Only the newest is corrupt: a warning naming it, and the run goes on from the older one.
-    assert cli.main(_quick(run)) == 0
-    captured = capsys.readouterr()
-    assert "gumbel-softmax: warning: " in captured.err
-    assert "checkpoint-4.pt is corrupt" in captured.err and "checkpoint-2.pt" in captured.err
-    assert "resuming from step 2" in captured.err
-    assert captured.out == out  # the same result
-    for name in ("checkpoint-2.pt", "checkpoint-4.pt"):
-        _flip_a_bit(run / "checkpoints" / name)
-    _fails(_quick(run), capsys, "checkpoint-4.pt is corrupt", "checkpoint-2.pt is corrupt")
-
-
 def test_a_corrupt_data_file(tmp_path, capsys):
     folder = tmp_path / "data" / "binarized-mnist"
     folder.mkdir(parents=True)
@@ -238,42 +156,8 @@ def test_a_corrupt_data_file(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize(
-    ("module", "options"),
-    [("tensorboard", []), ("tqdm", ["--progress"]), ("matplotlib", ["--figures"])],
-)
-def test_a_base_install_without_the_lab_extra(tmp_path, capsys, monkeypatch, module, options):
-    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
-    _fails(_quick(tmp_path / "run", *options), capsys, module, "gumbel-softmax[lab]")
-    assert not (tmp_path / "run").exists()
-
-
-def test_resuming_and_re_printing_say_so(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert cli.main(_quick(run, "--max-steps", "2")) == 0
-    assert "resuming" not in capsys.readouterr().err
-    assert cli.main(_quick(run)) == 0
-    assert "gumbel-softmax: resuming from step 2" in capsys.readouterr().err
-    assert cli.main(_quick(run)) == 0
-    assert "gumbel-softmax: run already finished at step 4" in capsys.readouterr().err
-
-
 def test_progress_notes_the_kernel_preparation_and_the_final_evaluation(tmp_path, capsys):
     assert cli.main(_quick(tmp_path / "run", "--progress")) == 0
     err = capsys.readouterr().err
     assert "preparing the sampler kernels" in err
     assert "final evaluation at step 4 (m=2)" in err and "final evaluation done" in err
-
-
-def test_a_resume_on_another_sampler_backend_warns(tmp_path, capsys, monkeypatch):
-    run = tmp_path / "run"
-    assert cli.main(_quick(run, "--max-steps", "2")) == 0
-    started = json.loads((run / "run.json").read_text())["sessions"][0]["sampler_backend"]
-    monkeypatch.setattr(runner, "sampler_backend", lambda device: "another")
-    assert cli.main(_quick(run)) == 0
-    err = capsys.readouterr().err
-    assert f"gumbel-softmax: warning: {run} started on the {started!r} sampler backend" in err
-    assert "resumes on 'another'" in err
-    # and nothing is said when a run merely starts, or resumes on the same backend
-    assert cli.main(_quick(tmp_path / "other")) == 0
-    assert "warning" not in capsys.readouterr().err
