@@ -65,6 +65,7 @@ __all__ = [
     "gumbel_noise",
     "logistic_noise",
     "require",
+    "require_all",
     "standard_normal",
     "strict_validation",
     "traced",
@@ -397,6 +398,12 @@ def _(x: Tensor, kind: str, name: str, dim: int, k: int) -> Tensor:
     return x.new_empty(())
 
 
+def _queued(x: Tensor, strict: bool) -> bool:
+    """Whether a check of ``x`` is queued on its device (``torch._assert_async``) rather than
+    read back: on CUDA, unless ``validate_args=True`` was given (``strict``)."""
+    return x.device.type == "cuda" and not strict
+
+
 def require(
     x: Tensor, kind: str, *, name: str, dim: int = -1, k: int = 0, strict: bool = False
 ) -> Tensor:
@@ -411,13 +418,45 @@ def require(
     """
     if x.device.type == "meta":
         return x
-    if x.device.type == "cuda" and not strict:  # queued on the device: no host synchronisation
+    if _queued(x, strict):  # on the device: no host synchronisation
         torch._assert_async(~_bad(kind, x, dim, k), _ASYNC[kind].format(name=name))
         return x
     if torch.compiler.is_compiling():
         return x + _check(x.detach(), kind, name, dim, k)
     if not is_fake(x):
         _check_now(x, kind, name, dim, k)
+    return x
+
+
+@torch.library.custom_op("gumbel_softmax::check_all", mutates_args=())
+def _check_all(x: Tensor, ok: Tensor, message: str) -> Tensor:
+    """Raise ``ValueError(message)`` unless every entry of ``ok`` is True, when compiled code
+    runs; a zero to add to ``x``."""
+    if not bool(ok.all()):
+        raise ValueError(message)
+    return x.new_zeros(())
+
+
+@_check_all.register_fake
+def _(x: Tensor, ok: Tensor, message: str) -> Tensor:
+    return x.new_empty(())
+
+
+def require_all(x: Tensor, ok: Tensor, message: str, *, strict: bool = False) -> Tensor:
+    """:func:`require` for a condition already computed: return ``x``, checked that every entry
+    of the boolean tensor ``ok`` is True, else ``ValueError(message)``, in the same four ways
+    (asynchronously on CUDA unless ``strict``; carried by the returned tensor under
+    ``torch.compile``; nothing on meta and fake tensors). For checks written as a torch
+    constraint, e.g. ``require_all(value, support.check(value), "...")``."""
+    if x.device.type == "meta":
+        return x
+    if _queued(x, strict):  # on the device: no host synchronisation
+        torch._assert_async(ok.all(), message)
+        return x
+    if torch.compiler.is_compiling():
+        return x + _check_all(x.detach(), ok, message)
+    if not is_fake(x) and not bool(ok.all()):
+        raise ValueError(message)
     return x
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 from tests.backends.conftest import device_of, generator, interpreted
-from tests.conftest import DTYPES
+from tests.conftest import DTYPES, HostReads
 
 import gumbel_softmax as gs
-from gumbel_softmax import backends
+from gumbel_softmax import _numerics, backends
 
 TOL = {torch.float32: {"rtol": 1e-5, "atol": 2e-6}, torch.float64: {"rtol": 1e-12, "atol": 1e-13}}
 
@@ -339,3 +339,22 @@ def test_fused_backward_is_once_differentiable(fused):
     assert not g.requires_grad
     with pytest.raises(RuntimeError, match="does not require grad"):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_the_reference_path_reads_nothing_back(hard, monkeypatch):
+    """The pure-PyTorch path (the one CUDA takes besides triton, and compiled code) costs no host
+    synchronisation: with the value checks on their CUDA path (queued on the device), sampling,
+    its gradient, the relaxed Bernoulli and categorical draws read no tensor back to the host
+    (``HostReads``). ``tests/backends/test_cuda_sync.py`` checks the same on a GPU."""
+    monkeypatch.setattr(_numerics, "_queued", lambda x, strict: not strict)
+    logits = torch.randn(64, 100, requires_grad=True)
+    tau = torch.full((64,), 0.5)
+    g = torch.Generator().manual_seed(0)
+    with HostReads() as reads:
+        for t in (0.5, tau):
+            y = gs.gumbel_softmax(logits, t, hard=hard, generator=g, backend="reference")
+            y.backward(torch.ones_like(y))
+        gs.relaxed_bernoulli(logits, 0.5, hard=hard, generator=g)
+        gs.sample_categorical(logits, generator=g)
+    assert reads.seen == []

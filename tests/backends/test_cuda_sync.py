@@ -59,3 +59,35 @@ def test_captured_in_a_cuda_graph(backend):
     for d in draws:
         assert bool((d.sum(-1) == 1).all())
     assert not torch.equal(draws[0], draws[1])  # the replay draws new noise (philox offsets)
+
+
+def test_distributions_cost_no_host_synchronisation():
+    """Every distribution's construction, ``rsample`` and ``log_prob`` on CUDA with validation
+    on (the default): its checks are queued on the device."""
+    import gumbel_softmax.distributions as D
+
+    k = torch.randn(64, 10, device="cuda")
+    b = torch.randn(64, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    cases = [
+        lambda: D.ExpConcrete(0.5, logits=k),
+        lambda: D.Concrete(0.5, logits=k),
+        lambda: D.Concrete(torch.full((64,), 0.5, device="cuda"), probs=k.softmax(-1)),
+        lambda: D.StraightThroughConcrete(0.5, logits=k),
+        lambda: D.LogitBinaryConcrete(0.5, logits=b),
+        lambda: D.BinaryConcrete(0.5, probs=b.sigmoid()),
+        lambda: D.StraightThroughBinaryConcrete(0.5, logits=b),
+        lambda: D.HardConcrete(2 / 3, logits=b),
+        lambda: D.IGR(0.5, loc=k[:, 1:], scale=torch.ones_like(k[:, 1:])),
+    ]
+    for make in cases:  # first calls outside the check (lazy CUDA initialisation)
+        make().log_prob(make().rsample(generator=g))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for make in cases:
+            d = make()
+            d.log_prob(d.rsample((2,), generator=g))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()

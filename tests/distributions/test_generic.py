@@ -9,10 +9,11 @@ import pickle
 
 import pytest
 import torch
-from tests.conftest import DTYPES, TEMPERATURES
+from tests.conftest import DTYPES, TEMPERATURES, HostReads
 from torch.distributions import Distribution, biject_to, transform_to
 
 import gumbel_softmax.distributions as D
+from gumbel_softmax import _numerics
 
 CATEGORICAL = [D.ExpConcrete, D.Concrete, D.StraightThroughConcrete]
 BINARY = [D.LogitBinaryConcrete, D.BinaryConcrete, D.StraightThroughBinaryConcrete, D.HardConcrete]
@@ -325,3 +326,39 @@ def test_compiled_fullgraph_equals_eager(cls, monkeypatch):
         masked[0, 0] = -torch.inf
         with pytest.raises(ValueError, match="all masked"):
             compiled(masked, torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("validate_args", [None, False])
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_construction_rsample_and_log_prob_read_nothing_back(cls, validate_args, monkeypatch):
+    """On CUDA a distribution costs no host synchronisation: its checks are queued on the device
+    (``torch._assert_async``) and nothing else reads a value back. Checked on the CPU by making
+    the checks take their CUDA path and recording every host read of a tensor (``bool()``,
+    ``.item()``, ...): there must be none. torch's own validation, which this library's
+    replaces, reads each parameter and each ``log_prob`` value back (4 reads here)."""
+    monkeypatch.setattr(_numerics, "_queued", lambda x, strict: not strict)
+    logits = example_logits(cls)
+    tau = torch.full(logits.shape[:2], 0.5, dtype=logits.dtype)
+    with HostReads() as reads:
+        for t in (0.5, tau):
+            d = make(cls, t, logits, validate_args=validate_args)
+            x = d.rsample((2,), generator=torch.Generator().manual_seed(0))
+            d.log_prob(x)
+            d.expand((4, 2, 3)).log_prob(x[:1])
+    assert reads.seen == []
+
+
+@pytest.mark.parametrize("cls", EXAMPLES)
+def test_validate_args_true_still_raises_value_errors(cls):
+    """``validate_args=True`` asks for the ordinary, synchronous check with its ValueError (on
+    CUDA too): a NaN parameter at construction, a value outside the support in ``log_prob``."""
+    logits = example_logits(cls)
+    bad = logits.clone()
+    bad[0, 0] = torch.nan
+    with pytest.raises(ValueError, match=r"NaN|simplex|interval"):
+        make(cls, 0.5, bad, validate_args=True)
+    d = make(cls, 0.5, logits, validate_args=True)
+    x = d.rsample((2,), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="support"):
+        d.log_prob(x.clone().fill_(torch.nan))
+    assert make(cls, 0.5, bad, validate_args=False).batch_shape == d.batch_shape  # unchecked

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from .._numerics import check_logits, check_temperature
+from .._numerics import check_logits, check_temperature, require_all, validation_enabled
 
 __all__ = [
     "LogSpaceDistribution",
@@ -27,14 +27,20 @@ def _describe(x: Tensor) -> str:
 
 
 def parameters(
-    temperature: float | Tensor, logits: Tensor | None, probs: Tensor | None, *, event_dims: int
+    temperature: float | Tensor,
+    logits: Tensor | None,
+    probs: Tensor | None,
+    *,
+    event_dims: int,
+    strict: bool = False,
 ) -> tuple[str, Tensor, Tensor, torch.Size]:
     """Check the parameters every relaxed family takes, once, at the constructor.
 
     Exactly one of ``logits`` / ``probs``, a floating tensor with at least ``event_dims``
     dimensions; a valid temperature whose shape broadcasts with the batch shape
     ``p.shape[:-event_dims]``. Returns ``(name, p, tau, batch_shape)`` with ``name`` the argument
-    given and ``tau`` a tensor in ``p``'s dtype and device.
+    given and ``tau`` a tensor in ``p``'s dtype and device. ``strict``: ``validate_args=True``
+    was given (see :func:`~gumbel_softmax._numerics.require`).
     """
     if (logits is None) == (probs is None):
         raise ValueError(
@@ -47,18 +53,21 @@ def parameters(
     p = check_logits(
         logits if logits is not None else probs, name=name, validate=False, min_dim=event_dims
     )
-    tau, batch_shape = temperature_and_batch(temperature, p, name=name, event_dims=event_dims)
+    tau, batch_shape = temperature_and_batch(
+        temperature, p, name=name, event_dims=event_dims, strict=strict
+    )
     return name, p, tau, batch_shape
 
 
 def temperature_and_batch(
-    temperature: float | Tensor, p: Tensor, *, name: str, event_dims: int
+    temperature: float | Tensor, p: Tensor, *, name: str, event_dims: int, strict: bool = False
 ) -> tuple[Tensor, torch.Size]:
     """A checked temperature as a tensor in ``p``'s dtype and device, and the batch shape: that of
     the parameter ``p`` (named ``name``, event part ``event_dims`` dimensions) broadcast with the
     temperature's; a temperature that does not broadcast is a ValueError naming both shapes."""
-    t = check_temperature(temperature)
-    tau = t if isinstance(t, Tensor) else torch.tensor(t, dtype=p.dtype, device=p.device)
+    t = check_temperature(temperature, strict=strict)
+    # torch.full, not torch.tensor: a fill on the device, not a copy from the host
+    tau = t if isinstance(t, Tensor) else torch.full((), t, dtype=p.dtype, device=p.device)
     params_batch = p.shape[: p.dim() - event_dims]
     try:
         batch_shape = torch.broadcast_shapes(params_batch, tau.shape)
@@ -106,12 +115,50 @@ class RelaxedDistribution(Distribution):
     def _init_checked(
         self, batch_shape: torch.Size, event_shape: torch.Size, validate_args: bool | None
     ) -> None:
-        """``Distribution.__init__`` without re-checking ``arg_constraints`` (already checked)."""
+        """``Distribution.__init__`` without torch's check of ``arg_constraints``: each family
+        checked its parameters' values with :func:`~gumbel_softmax._numerics.require`, which
+        on CUDA queues the check on the device, where torch's reads every parameter back to the
+        host (three synchronisations per construction). Validation is on unless
+        ``validate_args=False`` or Python runs with ``-O``: not torch's global default, which
+        the first ``torch.compile`` of a process turns off (see ``validation_enabled``)."""
         Distribution.__init__(self, batch_shape, event_shape, validate_args=False)
-        if validate_args is None:
-            del self._validate_args  # back to the class default, as torch leaves it
-        else:
-            self._validate_args = validate_args
+        self._validate_args = validation_enabled(validate_args)
+        self._validate_args_given = validate_args  # for expand and the strictness of checks
+
+    def _validate_sample(self, value: Tensor) -> None:
+        """torch's hook, for torch's own callers: :meth:`_checked_sample`."""
+        self._checked_sample(value)
+
+    def _checked_sample(self, value: Tensor) -> Tensor:
+        """torch's check of a value given to ``log_prob`` (a tensor whose right-most dimensions
+        match the event shape and broadcast with the batch shape, inside ``support``), with the
+        support checked by :func:`~gumbel_softmax._numerics.require_all`: no host
+        synchronisation on CUDA unless ``validate_args=True`` was given. Returns ``value``;
+        callers use the returned tensor, which under ``torch.compile`` carries the check."""
+        if not isinstance(value, Tensor):
+            raise ValueError(f"value must be a torch.Tensor, got {type(value).__name__}")
+        event = len(self._event_shape)
+        if value.dim() < event or value.shape[value.dim() - event :] != self._event_shape:
+            raise ValueError(
+                f"value of shape {tuple(value.shape)}: its right-most dimensions must be the "
+                f"event shape {tuple(self._event_shape)}"
+            )
+        expected = self._batch_shape + self._event_shape
+        for i, j in zip(reversed(value.shape), reversed(expected), strict=False):
+            if i != 1 and j != 1 and i != j:
+                raise ValueError(
+                    f"value of shape {tuple(value.shape)} does not broadcast with batch_shape + "
+                    f"event_shape {tuple(expected)}"
+                )
+        support = self.support
+        assert support is not None  # every family declares one
+        return require_all(
+            value,
+            support.check(value),
+            f"value (Tensor of shape {tuple(value.shape)}) must lie in the support "
+            f"{support!r} of {type(self).__name__}",
+            strict=self._validate_args_given is True,
+        )
 
 
 class LogSpaceDistribution(RelaxedDistribution):
@@ -132,7 +179,7 @@ class LogSpaceDistribution(RelaxedDistribution):
             self._tau.expand(batch_shape),
             self.temperature.expand(batch_shape),
         )
-        new._init_checked(batch_shape, self.event_shape, self.__dict__.get("_validate_args"))
+        new._init_checked(batch_shape, self.event_shape, self._validate_args_given)
         return new
 
 
@@ -149,9 +196,7 @@ class TransformedRelaxed(RelaxedDistribution):
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(type(self), _instance)
         new.base = self.base.expand(batch_shape)
-        new._init_checked(
-            new.base.batch_shape, self.event_shape, self.__dict__.get("_validate_args")
-        )
+        new._init_checked(new.base.batch_shape, self.event_shape, self._validate_args_given)
         return new
 
     def __repr__(self) -> str:

@@ -79,10 +79,15 @@ class LogitBinaryConcrete(LogSpaceDistribution):
         logits: Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        name, p, tau, batch_shape = parameters(temperature, logits, probs, event_dims=0)
+        strict = validate_args is True
+        name, p, tau, batch_shape = parameters(
+            temperature, logits, probs, event_dims=0, strict=strict
+        )
+        if validation_enabled(validate_args):  # no host synchronisation (see require)
+            # log-odds may be infinite (a certain outcome), not NaN
+            kind = "unit_interval" if name == "probs" else "not_nan"
+            p = require(p, kind, name=name, strict=strict)
         if name == "probs":
-            if validation_enabled(validate_args):  # no host synchronisation (see require)
-                p = require(p, "unit_interval", name="probs", strict=validate_args is True)
             # logit's gradient at 0 and 1 is 1/0, which turns the zero gradient of a point mass
             # into NaN: those entries become +-inf without gradient.
             inside = (p > 0) & (p < 1)
@@ -92,7 +97,7 @@ class LogitBinaryConcrete(LogSpaceDistribution):
         self._tau = upcast(tau).to(self._logits.dtype).expand(batch_shape)
         self.logits = p.expand(batch_shape)
         self.temperature = tau.to(p.dtype).expand(batch_shape)
-        super().__init__(batch_shape, validate_args=validate_args)
+        self._init_checked(batch_shape, torch.Size(), validate_args)
 
     @property
     def probs(self) -> Tensor:
@@ -115,7 +120,7 @@ class LogitBinaryConcrete(LogSpaceDistribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._checked_sample(value)
         v = value.to(self._tau.dtype)
         edge = torch.finfo(self.logits.dtype).max  # where rsample puts the point masses
         log_g = downcast(self._log_density(v), self.logits.dtype)
@@ -188,7 +193,7 @@ class BinaryConcrete(TransformedRelaxed):
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._checked_sample(value)
         dt = compute_dtype(value.dtype)
         fin, edge = torch.finfo(value.dtype), torch.finfo(self.logits.dtype)
         # 0 and 1 (as the straight-through form returns) are read as the clamped values rsample gives.

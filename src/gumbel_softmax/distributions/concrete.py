@@ -65,7 +65,8 @@ class ExpConcrete(LogSpaceDistribution):
         probs: ``(*batch, K)`` probabilities on the simplex (zeros mask), keyword-only.
         logits: ``(*batch, K)`` unnormalised :math:`\log\alpha`, keyword-only, instead of probs;
             ``-inf`` masks a class.
-        validate_args: torch's argument and support validation.
+        validate_args: check the parameters and ``log_prob``'s values (on unless False; on
+            CUDA queued on the device unless True, see :func:`~gumbel_softmax._numerics.require`).
 
     Raises:
         TypeError: a positional ``probs`` / ``logits``, or parameters that are not floating tensors.
@@ -93,10 +94,12 @@ class ExpConcrete(LogSpaceDistribution):
         logits: Tensor | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        name, p, tau, batch_shape = parameters(temperature, logits, probs, event_dims=1)
+        strict = validate_args is True
+        name, p, tau, batch_shape = parameters(
+            temperature, logits, probs, event_dims=1, strict=strict
+        )
         # Value checks through _numerics.require: no host synchronisation on CUDA, kept inside
         # torch.compile's graph (fullgraph), skipped on meta and fake tensors.
-        strict = validate_args is True
         if validation_enabled(validate_args):
             p = require(p, "simplex" if name == "probs" else "below_inf", name=name, strict=strict)
         if name == "probs":
@@ -112,7 +115,7 @@ class ExpConcrete(LogSpaceDistribution):
         self._tau = upcast(tau).to(lc.dtype).expand(batch_shape)
         self.logits = self._logits.to(p.dtype)
         self.temperature = tau.to(p.dtype).expand(batch_shape)
-        super().__init__(batch_shape, p.shape[-1:], validate_args=validate_args)
+        self._init_checked(batch_shape, p.shape[-1:], validate_args)
 
     @property
     def probs(self) -> Tensor:
@@ -140,7 +143,7 @@ class ExpConcrete(LogSpaceDistribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._checked_sample(value)
         return downcast(self._log_density(value), self.logits.dtype)
 
     def _log_density(self, value: Tensor) -> Tensor:
@@ -209,7 +212,7 @@ class Concrete(TransformedRelaxed):
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._checked_sample(value)
         dt = compute_dtype(value.dtype)
         mask, v = torch.broadcast_tensors(self.mask, value.to(dt))
         # Zeros on unmasked classes (a vertex, as the straight-through form returns) are read as

@@ -83,7 +83,8 @@ class HardConcrete(TransformedRelaxed):
         probs: :math:`\alpha/(1+\alpha)` in [0, 1], instead of logits.
         low, high: the stretch interval :math:`(l, r)`, ``low < 0 < 1 < high``; default
             (-0.1, 1.1) as in the paper.
-        validate_args: torch's argument and support validation.
+        validate_args: check the parameters and ``log_prob``'s values (on unless False; on
+            CUDA queued on the device unless True, see :func:`~gumbel_softmax._numerics.require`).
 
     Raises:
         TypeError / ValueError: as :class:`BinaryConcrete`; ``low >= 0``, ``high <= 1`` or
@@ -191,7 +192,7 @@ class HardConcrete(TransformedRelaxed):
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._checked_sample(value)
         dt = compute_dtype(value.dtype)
         v = value.to(dt)
         logits, tau = self.base._logits, self.base._tau

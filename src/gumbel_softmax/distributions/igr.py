@@ -22,9 +22,16 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, constraints, register_kl
+from torch.distributions import constraints, register_kl
 
-from .._numerics import compute_dtype, downcast, standard_normal, upcast
+from .._numerics import (
+    compute_dtype,
+    downcast,
+    require,
+    standard_normal,
+    upcast,
+    validation_enabled,
+)
 from ._base import RelaxedDistribution, temperature_and_batch
 from .concrete import positive_finite, simplex
 
@@ -93,7 +100,8 @@ class IGR(RelaxedDistribution):
         loc: ``(*batch, K-1)`` the Gaussian's mean :math:`\mu`.
         scale: ``(*batch, K-1)`` its standard deviations :math:`\sigma > 0` (same dtype).
         delta: :math:`\delta > 0` of softmax++ (default 1, as in the paper).
-        validate_args: torch's argument and support validation.
+        validate_args: check the parameters and ``log_prob``'s values (on unless False; on
+            CUDA queued on the device unless True, see :func:`~gumbel_softmax._numerics.require`).
 
     Raises:
         TypeError: non-tensor or non-floating ``loc`` / ``scale``, dtypes that differ, a bad
@@ -125,14 +133,20 @@ class IGR(RelaxedDistribution):
     ) -> None:
         loc, scale = _check_gaussian(loc, scale)
         self.delta = _check_delta(delta)
-        tau, batch_shape = temperature_and_batch(temperature, loc, name="loc", event_dims=1)
+        strict = validate_args is True
+        if validation_enabled(validate_args):  # no host synchronisation (see require)
+            loc = require(loc, "not_nan", name="loc", strict=strict)
+            scale = require(scale, "positive_finite", name="scale", strict=strict)
+        tau, batch_shape = temperature_and_batch(
+            temperature, loc, name="loc", event_dims=1, strict=strict
+        )
         full = batch_shape + loc.shape[-1:]
         self.loc, self.scale = loc.expand(full), scale.expand(full)
         self.temperature = tau.to(loc.dtype).expand(batch_shape)
         # Computation uses the parameters in the compute dtype (cast once, see _numerics.upcast).
         self._loc, self._scale = upcast(self.loc), upcast(self.scale)
         self._tau = upcast(tau).to(self._loc.dtype).expand(batch_shape)
-        super().__init__(batch_shape, torch.Size([loc.shape[-1] + 1]), validate_args=validate_args)
+        self._init_checked(batch_shape, torch.Size([loc.shape[-1] + 1]), validate_args)
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(IGR, _instance)
@@ -145,8 +159,7 @@ class IGR(RelaxedDistribution):
             self.temperature.expand(batch_shape),
             self._tau.expand(batch_shape),
         )
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        new._init_checked(batch_shape, self.event_shape, self._validate_args_given)
         return new
 
     def _log_softmax_pp(self, z: Tensor) -> Tensor:
@@ -167,7 +180,7 @@ class IGR(RelaxedDistribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._checked_sample(value)
         dt = compute_dtype(value.dtype)
         # A 0 coordinate (a vertex) is read as the clamped one rsample would give.
         log_y = value.to(dt).clamp(min=torch.finfo(value.dtype).tiny).log()
