@@ -18,7 +18,8 @@ the wall-clock figures are in the JSON too. On CUDA it is the wall clock after a
     python benchmarks/semisup/speedup.py --device cuda
 
 Writes ``speedup.json`` (keys ``classes``, ``device``, ``steps_per_s_marginal``,
-``steps_per_s_gs``, ``speedup``, lists over the classes), ``speedup.md`` and ``speedup.png``.
+``steps_per_s_gs``, ``speedup``, lists over the classes), ``speedup.md`` and ``speedup.png``
+(``speedup-cuda.*`` on a GPU, so that both devices' figures stand side by side).
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_line(str(device)),
         "git_revision": git_revision(),
     }
-    (args.out / "speedup.json").write_text(json.dumps(record, indent=2) + "\n")
+    # speedup.* on the CPU, speedup-cuda.* on a GPU: both devices' figures are kept
+    stem = "speedup" if device.type == "cpu" else f"speedup-{device.type}"
+    (args.out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     rows = [
         f"| {k} | {record['steps_per_s_marginal'][i]:.3f} | {record['steps_per_s_gs'][i]:.3f} | "
         f"{record['speedup'][i]:.2f}x | {PAPER.get(k, '—')}x |"
@@ -155,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         *rows,
         "",
     ]
-    (args.out / "speedup.md").write_text("\n".join(md))
-    _figure(record, args.out / "speedup.png")
+    (args.out / f"{stem}.md").write_text("\n".join(md))
+    _figure(record, args.out / f"{stem}.png")
     print("\n".join(md))
     return 0
 

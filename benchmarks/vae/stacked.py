@@ -16,7 +16,6 @@ depend on them). The baseline (G separate models) is measured in the same proces
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +24,7 @@ import torch
 
 from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.config import VAEConfig
-from gumbel_softmax.lab.records import cpu_model, git_revision, write_atomic
+from gumbel_softmax.lab.records import git_revision, machine_line, write_atomic
 from gumbel_softmax.lab.stacked import stacked_step
 
 HERE = Path(__file__).resolve().parent
@@ -104,12 +103,6 @@ def main() -> None:
         print(
             f"G={g}: separate {r['separate']:.1f}, stacked {r['stacked']:.1f} model-steps/s, x{r['stacked'] / r['separate']:.2f}"
         )
-    device = (
-        torch.cuda.get_device_name(torch.device(args.device))
-        if args.device.startswith("cuda")
-        else f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
-    )
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         "# Stacked training: G VAEs in one step against G separate models",
         "",
@@ -120,9 +113,8 @@ def main() -> None:
         "same step code in the same process. "
         f"{args.steps} timed steps after {args.warmup} untimed ones.",
         "",
-        f"Machine: {device}; torch {torch.__version__}; 1-minute load average at the end "
-        f"{load:.2f} (a shared machine: the absolute rates vary, the ratio less); git "
-        f"{git_revision()[:12]}.",
+        f"Machine: {machine_line(args.device)} (a shared machine: the absolute rates vary, the "
+        f"ratio less); git {git_revision()[:12]}.",
         "",
         "| G | separate (model-steps/s) | stacked (model-steps/s) | stacked / separate |",
         "|---|---|---|---|",
