@@ -48,6 +48,7 @@ from typing import Any
 
 import pytest
 import torch
+from tests.conftest import cli_argv
 
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import cli, experiment, runner
@@ -118,14 +119,7 @@ CASES = [
 
 def _argv(name: str, latent: str | None, run_dir: Path, *more: str, exp: str = "vae") -> list[str]:
     """The command line of a case: ``gumbel-softmax <exp> --field value ...``."""
-    argv = [exp]
-    for key, value in {**_fields(exp, name, latent), "run_dir": run_dir}.items():
-        option = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(option if value else "--no-" + option[2:])
-        else:
-            argv += [option, str(value)]
-    return [*argv, *more]
+    return [*cli_argv(exp, {**_fields(exp, name, latent), "run_dir": run_dir}), *more]
 
 
 def _config(argv: list[str]):

@@ -14,11 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.conftest import assert_cli_fails, cli_argv
 
 from gumbel_softmax.lab import cli, records, runner
 from gumbel_softmax.lab.experiments import EXPERIMENTS
 
-pytestmark = pytest.mark.parametrize("exp", sorted(EXPERIMENTS))
+pytestmark = [
+    pytest.mark.parametrize("exp", sorted(EXPERIMENTS)),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 def _quick(exp: str, run_dir: Path, *more: str) -> list[str]:
@@ -28,49 +32,24 @@ def _quick(exp: str, run_dir: Path, *more: str) -> list[str]:
         "max_steps": 4, "checkpoint_every": 2, "log_every": 2, "eval_every": 4,
         "figures": False, "progress": False, "run_dir": run_dir,
     }  # fmt: skip
-    argv = [exp]
-    for key, value in fields.items():
-        option = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(option if value else "--no-" + option[2:])
-        else:
-            argv += [option, str(value)]
-    return [*argv, *more]
-
-
-def _fails(argv, capsys, *parts):
-    """``argv`` ends with ``gumbel-softmax: error: ...`` holding ``parts``, status 2, no traceback."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert "gumbel-softmax: error: " in err and "Traceback" not in err, err
-    for part in parts:
-        assert part in err, (part, err)
-    return err
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    return [*cli_argv(exp, fields), *more]
 
 
 def test_a_device_that_is_not_there(exp, tmp_path, capsys):
     # A CPU build has no CUDA; a CUDA build has no device past its count.
     name = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
     run = tmp_path / "run"
-    _fails(_quick(exp, run, "--device", name), capsys, f"device {name!r}", "not available")
+    assert_cli_fails(
+        _quick(exp, run, "--device", name), capsys, f"device {name!r}", "not available"
+    )
     assert not run.exists()  # refused before anything was written
 
 
 def test_a_run_dir_that_is_a_file(exp, tmp_path, capsys):
     path = tmp_path / "run"
     path.write_text("not a directory")
-    _fails(_quick(exp, path), capsys, str(path), "is a file")
-    _fails(_quick(exp, path / "sub"), capsys, str(path), "is a file")
+    assert_cli_fails(_quick(exp, path), capsys, str(path), "is a file")
+    assert_cli_fails(_quick(exp, path / "sub"), capsys, str(path), "is a file")
     assert path.read_text() == "not a directory"
 
 
@@ -80,7 +59,7 @@ def test_a_read_only_run_dir(exp, tmp_path, capsys):
     path.mkdir()
     path.chmod(0o555)
     try:
-        _fails(_quick(exp, path), capsys, str(path / "config.json"), "Permission denied")
+        assert_cli_fails(_quick(exp, path), capsys, str(path / "config.json"), "Permission denied")
     finally:
         path.chmod(0o755)
 
@@ -93,7 +72,7 @@ def test_a_read_only_file_system(exp, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(records.tempfile, "mkstemp", refuse)
     run = tmp_path / "run"
-    _fails(_quick(exp, run), capsys, str(run / "config.json"), "Read-only")
+    assert_cli_fails(_quick(exp, run), capsys, str(run / "config.json"), "Read-only")
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name an fd")
@@ -108,7 +87,9 @@ def test_a_full_disk_while_writing_a_checkpoint(exp, tmp_path, capsys, monkeypat
         real(fd)
 
     monkeypatch.setattr(records.os, "fsync", full_for_checkpoints)
-    _fails(_quick(exp, run), capsys, str(run / "checkpoints" / "checkpoint-2.pt"), "No space left")
+    assert_cli_fails(
+        _quick(exp, run), capsys, str(run / "checkpoints" / "checkpoint-2.pt"), "No space left"
+    )
     assert not list(run.rglob(f"*{records.TEMP_SUFFIX}"))  # the half-written file is gone
     monkeypatch.undo()  # space freed: the same command runs
     assert cli.main(_quick(exp, run)) == 0
@@ -134,7 +115,9 @@ def test_corrupt_checkpoints(exp, tmp_path, capsys):
     assert captured.out == out  # the same result
     for name in ("checkpoint-2.pt", "checkpoint-4.pt"):
         _flip_a_bit(run / "checkpoints" / name)
-    _fails(_quick(exp, run), capsys, "checkpoint-4.pt is corrupt", "checkpoint-2.pt is corrupt")
+    assert_cli_fails(
+        _quick(exp, run), capsys, "checkpoint-4.pt is corrupt", "checkpoint-2.pt is corrupt"
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +127,7 @@ def test_corrupt_checkpoints(exp, tmp_path, capsys):
 def test_a_base_install_without_the_lab_extra(exp, tmp_path, capsys, monkeypatch, module, options):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
     run = tmp_path / "run"
-    _fails(_quick(exp, run, *options), capsys, module, "gumbel-softmax[lab]")
+    assert_cli_fails(_quick(exp, run, *options), capsys, module, "gumbel-softmax[lab]")
     assert not run.exists()
 
 

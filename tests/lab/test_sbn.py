@@ -20,13 +20,7 @@ from gumbel_softmax.lab.checkpoint import load_checkpoint
 from gumbel_softmax.lab.config import SBN_HELP, ConfigError, SBNConfig
 from gumbel_softmax.testing import assert_close_mean
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(latent: str) -> sbn.SBN:

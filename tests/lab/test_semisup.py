@@ -17,13 +17,7 @@ from gumbel_softmax.diagnostics import exact_expectation
 from gumbel_softmax.lab import cli, semisup
 from gumbel_softmax.lab.config import SEMISUP_HELP, ConfigError, SemisupConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(k: int = 4) -> semisup.M2:

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from tests.conftest import assert_cli_fails
 
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import cli, experiment
@@ -129,20 +130,8 @@ def _quick(run_dir, *more):
     ]
 
 
-def _fails(argv, capsys, *parts):
-    """``argv`` ends with ``gumbel-softmax: error: ...`` holding ``parts``, status 2, no traceback."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert "gumbel-softmax: error: " in err and "Traceback" not in err, err
-    for part in parts:
-        assert part in err, (part, err)
-    return err
-
-
 def test_config_that_is_a_directory(tmp_path, capsys):
-    _fails(["vae", "--config", str(tmp_path)], capsys, str(tmp_path), "is a directory")
+    assert_cli_fails(["vae", "--config", str(tmp_path)], capsys, str(tmp_path), "is a directory")
 
 
 def test_a_corrupt_data_file(tmp_path, capsys):
@@ -152,7 +141,7 @@ def test_a_corrupt_data_file(tmp_path, capsys):
     argv = _quick(
         tmp_path / "run", "--dataset", "binarized-mnist", "--data-dir", str(tmp_path / "data")
     )
-    _fails(argv, capsys, str(folder / "binarized_mnist.npz"), "corrupt")
+    assert_cli_fails(argv, capsys, str(folder / "binarized_mnist.npz"), "corrupt")
     assert not (tmp_path / "run").exists()
 
 

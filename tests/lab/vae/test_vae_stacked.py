@@ -11,13 +11,7 @@ from gumbel_softmax.lab import experiment, stacked
 from gumbel_softmax.lab.checkpoint import load_checkpoint
 from gumbel_softmax.lab.config import ConfigError, VAEConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _configs(tmp_path, **more):
