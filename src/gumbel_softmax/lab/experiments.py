@@ -46,6 +46,11 @@ class Experiment:
             reported metrics.
         summary: ``(config, result) -> str``, the line the CLI prints after a run.
         choices: fields whose CLI option takes one of a few values.
+        final_fields: the config fields that change what the final evaluation computes and
+            never the trained weights (the periodic validation may read them too, never the
+            training steps). A run asked again with other values of these alone resumes from
+            its last checkpoint and re-runs only its final evaluation; a sweep's ``[final]``
+            table may set these and no others.
     """
 
     name: str
@@ -59,6 +64,7 @@ class Experiment:
     report: tuple[str, ...]
     summary: Callable[[Any, Any], str]
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    final_fields: tuple[str, ...] = ()
 
     def main(self, config: Any, **kwargs: Any) -> Any:
         """Run (or resume) ``config`` with the experiment's ``main``; return its result."""
@@ -105,6 +111,9 @@ def _gan_summary(config: GANConfig, result: Any) -> str:
 
 _LATENT = ("categorical", "bernoulli")
 _OPTIMIZER = ("adam", "sgd")
+# The evaluation's size (m, the validation and test images) and its batching (memory only): the
+# training steps never read them, each evaluation draws from its own seeded generator.
+_EVALUATION = ("eval_samples", "eval_images", "test_images", "eval_batch_size", "eval_chunk")
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
@@ -129,6 +138,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "optimizer": _OPTIMIZER,
                 "temperature": ("constant", "anneal", "learned"),
             },
+            final_fields=_EVALUATION,
         ),
         Experiment(
             name="sbn",
@@ -148,6 +158,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             report=("test.nll",),
             summary=_sbn_summary,
             choices={"latent": _LATENT, "optimizer": _OPTIMIZER},
+            final_fields=_EVALUATION,
         ),
         Experiment(
             name="semisup",
@@ -174,6 +185,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             report=("test.accuracy", "test.elbo"),
             summary=_semisup_summary,
             choices={"optimizer": _OPTIMIZER},
+            final_fields=("eval_samples", "eval_images", "test_images", "eval_batch_size"),
         ),
         Experiment(
             name="gan",
@@ -200,6 +212,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "temperature": ("constant", "anneal", "inverse"),
                 "beta_kind": ("exp", "lin", "log", "quad", "sigmoid"),
             },
+            final_fields=("eval_strings",),
         ),
     )
 }
