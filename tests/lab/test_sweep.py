@@ -294,6 +294,9 @@ def test_the_committed_protocols_are_valid_specs(path, points, first):
     assert {p.config["optimizer"] for p in spec.points} == {"sgd"}
     for p in spec.points:  # variance normalisation exactly for the score-function families
         assert p.config["normalize"] == (p.config["estimator"] in ("sf", "darn", "muprop"))
+    # m = 1000 on the whole test split for the selected points only (phase 2)
+    assert spec.final == {"eval_samples": 1000, "test_images": 0}
+    assert {p.config["eval_samples"] for p in spec.points} <= {10, 100}
 
 
 def test_an_unreachable_ray_cluster_is_an_error_before_any_run(tmp_path, capsys):

@@ -16,6 +16,11 @@
     [base]                             # config fields every point shares
     epochs = 100
     optimizer = "sgd"
+    eval_samples = 10                  # phase 1: a cheap final evaluation at every point
+
+    [final]                            # optional: phase 2, the selected points only
+    eval_samples = 1000
+    test_images = 0
 
     [[grid]]                           # a block: the product of its lists (a scalar: one value)
     estimator = ["sf", "darn"]
@@ -44,6 +49,21 @@ The table (``results.json`` and ``results.md``, both written atomically after ev
 run): every point's status, settings and metrics; and per group, the setting (the point without
 its seed) with the lowest mean ``select`` over its seeds among the settings whose every seed
 finished, its ``report`` metrics (means over the seeds), and how many of the group's points ran.
+
+Two phases. With a ``[final]`` table, phase 1 runs every point as above and selects per group
+on its ``select`` metric; phase 2 then evaluates each selected point (every seed of the selected
+setting) again with the ``[final]`` fields, on its trained weights: its run directory
+``<root>/final/<name>`` is branched from the point's (:func:`.runner.branch`: its last
+checkpoint, no training step) and the experiment's ``main`` runs the final evaluation alone, so
+the record equals the point run with the ``[final]`` settings from the start, bit for bit.
+``[final]`` takes only the experiment's declared final-evaluation fields
+(:attr:`.experiments.Experiment.final_fields`, e.g. the VAE's ``eval_samples``,
+``eval_images``, ``test_images``); any other key would change the training and is a
+:class:`~gumbel_softmax.lab.config.ConfigError` naming it. The table then reports phase 2's
+``report`` metrics (phase 1's under ``phase1``), selection stays on phase 1's ``select``.
+Phase 2 resumes like phase 1 (an evaluated point whose record matches is skipped); a group
+whose selection changes later (a failed point that runs and wins) has its new selection
+evaluated in the next session.
 
 Engines: ``local`` runs ``--jobs`` worker processes with ``cores // jobs`` torch threads each (so
 they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` submits each point as a Ray task of that many CPUs
