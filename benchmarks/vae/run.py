@@ -170,12 +170,23 @@ def render(results_dir: Path = HERE) -> None:
 
 def protocol_section(results_dir: Path = HERE) -> list[str]:
     """The cells of the paper's protocol (``protocol.toml``, run by ``gumbel-softmax sweep``;
-    its table ``protocol.json``): per cell the setting selected on validation, the step it
+    its table ``protocol.json``): per cell the setting selected on validation (phase 1), its
+    test bounds (phase 2's m = 1000 evaluation when the spec has ``[final]``), the step it
     reached and how many of the cell's grid points ran."""
     path = results_dir / "protocol.json"
     if not path.exists():
         return []
     doc = json.loads(path.read_text())
+    final = doc.get("final") or {}
+    phases = (
+        " Two phases: every grid point was evaluated cheaply (its own final evaluation, as "
+        "`protocol.toml`'s [base] sets it) "
+        "and selected on its validation −ELBO; the test columns are phase 2's, the selected "
+        f"point evaluated again with {', '.join(f'{k}={v}' for k, v in final.items())} on its "
+        "trained weights (`—` until phase 2 ran)."
+        if final
+        else ""
+    )
     lines = [
         "## The paper's protocol (`protocol.toml`)",
         "",
@@ -184,7 +195,7 @@ def protocol_section(results_dir: Path = HERE) -> list[str]:
         "the relaxed estimators; per cell the setting with the lowest validation −ELBO among",
         "the grid points that ran; every point: `protocol.md`). A cell's `step` says how far its",
         f"selected run trained (the protocol's end: 100 epochs = 50,000 steps). "
-        f"{doc['points_done']} of {doc['points_total']} grid points run.",
+        f"{doc['points_done']} of {doc['points_total']} grid points run.{phases}",
         "",
         "| latent | estimator | test neg_elbo | test iw_bound_m1000 | paper | selected | step "
         "| valid neg_elbo | points run |",

@@ -165,12 +165,13 @@ def test_selection_takes_the_lowest_mean_over_seeds_of_complete_settings(tmp_pat
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     """A three-point sweep on two worker processes: two runs, and one whose run directory is a
-    file (it fails, and the others go on)."""
+    file (it fails, and the others go on); then phase 2 evaluates the two again with m = 3."""
     tmp = tmp_path_factory.mktemp("sweep")
     path = _spec(
         tmp,
         'experiment = "vae"\ngroup_by = ["estimator"]\n'
         + _base()
+        + "[final]\neval_samples = 3\n"
         + '[[grid]]\nestimator = ["gs", "st"]\nlr = [1e-3]\n[[grid]]\nestimator = "sf"\n',
     )
     spec = sweep.load_spec(path)
@@ -184,9 +185,11 @@ def local_sweep(tmp_path_factory):
     return spec, result, out.getvalue()
 
 
-def _finals(spec):
+def _finals(spec, phase=1):
     return {
-        p.name: json.loads((Path(p.config["run_dir"]) / "final.json").read_text())
+        p.name: json.loads(
+            (Path((p.config if phase == 1 else p.final)["run_dir"]) / "final.json").read_text()
+        )
         for p in spec.points[:2]
     }
 
@@ -194,6 +197,7 @@ def _finals(spec):
 def test_a_local_sweep_runs_each_point_as_the_run_alone_and_tabulates_it(local_sweep, tmp_path):
     spec, result, log = local_sweep
     assert (result.done, result.failed, result.skipped) == (2, 1, 0)
+    assert (result.final_done, result.final_failed) == (2, 0)  # the groups of the two runs
     assert "2/3 done, 0 running, 1 failed; ETA 0 s" in log
     doc = json.loads(spec.results.with_suffix(".json").read_text())
     assert [r["status"] for r in doc["points"]] == ["done", "done", "failed"]
@@ -222,7 +226,7 @@ def test_the_command_again_skips_finished_runs_resumes_the_rest_and_exits_1_on_f
     local_sweep, capsys, monkeypatch
 ):
     spec, _, _ = local_sweep
-    before = _finals(spec)
+    before, before2 = _finals(spec), _finals(spec, 2)
     interrupted = Path(spec.points[1].config["run_dir"])
     (interrupted / "final.json").unlink()  # killed before its final evaluation was written
     json_path, md_path = sweep.write_tables(
@@ -239,6 +243,7 @@ def test_the_command_again_skips_finished_runs_resumes_the_rest_and_exits_1_on_f
     out = capsys.readouterr().out
     assert "2 of 3 points finished (1 already, 1 now), 1 failed" in out and "results.md" in out
     assert _finals(spec) == before  # resumed from its last checkpoint to the same result
+    assert _finals(spec, 2) == before2 and "2 of 2 selected points evaluated (2 already" in out
 
 
 def test_a_ray_sweep_gives_the_local_results(local_sweep, tmp_path):
@@ -254,6 +259,7 @@ def test_a_ray_sweep_gives_the_local_results(local_sweep, tmp_path):
         result = sweep.run_sweep(ray_spec, jobs=2, engine="ray", stream=io.StringIO())
     assert (result.done, result.failed) == (3, 0)  # here the third run directory is free
     assert _finals(ray_spec) == _finals(spec)
+    assert result.final_done == 3 and _finals(ray_spec, 2) == _finals(spec, 2)  # phase 2 too
 
 
 def test_every_registered_experiment_can_be_swept(tmp_path):
@@ -288,6 +294,9 @@ def test_the_committed_protocols_are_valid_specs(path, points, first):
     assert {p.config["optimizer"] for p in spec.points} == {"sgd"}
     for p in spec.points:  # variance normalisation exactly for the score-function families
         assert p.config["normalize"] == (p.config["estimator"] in ("sf", "darn", "muprop"))
+    # m = 1000 on the whole test split for the selected points only (phase 2)
+    assert spec.final == {"eval_samples": 1000, "test_images": 0}
+    assert {p.config["eval_samples"] for p in spec.points} <= {10, 100}
 
 
 def test_an_unreachable_ray_cluster_is_an_error_before_any_run(tmp_path, capsys):

@@ -197,7 +197,7 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             )
             return 130
     print(result.summary())
-    return 0 if result.failed == 0 else 1
+    return 0 if result.failed == 0 and result.final_failed == 0 else 1
 
 
 def _fail(message: str) -> NoReturn:

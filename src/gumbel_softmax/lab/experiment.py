@@ -33,6 +33,7 @@ from gumbel_softmax import estimators
 
 from .config import VAEConfig
 from .evaluation import Bounds, evaluate
+from .experiments import EXPERIMENTS
 from .models import IMAGE_DIM, DiscreteVAE
 from .records import derive_seed, read_metrics
 from .runner import (
@@ -66,6 +67,9 @@ __all__ = [
 _RESUMABLE_KEYS = frozenset(
     {"epochs", "max_steps", "progress", "figures", "run_dir", "data_dir", "download"}
 )
+# Only the final evaluation (and the periodic validation) reads these: other values re-run
+# the final evaluation of a finished run alone.
+_FINAL_FIELDS = frozenset(EXPERIMENTS["vae"].final_fields)
 
 
 class Splits(Protocol):
@@ -241,7 +245,9 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
     """
     config.validate()
     run = RunDirectory(config.run_dir)
-    run.check_config(config.to_dict(), resumable=_RESUMABLE_KEYS, defaults=VAEConfig().to_dict())
+    run.check_config(
+        config.to_dict(), resumable=_RESUMABLE_KEYS | _FINAL_FIELDS, defaults=VAEConfig().to_dict()
+    )
     device = resolve_device(config.device)
     require_extras(progress=config.progress, figures=config.figures)
     from . import figures as figures_module  # loaded now: a long run never sees later edits
@@ -319,6 +325,7 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
             evaluate=validate,
             final=final,
             final_key={"m": config.eval_samples},
+            final_fields=_FINAL_FIELDS,
             estimator=estimator,
             schedule=config.schedule() if follows_schedule(config) else None,
         ),

@@ -62,6 +62,11 @@ class Experiment:
         builders: the names of the module's functions that build, from a config, the model
             and the estimator(s) before the first step (see :meth:`initial`).
         choices: fields whose CLI option takes one of a few values.
+        final_fields: the config fields that change what the final evaluation computes and
+            never the trained weights (the periodic validation may read them too, never the
+            training steps). A run asked again with other values of these alone resumes from
+            its last checkpoint and re-runs only its final evaluation; a sweep's ``[final]``
+            table may set these and no others.
     """
 
     name: str
@@ -80,6 +85,7 @@ class Experiment:
     anneals: bool = True
     builders: tuple[str, str] = ("build_model", "build_estimator")
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    final_fields: tuple[str, ...] = ()
 
     def main(self, config: Any, **kwargs: Any) -> Any:
         """Run (or resume) ``config`` with the experiment's ``main``; return its result."""
@@ -140,6 +146,9 @@ _SUBSET = "binarized-mnist-subset"
 _TINY_EVAL = {"eval_samples": 2, "eval_samples_during": 2, "eval_images": 50, "test_images": 50}
 # tau annealed 2 tau_min -> tau_min over a few dozen steps, so that a short run sees it move
 _TINY_ANNEAL = {"anneal_rate": 0.05, "anneal_every": 4}
+# The evaluation's size (m, the validation and test images) and its batching (memory only): the
+# training steps never read them, each evaluation draws from its own seeded generator.
+_EVALUATION = ("eval_samples", "eval_images", "test_images", "eval_batch_size", "eval_chunk")
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
@@ -174,6 +183,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "optimizer": _OPTIMIZER,
                 "temperature": ("constant", "anneal", "learned"),
             },
+            final_fields=_EVALUATION,
         ),
         Experiment(
             name="sbn",
@@ -203,6 +213,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             anneals=False,
             builders=("build_model", "build_estimators"),
             choices={"latent": _LATENT, "optimizer": _OPTIMIZER},
+            final_fields=_EVALUATION,
         ),
         Experiment(
             name="semisup",
@@ -244,6 +255,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 **_TINY_ANNEAL,
             },
             choices={"optimizer": _OPTIMIZER},
+            final_fields=("eval_samples", "eval_images", "test_images", "eval_batch_size"),
         ),
         Experiment(
             name="gan",
@@ -292,6 +304,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "temperature": ("constant", "anneal", "inverse"),
                 "beta_kind": ("exp", "lin", "log", "quad", "sigmoid"),
             },
+            final_fields=("eval_strings",),
         ),
     )
 }

@@ -67,6 +67,7 @@ from gumbel_softmax.schedules import Schedule
 
 from . import grammar
 from .config import GANConfig
+from .experiments import EXPERIMENTS
 from .records import derive_seed, read_metrics
 from .runner import (
     Cadence,
@@ -100,6 +101,9 @@ __all__ = [
 #: Tokens a generated sequence has: the longest valid string and its end token.
 LENGTH = grammar.MAX_TOKENS + 1
 _RESUMABLE_KEYS = frozenset({"epochs", "max_steps", "progress", "figures", "run_dir"})
+# Only the final evaluation (and the periodic validation) reads these: other values re-run
+# the final evaluation of a finished run alone.
+_FINAL_FIELDS = frozenset(EXPERIMENTS["gan"].final_fields)
 
 
 class Generator(nn.Module):
@@ -395,7 +399,9 @@ def main(config: GANConfig) -> GANResult:
     """
     config.validate()
     run = RunDirectory(config.run_dir)
-    run.check_config(config.to_dict(), resumable=_RESUMABLE_KEYS, defaults=GANConfig().to_dict())
+    run.check_config(
+        config.to_dict(), resumable=_RESUMABLE_KEYS | _FINAL_FIELDS, defaults=GANConfig().to_dict()
+    )
     device = resolve_device(config.device)
     require_extras(progress=config.progress, figures=config.figures)
     length, vocab = _length(config), _vocab(config)
@@ -504,6 +510,7 @@ def main(config: GANConfig) -> GANResult:
             evaluate=measure,
             final=final,
             final_key={"eval_strings": config.eval_strings},
+            final_fields=_FINAL_FIELDS,
             estimator=estimator if adversarial else None,
             schedule=schedule,
         ),

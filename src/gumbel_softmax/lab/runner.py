@@ -17,7 +17,9 @@ A run directory (:class:`RunDirectory`) holds::
     tensorboard/       the same scalars as TensorBoard events
     figures/           what the experiment draws
     checkpoints/       checkpoint-<step>.pt: the last two, each verified when written
-    final.json         the final evaluation, reused when a finished run is run again
+    final.json         the final evaluation, reused when a finished run is run again under the
+                       same final key (the step, ``Training.final_key`` and the values of the
+                       experiment's final-evaluation fields); under another key it is re-run
 
 Exact resume. The checkpoint holds every module's state, the optimiser and learning-rate schedule,
 the sampling generator, the running log window and the step; the temperature is a pure function
@@ -35,7 +37,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
@@ -61,6 +63,7 @@ __all__ = [
     "StepOutput",
     "TrainResult",
     "Training",
+    "branch",
     "load_data",
     "load_splits",
     "minibatches",
@@ -372,6 +375,10 @@ class Training:
             set ``progress.total`` and call ``progress.update()``.
         final_key: entries of the final record that must match for a cached one to be reused
             (besides the step), e.g. the number of importance samples.
+        final_fields: the config fields only the final evaluation (and the periodic
+            validation) reads (the registry's ``Experiment.final_fields``): their values in
+            :func:`train`'s ``config`` join ``final_key`` under their names, so a finished run
+            asked for other values re-runs its final evaluation alone.
         generator: the sampling generator of the training steps.
         lr_schedule: stepped after every optimiser step, if given.
         estimator: the gradient estimator, whose temperature is logged (when it has one) ...
@@ -386,6 +393,7 @@ class Training:
     final: Callable[[int, Progress], dict[str, Any]]
     generator: torch.Generator
     final_key: Mapping[str, Any] = field(default_factory=dict)
+    final_fields: Collection[str] = ()
     lr_schedule: torch.optim.lr_scheduler.LRScheduler | None = None
     estimator: Estimator | None = None
     schedule: Schedule | None = None
@@ -593,7 +601,12 @@ def train(
             log.close()
 
     final = run.read_final()
-    key = {"step": step, **spec.final_key}
+    key = {"step": step, **spec.final_key, **{f: config[f] for f in spec.final_fields}}
+    if final is not None:
+        # A record written before its fields joined the key was computed under the stored
+        # config's values: those fields were not resumable then.
+        stored = run.stored_config() or {}
+        final = {**{f: stored[f] for f in spec.final_fields if f in stored}, **final}
     if final is None or any(final.get(k) != v for k, v in key.items()):
         if progress:
             note(f"final evaluation at step {step} ({_describe(spec.final_key)}) ...")
@@ -607,6 +620,53 @@ def train(
         if progress:
             note(f"final evaluation done ({time.perf_counter() - t0:.1f} s)")
     return TrainResult(step=step, final=final)
+
+
+def branch(source: str | Path, config: Mapping[str, Any]) -> RunDirectory:
+    """Start the run directory ``config["run_dir"]`` from the newest checkpoint of the run in
+    ``source``, to re-run its final evaluation elsewhere under other final-evaluation fields.
+
+    The new directory gets ``config.json`` (``config``), a hard link to (or, across file
+    systems, a copy of) the source's newest checkpoint, and ``branched_from`` in ``run.json``
+    (the source and the checkpoint); earlier checkpoints and any ``final.json`` of an earlier
+    branch are removed. Running the experiment on ``config`` then resumes from that checkpoint:
+    when ``config`` differs from the source's only in final-evaluation fields it trains no
+    further and runs its final evaluation alone, so the result equals the run trained with
+    ``config`` from the start. Training rows stay in the source (the new ``metrics.jsonl`` is
+    empty).
+
+    Raises:
+        RunError: ``source`` has no checkpoint.
+        ConfigError: ``config["run_dir"]`` is a file (or its parent is).
+        OSError: a file cannot be written (the error names it).
+    """
+    found = RunDirectory(source).checkpoint_files()
+    if not found:
+        raise RunError(f"{str(source)!r} has no checkpoint to branch from")
+    _, newest = found[0]
+    target = RunDirectory(config["run_dir"])
+    target.path.mkdir(parents=True, exist_ok=True)
+    target.checkpoints.mkdir(exist_ok=True)
+    for _, old in target.checkpoint_files():
+        old.unlink()
+    target.final.unlink(missing_ok=True)
+    linked = (
+        target.checkpoints / newest.name
+        if newest.parent.name == "checkpoints"
+        else target.path / newest.name  # a pre-runner checkpoint.pt
+    )
+    try:
+        linked.hardlink_to(newest)
+    except OSError:  # another file system, or links not allowed there
+        import shutil
+
+        shutil.copyfile(newest, linked)
+    records.write_json_atomic(dict(config), target.config)
+    records.write_json_atomic(
+        {"sessions": [], "branched_from": {"run_dir": str(source), "checkpoint": str(newest)}},
+        target.run,
+    )
+    return target
 
 
 def _restore(spec: Training, state: dict[str, Any]) -> tuple[int, dict[str, Any]]:

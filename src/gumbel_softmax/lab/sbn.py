@@ -58,6 +58,7 @@ from gumbel_softmax import estimators, sample_categorical
 from gumbel_softmax.graph import stochastic_node
 
 from .config import SBNConfig
+from .experiments import EXPERIMENTS
 from .records import derive_seed, read_metrics
 from .runner import (
     Cadence,
@@ -91,6 +92,9 @@ HALF = 392  # 14 rows of 28 pixels
 _RESUMABLE_KEYS = frozenset(
     {"epochs", "max_steps", "progress", "figures", "run_dir", "data_dir", "download"}
 )
+# Only the final evaluation (and the periodic validation) reads these: other values re-run
+# the final evaluation of a finished run alone.
+_FINAL_FIELDS = frozenset(EXPERIMENTS["sbn"].final_fields)
 
 
 def split_halves(images: Tensor) -> tuple[Tensor, Tensor]:
@@ -340,7 +344,9 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
     """
     config.validate()
     run = RunDirectory(config.run_dir)
-    run.check_config(config.to_dict(), resumable=_RESUMABLE_KEYS, defaults=SBNConfig().to_dict())
+    run.check_config(
+        config.to_dict(), resumable=_RESUMABLE_KEYS | _FINAL_FIELDS, defaults=SBNConfig().to_dict()
+    )
     device = resolve_device(config.device)
     require_extras(progress=config.progress, figures=config.figures)
     from . import figures as figures_module
@@ -409,6 +415,7 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
             evaluate=validate,
             final=final,
             final_key={"m": config.eval_samples},
+            final_fields=_FINAL_FIELDS,
             estimator=nodes[0],  # type: ignore[arg-type]  # logs the temperature
         ),
         Cadence.of(config, steps_per_epoch),

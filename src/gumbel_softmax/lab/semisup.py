@@ -87,6 +87,7 @@ from torch import Tensor, nn
 from gumbel_softmax import estimators
 
 from .config import MARGINAL, ConfigError, SemisupConfig
+from .experiments import EXPERIMENTS
 from .records import derive_seed, read_metrics
 from .runner import (
     Cadence,
@@ -118,11 +119,12 @@ __all__ = [
 ]
 
 IMAGE_DIM = 784
-# test_images only sizes the final evaluation (training never reads the test split): running a
-# finished run again with another value re-runs that evaluation alone, from the last checkpoint.
 _RESUMABLE_KEYS = frozenset(
-    {"epochs", "max_steps", "progress", "figures", "run_dir", "data_dir", "download", "test_images"}
+    {"epochs", "max_steps", "progress", "figures", "run_dir", "data_dir", "download"}
 )
+# Only the final evaluation (and the periodic validation) reads these: other values re-run
+# the final evaluation of a finished run alone.
+_FINAL_FIELDS = frozenset(EXPERIMENTS["semisup"].final_fields)
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -446,7 +448,9 @@ def main(config: SemisupConfig, *, splits: Any = None) -> SemisupResult:
     config.validate()
     run = RunDirectory(config.run_dir)
     run.check_config(
-        config.to_dict(), resumable=_RESUMABLE_KEYS, defaults=SemisupConfig().to_dict()
+        config.to_dict(),
+        resumable=_RESUMABLE_KEYS | _FINAL_FIELDS,
+        defaults=SemisupConfig().to_dict(),
     )
     device = resolve_device(config.device)
     require_extras(progress=config.progress, figures=config.figures)
@@ -538,6 +542,7 @@ def main(config: SemisupConfig, *, splits: Any = None) -> SemisupResult:
             evaluate=validate,
             final=final,
             final_key={"m": config.eval_samples, "test_images": config.test_images},
+            final_fields=_FINAL_FIELDS,
             estimator=estimator,
             schedule=schedule,
         ),

@@ -16,6 +16,11 @@
     [base]                             # config fields every point shares
     epochs = 100
     optimizer = "sgd"
+    eval_samples = 10                  # phase 1: a cheap final evaluation at every point
+
+    [final]                            # optional: phase 2, the selected points only
+    eval_samples = 1000
+    test_images = 0
 
     [[grid]]                           # a block: the product of its lists (a scalar: one value)
     estimator = ["sf", "darn"]
@@ -44,6 +49,21 @@ The table (``results.json`` and ``results.md``, both written atomically after ev
 run): every point's status, settings and metrics; and per group, the setting (the point without
 its seed) with the lowest mean ``select`` over its seeds among the settings whose every seed
 finished, its ``report`` metrics (means over the seeds), and how many of the group's points ran.
+
+Two phases. With a ``[final]`` table, phase 1 runs every point as above and selects per group
+on its ``select`` metric; phase 2 then evaluates each selected point (every seed of the selected
+setting) again with the ``[final]`` fields, on its trained weights: its run directory
+``<root>/final/<name>`` is branched from the point's (:func:`.runner.branch`: its last
+checkpoint, no training step) and the experiment's ``main`` runs the final evaluation alone, so
+the record equals the point run with the ``[final]`` settings from the start, bit for bit.
+``[final]`` takes only the experiment's declared final-evaluation fields
+(:attr:`.experiments.Experiment.final_fields`, e.g. the VAE's ``eval_samples``,
+``eval_images``, ``test_images``); any other key would change the training and is a
+:class:`~gumbel_softmax.lab.config.ConfigError` naming it. The table then reports phase 2's
+``report`` metrics (phase 1's under ``phase1``), selection stays on phase 1's ``select``.
+Phase 2 resumes like phase 1 (an evaluated point whose record matches is skipped); a group
+whose selection changes later (a failed point that runs and wins) has its new selection
+evaluated in the next session.
 
 Engines: ``local`` runs ``--jobs`` worker processes with ``cores // jobs`` torch threads each (so
 they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` submits each point as a Ray task of that many CPUs
@@ -84,12 +104,14 @@ __all__ = [
 ]
 
 _SPEC_KEYS = ("experiment", "title", "root", "results", "seeds", "group_by", "select", "report")
-_SPEC_TABLES = ("base", "grid")
+_SPEC_TABLES = ("base", "grid", "final")
 # Set by the sweep for every point: a sweep's runs are quiet and live under its root.
 _OWNED = ("run_dir", "progress")
 # Where a run reads its data or what it draws, not what it computes: a finished run whose
 # config differs only here is still finished.
 _NOT_RESULTS = (*_OWNED, "data_dir", "download", "figures")
+# Phase 2's run directories, beside the points' (a point's name always holds "=" or is "base").
+_FINAL_DIR = "final"
 
 
 class SweepError(RuntimeError):
@@ -99,11 +121,14 @@ class SweepError(RuntimeError):
 @dataclass(frozen=True)
 class Point:
     """One run of a sweep: ``name`` (its run directory under the root), ``settings`` (its values
-    of the grid keys, ``seed`` last) and ``config`` (the validated config as a dict)."""
+    of the grid keys, ``seed`` last), ``config`` (the validated config as a dict) and ``final``
+    (the config of its phase-2 evaluation, ``config`` with the spec's ``[final]`` fields and the
+    run directory ``<root>/final/<name>``; ``None`` when the spec has no ``[final]``)."""
 
     name: str
     settings: Mapping[str, Any]
     config: Mapping[str, Any]
+    final: Mapping[str, Any] | None = None
 
     @property
     def setting(self) -> tuple[tuple[str, Any], ...]:
@@ -125,6 +150,7 @@ class SweepSpec:
     select: str
     report: tuple[str, ...]
     points: tuple[Point, ...]
+    final: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_spec(path: str | Path, *, overrides: Sequence[str] = ()) -> SweepSpec:
@@ -167,8 +193,10 @@ def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
 
     Raises:
         ConfigError: an unknown spec key or experiment, a grid key that is not a config field,
-            an empty list, ``run_dir``/``progress`` in the spec, a point the config rejects (the
-            message names the point), or group/metric names the experiment does not have.
+            an empty list, ``run_dir``/``progress`` in the spec, a ``[final]`` key that is not
+            one of the experiment's final-evaluation fields (it would change the training), a
+            point the config rejects (the message names the point), or group/metric names the
+            experiment does not have.
     """
     where = f"sweep spec {str(path)!r}"
     unknown = sorted(set(data) - set(_SPEC_KEYS) - set(_SPEC_TABLES))
@@ -187,6 +215,7 @@ def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
         raise ConfigError(f"{where}: grid must be a table or an array of tables, got {raw_grid!r}")
     blocks = [{k: v if isinstance(v, list) else [v] for k, v in b.items()} for b in blocks] or [{}]
     seeds = data.get("seeds")
+    final = _table(data.get("final", {}), "final", where)
     for name, table_ in (("base", base), *((f"grid[{i}]", b) for i, b in enumerate(blocks))):
         bad = sorted(set(table_) - set(fields))
         if bad:
@@ -194,6 +223,15 @@ def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
         owned = sorted(set(table_) & set(_OWNED))
         if owned:
             raise ConfigError(f"{where}: {name} sets {owned}, which the sweep sets for each point")
+    unknown = sorted(set(final) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: final has unknown config key(s) {unknown}; known: {fields}")
+    training = sorted(set(final) - set(exp.final_fields))
+    if training:
+        raise ConfigError(
+            f"{where}: [final] sets {training}, which would change the training; [final] takes "
+            f"only {exp.name}'s final-evaluation fields {list(exp.final_fields)}"
+        )
     for i, b in enumerate(blocks):
         empty = [k for k, v in b.items() if not v]
         if empty:
@@ -232,7 +270,7 @@ def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
                 given = {**base, **dict(zip(names, values, strict=True))}
                 if seed is not None:
                     given["seed"] = seed
-                point = _point(exp, given, own, root, where)
+                point = _point(exp, given, own, root, where, final)
                 old = points.setdefault(point.name, point)
                 if old.config != point.config:
                     raise ConfigError(
@@ -252,22 +290,38 @@ def parse_spec(data: Mapping[str, Any], *, path: Path) -> SweepSpec:
         select=select,
         report=report,
         points=tuple(points.values()),
+        final=final,
     )
 
 
 def _point(
-    exp: Experiment, given: dict[str, Any], keys: Sequence[str], root: Path, where: str
+    exp: Experiment,
+    given: dict[str, Any],
+    keys: Sequence[str],
+    root: Path,
+    where: str,
+    final: Mapping[str, Any],
 ) -> Point:
     probe = {**given, "run_dir": str(root / "_"), "progress": False}
+    shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
     try:
         config = exp.config.from_dict(probe).to_dict()
     except ConfigError as err:
-        shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
         raise ConfigError(f"{where}: the point ({shown}) is not a valid config: {err}") from None
     settings = {k: config[k] for k in keys}
     name = point_name(settings)
     config["run_dir"] = str(root / name)
-    return Point(name=name, settings=settings, config=config)
+    if not final:
+        return Point(name=name, settings=settings, config=config)
+    # phase 2 draws no figures: the point's own run directory has them
+    probe = {**config, **final, "run_dir": str(root / _FINAL_DIR / name), "figures": False}
+    try:
+        evaluation = exp.config.from_dict(probe).to_dict()
+    except ConfigError as err:
+        raise ConfigError(
+            f"{where}: the point ({shown}) with [final] is not a valid config: {err}"
+        ) from None
+    return Point(name=name, settings=settings, config=config, final=evaluation)
 
 
 def point_name(settings: Mapping[str, Any]) -> str:
@@ -304,15 +358,23 @@ def _strings(v: Any, name: str, where: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ running
-def _run_point(experiment: str, config: dict[str, Any], threads: int) -> dict[str, Any]:
+def _run_point(
+    experiment: str, config: dict[str, Any], threads: int, source: str | None = None
+) -> dict[str, Any]:
     """Run one point in a worker (a process of the pool, or a Ray task): its final record and
-    its own wall time, or the error that stopped it."""
+    its own wall time, or the error that stopped it. With ``source`` (phase 2), ``config``'s
+    run directory is first branched from the trained run there (:func:`.runner.branch`), so
+    the run is its final evaluation alone."""
     import torch
+
+    from .runner import branch
 
     torch.set_num_threads(threads)
     exp = get(experiment)
     t0 = time.perf_counter()
     try:
+        if source is not None:
+            branch(source, config)
         exp.main(exp.config.from_dict(config))
     except Exception as err:  # a failed point is a row of the table, not the end of the sweep
         return {"error": f"{type(err).__name__}: {err}", "wall_s": time.perf_counter() - t0}
@@ -320,32 +382,48 @@ def _run_point(experiment: str, config: dict[str, Any], threads: int) -> dict[st
     return {"final": final, "wall_s": time.perf_counter() - t0}
 
 
-def _finished(point: Point) -> dict[str, Any] | None:
-    """The final record of a point whose run directory finished under the same config."""
-    run = Path(point.config["run_dir"])
+def _finished(
+    config: Mapping[str, Any], final_fields: Sequence[str], *, step: int | None = None
+) -> dict[str, Any] | None:
+    """The final record of the run directory of ``config`` if it finished under the same config
+    (its final-evaluation fields compared with those its ``final.json`` was computed under, as
+    the runner does) and, when given, at ``step``."""
+    run = Path(config["run_dir"])
     try:
         stored = json.loads((run / "config.json").read_text())
         final: dict[str, Any] = json.loads((run / "final.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    same = {k: v for k, v in stored.items() if k not in _NOT_RESULTS} == {
-        k: v for k, v in point.config.items() if k not in _NOT_RESULTS
+    ignored = {*_NOT_RESULTS, *final_fields}
+    same = {k: v for k, v in stored.items() if k not in ignored} == {
+        k: v for k, v in config.items() if k not in ignored
     }
+    recorded = {**{f: stored.get(f) for f in final_fields}, **final}
+    same = same and all(recorded.get(f) == config[f] for f in final_fields)
+    if step is not None:
+        same = same and final.get("step") == step
     return final if same else None
 
 
 @dataclass
 class SweepResult:
-    """What a sweep did this session and where its table is."""
+    """What a sweep did this session and where its table is: ``done``/``skipped``/``failed``
+    count phase 1's points, ``final_*`` phase 2's selected points (a spec with ``[final]``)."""
 
     spec: SweepSpec
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    final_done: int = 0
+    final_skipped: int = 0
+    final_failed: int = 0
     wall_s: float = 0.0
     runs_wall_s: float = 0.0
+    final_wall_s: float = 0.0
+    final_runs_wall_s: float = 0.0
     tables: tuple[Path, Path] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
 
     def summary(self) -> str:
         n = len(self.spec.points)
@@ -356,12 +434,29 @@ class SweepResult:
         ]
         if ran:
             lines.append(
-                f"wall {self.wall_s:.1f} s; the runs' own time {self.runs_wall_s:.1f} s "
-                f"({ran} run(s))"
+                f"wall {self.wall_s - self.final_wall_s:.1f} s; the runs' own time "
+                f"{self.runs_wall_s:.1f} s ({ran} run(s))"
+            )
+        if self.spec.final and not self.dry_run:
+            selected = self.final_done + self.final_skipped + self.final_failed
+            lines.append(
+                f"phase 2 ([final] {_overrides(self.spec)}): {self.final_done + self.final_skipped}"
+                f" of {selected} selected points evaluated ({self.final_skipped} already, "
+                f"{self.final_done} now), {self.final_failed} failed"
+                + (
+                    f"; wall {self.final_wall_s:.1f} s, the runs' own time "
+                    f"{self.final_runs_wall_s:.1f} s"
+                    if self.final_done + self.final_failed
+                    else ""
+                )
             )
         if self.tables is not None:
             lines.append(f"table: {self.tables[1]} (and {self.tables[0].name})")
         return "\n".join(lines)
+
+
+def _overrides(spec: SweepSpec) -> str:
+    return ", ".join(f"{k}={_show(v)}" for k, v in spec.final.items())
 
 
 def run_sweep(
@@ -373,13 +468,14 @@ def run_sweep(
     dry_run: bool = False,
     stream: TextIO | None = None,
 ) -> SweepResult:
-    """Run every point of ``spec`` not finished yet on ``engine`` and write the table.
+    """Run every point of ``spec`` not finished yet on ``engine`` and write the table; with a
+    ``[final]`` table, then evaluate the selected points again with it (phase 2).
 
     Args:
         jobs: runs at once (worker processes, or the CPUs of a local Ray instance).
         engine: ``"local"`` (a process pool) or ``"ray"``.
         address: a Ray cluster to join (default: start a local instance).
-        dry_run: list the points and what would run; run nothing, write nothing.
+        dry_run: list the points of both phases and what would run; run nothing, write nothing.
         stream: the progress lines (default ``sys.stderr``).
 
     Raises:
@@ -393,16 +489,20 @@ def run_sweep(
     if address is not None and engine != "ray":
         raise ConfigError(f"address={address!r} needs engine='ray', got engine={engine!r}")
     out = stream if stream is not None else sys.stderr
-    result = SweepResult(spec=spec)
+    result = SweepResult(spec=spec, dry_run=dry_run)
+    fields = spec.experiment.final_fields
     finals: dict[str, dict[str, Any]] = {}
     todo: list[Point] = []
     for point in spec.points:
-        final = _finished(point)
+        final = _finished(point.config, fields)
         if final is None:
             todo.append(point)
         else:
             finals[point.name] = final
     result.skipped = len(finals)
+    previous, previous_final = _previous_walls(spec)
+    # phase 2's outcomes by point: {"final": record} or {"error": message}, and "wall_s"
+    evaluated = _evaluated(spec, finals, previous_final)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = max(1, (cores or 1) // jobs)
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # the user's cap, e.g. a shared machine
@@ -417,11 +517,17 @@ def run_sweep(
         for point in spec.points:
             state = "finished" if point.name in finals else "to run"
             print(f"  {point.name}: {state}", file=out)
+        if spec.final:
+            _print_phase2(spec, finals, evaluated, out)
         return result
-    previous = _previous_walls(spec)
     walls: dict[str, float] = {}
     errors: dict[str, str] = {}
     t0 = time.perf_counter()
+
+    def tables(session: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+        return write_tables(
+            spec, finals, errors, {**previous, **walls}, evaluated=evaluated, session=session
+        )
 
     def finish(point: Point, outcome: dict[str, Any], running: int) -> None:
         walls[point.name] = outcome["wall_s"]
@@ -432,7 +538,7 @@ def run_sweep(
         else:
             finals[point.name] = outcome["final"]
             result.done += 1
-        result.tables = write_tables(spec, finals, errors, {**previous, **walls})
+        result.tables = tables()
         left = len(todo) - result.done - result.failed
         per_run = sum(walls.values()) / len(walls)
         eta = _duration(per_run * left / jobs) if left else "0 s"
@@ -443,14 +549,17 @@ def run_sweep(
             flush=True,
         )
 
-    if todo:
-        if engine == "local":
-            _run_local(spec, todo, jobs, threads, finish)
-        else:
-            _run_ray(spec, todo, jobs, threads, address, finish)
+    runs = _Engine(engine, jobs, threads, address)
+    try:
+        runs.run([(p, (spec.experiment.name, dict(p.config), threads)) for p in todo], finish)
+        t1 = time.perf_counter()
+        if spec.final:
+            _phase2(spec, result, runs, finals, errors, evaluated, previous_final, tables, out)
+    finally:
+        runs.close()
     result.wall_s = time.perf_counter() - t0
     result.runs_wall_s = sum(walls.values())
-    session = {
+    session: dict[str, Any] = {
         "engine": engine,
         "jobs": jobs,
         "threads": threads,
@@ -458,65 +567,197 @@ def run_sweep(
         "wall_s": round(result.wall_s, 2),
         "runs_wall_s": round(result.runs_wall_s, 2),
     }
-    result.tables = write_tables(spec, finals, errors, {**previous, **walls}, session=session)
-    result.rows = _rows(spec, finals, errors, {**previous, **walls})
+    if spec.final:
+        session.update(
+            phase1_wall_s=round(t1 - t0, 2),
+            phase2_wall_s=round(result.final_wall_s, 2),
+            phase2_runs=result.final_done + result.final_failed,
+            phase2_runs_wall_s=round(result.final_runs_wall_s, 2),
+        )
+    result.tables = tables(session)
+    result.rows = _rows(spec, finals, errors, {**previous, **walls}, evaluated)
     return result
 
 
-def _run_local(spec: SweepSpec, todo: list[Point], jobs: int, threads: int, finish: Any) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def _phase2(
+    spec: SweepSpec,
+    result: SweepResult,
+    runs: _Engine,
+    finals: Mapping[str, Mapping[str, Any]],
+    errors: Mapping[str, str],
+    evaluated: dict[str, dict[str, Any]],
+    previous_walls: Mapping[str, float],
+    tables: Any,
+    out: TextIO,
+) -> None:
+    """Evaluate each group's selected points again with ``[final]`` (branched from their
+    phase-1 run directories), those not evaluated yet; ``evaluated`` gets the outcomes."""
+    t0 = time.perf_counter()
+    selected = _selected(spec, finals, errors)
+    evaluated.clear()  # phase 1 may have run some points again
+    evaluated.update(_evaluated(spec, finals, previous_walls))
+    todo2 = [p for p in selected if p.name not in evaluated]
+    result.final_skipped = len(selected) - len(todo2)
+    print(
+        f"gumbel-softmax: sweep: phase 2: the {len(selected)} selected point(s) evaluated "
+        f"again with [final] {_overrides(spec)} on their trained weights: "
+        f"{result.final_skipped} finished already, {len(todo2)} to run",
+        file=out,
+        flush=True,
+    )
+    walls2: dict[str, float] = {}
 
-    # spawn: a fresh interpreter per worker (forking a process that has started torch's thread
-    # pools can hang).
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        pending = {
-            pool.submit(_run_point, spec.experiment.name, dict(p.config), threads): p for p in todo
-        }
+    def finish2(point: Point, outcome: dict[str, Any], running: int) -> None:
+        walls2[point.name] = outcome["wall_s"]
+        evaluated[point.name] = outcome
+        if "error" in outcome:
+            result.final_failed += 1
+            print(
+                f"gumbel-softmax: sweep: phase 2: {point.name} failed: {outcome['error']}",
+                file=out,
+            )
+        else:
+            result.final_done += 1
+        result.tables = tables()
+        done = result.final_done + result.final_failed
+        left = len(todo2) - done
+        eta = _duration(sum(walls2.values()) / done * left / runs.jobs) if left else "0 s"
+        print(
+            f"gumbel-softmax: sweep: phase 2: {result.final_done + result.final_skipped}/"
+            f"{len(selected)} done, {running} running, {result.final_failed} failed; "
+            f"ETA {eta}",
+            file=out,
+            flush=True,
+        )
+
+    tasks2 = [
+        (p, (spec.experiment.name, dict(p.final or {}), runs.threads, p.config["run_dir"]))
+        for p in todo2
+    ]
+    runs.run(tasks2, finish2)
+    result.final_runs_wall_s = sum(walls2.values())
+    result.final_wall_s = time.perf_counter() - t0
+
+
+def _evaluated(
+    spec: SweepSpec, finals: Mapping[str, Mapping[str, Any]], walls: Mapping[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Phase 2's finished evaluations on disk: of the points whose phase 1 finished, those
+    whose phase-2 run directory holds the final record of their ``final`` config at the step
+    phase 1 reached."""
+    out: dict[str, dict[str, Any]] = {}
+    if not spec.final:
+        return out
+    for p in spec.points:
+        if p.name in finals and p.final is not None:
+            final = _finished(p.final, spec.experiment.final_fields, step=finals[p.name]["step"])
+            if final is not None:
+                out[p.name] = {"final": final, "wall_s": walls.get(p.name)}
+    return out
+
+
+def _selected(
+    spec: SweepSpec, finals: Mapping[str, Mapping[str, Any]], errors: Mapping[str, str]
+) -> list[Point]:
+    """The points of each group's selected setting (every seed), in the spec's order."""
+    names = {n for g in table(spec, _rows(spec, finals, errors, {})) for n in g.get("runs", [])}
+    return [p for p in spec.points if p.name in names]
+
+
+def _print_phase2(
+    spec: SweepSpec,
+    finals: Mapping[str, Mapping[str, Any]],
+    evaluated: Mapping[str, Any],
+    out: TextIO,
+) -> None:
+    print(f"  phase 2: the selected points again with [final] {_overrides(spec)}:", file=out)
+    for g in table(spec, _rows(spec, finals, {}, {})):
+        group = ", ".join(f"{k}={_show(v)}" for k, v in g["group"].items()) or "all points"
+        left = g["points"] - g["done"]
+        if left:
+            print(f"  {_FINAL_DIR}/ ({group}): after phase 1 ({left} point(s) to run)", file=out)
+            continue
+        for name in g.get("runs", []):
+            state = "finished" if name in evaluated else "to run"
+            print(f"  {_FINAL_DIR}/{name}: {state}", file=out)
+
+
+class _Engine:
+    """Runs ``_run_point(*args)`` for batches of ``(point, args)``, calling ``finish(point,
+    outcome, running)`` as each ends; the process pool or the Ray instance starts at the
+    first batch and serves both phases."""
+
+    def __init__(self, engine: str, jobs: int, threads: int, address: str | None) -> None:
+        self.engine, self.jobs, self.threads, self.address = engine, jobs, threads, address
+        self.pool: Any = None
+        self.ray: Any = None
+        self.ray_started = False
+
+    def run(self, tasks: list[tuple[Point, tuple[Any, ...]]], finish: Any) -> None:
+        if not tasks:
+            return
+        if self.engine == "local":
+            self._run_local(tasks, finish)
+        else:
+            self._run_ray(tasks, finish)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        if self.ray_started:
+            self.ray.shutdown()
+
+    def _run_local(self, tasks: list[tuple[Point, tuple[Any, ...]]], finish: Any) -> None:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        if self.pool is None:
+            # spawn: a fresh interpreter per worker (forking a process that has started torch's
+            # thread pools can hang).
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+        pending = {self.pool.submit(_run_point, *args): p for p, args in tasks}
         while pending:
             ready, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in ready:
                 point = pending.pop(future)
-                finish(point, future.result(), min(jobs, len(pending)))
+                finish(point, future.result(), min(self.jobs, len(pending)))
 
-
-def _run_ray(
-    spec: SweepSpec,
-    todo: list[Point],
-    jobs: int,
-    threads: int,
-    address: str | None,
-    finish: Any,
-) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise SweepError(
-            "engine 'ray' needs the ray package: pip install 'gumbel-softmax[ray]'"
-        ) from None
-    if address is not None:
-        _check_reachable(address)
-    started = not ray.is_initialized()
-    if started:
-        try:
-            if address is None:
-                ray.init(num_cpus=jobs * threads, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise SweepError(f"cannot start or reach Ray (address={address!r}): {err}") from None
-    try:
-        task = ray.remote(num_cpus=threads)(_run_point)
-        pending = {task.remote(spec.experiment.name, dict(p.config), threads): p for p in todo}
+    def _run_ray(self, tasks: list[tuple[Point, tuple[Any, ...]]], finish: Any) -> None:
+        if self.ray is None:
+            self._start_ray()
+        ray = self.ray
+        task = ray.remote(num_cpus=self.threads)(_run_point)
+        pending = {task.remote(*args): p for p, args in tasks}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 point = pending.pop(ref)
-                finish(point, ray.get(ref), min(jobs, len(pending)))
-    finally:
-        if started:
-            ray.shutdown()
+                finish(point, ray.get(ref), min(self.jobs, len(pending)))
+
+    def _start_ray(self) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise SweepError(
+                "engine 'ray' needs the ray package: pip install 'gumbel-softmax[ray]'"
+            ) from None
+        address = self.address
+        if address is not None:
+            _check_reachable(address)
+        if not ray.is_initialized():
+            try:
+                if address is None:
+                    cpus = self.jobs * self.threads
+                    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+                else:
+                    ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise SweepError(
+                    f"cannot start or reach Ray (address={address!r}): {err}"
+                ) from None
+            self.ray_started = True
+        self.ray = ray
 
 
 def _check_reachable(address: str) -> None:
@@ -553,12 +794,19 @@ def _metric(final: Mapping[str, Any], path: str) -> float | None:
     return float(v) if isinstance(v, int | float) else None
 
 
-def _previous_walls(spec: SweepSpec) -> dict[str, float]:
+def _previous_walls(spec: SweepSpec) -> tuple[dict[str, float], dict[str, float]]:
+    """The wall times of the points' runs in both phases, as the last table recorded them."""
     try:
         old = json.loads(spec.results.with_suffix(".json").read_text())
-        return {r["name"]: r["wall_s"] for r in old["points"] if r.get("wall_s") is not None}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        return {}
+        walls = {r["name"]: r["wall_s"] for r in old["points"] if r.get("wall_s") is not None}
+        walls2 = {
+            r["name"]: r["phase2"]["wall_s"]
+            for r in old["points"]
+            if r.get("phase2", {}).get("wall_s") is not None
+        }
+        return walls, walls2
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return {}, {}
 
 
 def _rows(
@@ -566,15 +814,17 @@ def _rows(
     finals: Mapping[str, Mapping[str, Any]],
     errors: Mapping[str, str],
     walls: Mapping[str, float],
+    evaluated: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
+    metrics = (spec.select, *spec.report)
     for p in spec.points:
         final = finals.get(p.name)
         status = "done" if final is not None else "failed" if p.name in errors else "pending"
         row: dict[str, Any] = {"name": p.name, "status": status, "settings": dict(p.settings)}
         if final is not None:
             row["step"] = final.get("step")
-            row["metrics"] = {m: _metric(final, m) for m in (spec.select, *spec.report)}
+            row["metrics"] = {m: _metric(final, m) for m in metrics}
         else:
             trained = _trained_step(Path(p.config["run_dir"]))
             if trained:
@@ -582,6 +832,17 @@ def _rows(
         if p.name in errors:
             row["error"] = errors[p.name]
         row["wall_s"] = round(walls[p.name], 2) if p.name in walls else None
+        outcome = (evaluated or {}).get(p.name)
+        if outcome is not None:  # phase 2
+            wall = outcome.get("wall_s")
+            row["phase2"] = {
+                "status": "failed" if "error" in outcome else "done",
+                "wall_s": None if wall is None else round(wall, 2),
+            }
+            if "error" in outcome:
+                row["phase2"]["error"] = outcome["error"]
+            else:
+                row["phase2"]["metrics"] = {m: _metric(outcome["final"], m) for m in metrics}
         rows.append(row)
     return rows
 
@@ -601,8 +862,11 @@ def _trained_step(run: Path) -> int | None:
 def table(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per group (the values of ``group_by``, in the order of the points): the setting (shown by
     the keys that vary within the group) with the
-    lowest mean ``select`` over its seeds among those whose every seed finished, its mean
-    ``report`` metrics, and the counts of the group's points (total, done, failed)."""
+    lowest mean ``select`` over its seeds among those whose every seed finished, the names of
+    its points (``runs``), its mean ``report`` metrics, and the counts of the group's points
+    (total, done, failed). With a ``[final]`` table the ``report`` metrics are phase 2's (means
+    over the selected setting's seeds once each has its phase-2 row, else ``None``), phase 1's
+    are under ``phase1``, and ``phase2_done`` counts the selected points evaluated."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         key = tuple(row["settings"].get(k, _base(spec, row, k)) for k in spec.group_by)
@@ -635,14 +899,27 @@ def table(spec: SweepSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, 
             score, s, runs = best
             varying = {k for k, _ in s if len({dict(t).get(k) for t in settings}) > 1}
             entry["selected"] = {k: v for k, v in s if k in varying}
+            entry["runs"] = [r["name"] for r in runs]
             entry["seeds"] = len(runs)
             entry["step"] = min(r.get("step") or 0 for r in runs)
             entry[spec.select] = score
-            for m in spec.report:
-                values = [r["metrics"][m] for r in runs]
-                entry[m] = None if None in values else sum(values) / len(values)
+            means = {m: _mean([r["metrics"][m] for r in runs]) for m in spec.report}
+            if spec.final:
+                phase2 = [r.get("phase2", {}) for r in runs]
+                done = [e for e in phase2 if e.get("status") == "done"]
+                entry["phase2_done"] = len(done)
+                entry["phase1"] = means
+                means = {
+                    m: _mean([e["metrics"][m] for e in done]) if len(done) == len(runs) else None
+                    for m in spec.report
+                }
+            entry.update(means)
         out.append(entry)
     return out
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    return None if None in values else sum(values) / len(values)  # type: ignore[arg-type]
 
 
 def _base(spec: SweepSpec, row: Mapping[str, Any], key: str) -> Any:
@@ -656,11 +933,14 @@ def write_tables(
     errors: Mapping[str, str],
     walls: Mapping[str, float],
     *,
+    evaluated: Mapping[str, Mapping[str, Any]] | None = None,
     session: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<results>.json`` and ``<results>.md`` (atomically) from the runs' final records;
-    ``session``: the last session's engine, jobs, and wall time against its runs' own."""
-    rows = _rows(spec, finals, errors, walls)
+    ``evaluated``: phase 2's outcome per point name (``{"final": record}`` or ``{"error":
+    message}``, and ``"wall_s"``); ``session``: the last session's engine, jobs, and wall time
+    against its runs' own."""
+    rows = _rows(spec, finals, errors, walls, evaluated)
     groups = table(spec, rows)
     doc = {
         "title": spec.title,
@@ -669,6 +949,7 @@ def write_tables(
         "group_by": list(spec.group_by),
         "select": spec.select,
         "report": list(spec.report),
+        "final": dict(spec.final),
         "points_total": len(rows),
         "points_done": sum(r["status"] == "done" for r in rows),
         "points_failed": sum(r["status"] == "failed" for r in rows),
@@ -696,17 +977,35 @@ def _fmt(v: Any) -> str:
 def render_markdown(spec: SweepSpec, doc: Mapping[str, Any]) -> str:
     """The table of ``doc`` (what :func:`write_tables` writes to JSON) as markdown."""
     metrics = [spec.select, *spec.report]
-    lines = [
-        f"# {spec.title}",
-        "",
+    two = bool(spec.final)
+    intro = (
         f"Sweep of `{spec.experiment.name}` from `{spec.path.name}`: "
         f"{doc['points_done']} of {doc['points_total']} grid points run"
         + (f", {doc['points_failed']} failed" if doc["points_failed"] else "")
         + f". Per group the setting with the lowest `{spec.select}` (mean over its seeds) among "
-        "the settings whose runs all finished; `points run` counts the group's finished points.",
+        "the settings whose runs all finished; `points run` counts the group's finished points."
+    )
+    if two:
+        first = spec.points[0].config if spec.points else {}
+        cheap = ", ".join(f"{k}={_show(first.get(k))}" for k in spec.final)
+        intro += (
+            f" Two phases: phase 1 ran every point with its own final evaluation ({cheap}) and "
+            f"selected on its `{spec.select}`; phase 2 evaluated each selected point again on "
+            f"its trained weights with [final] {_overrides(spec)} (run directories "
+            f"`{_FINAL_DIR}/<run>`), and the reported "
+            + ", ".join(f"`{m}`" for m in spec.report)
+            + " are phase 2's; `phase 2` counts the selected points evaluated."
+        )
+    head = [*spec.group_by, "selected", f"{spec.select} (phase 1)" if two else spec.select]
+    head += [f"{m} (phase 2)" if two else m for m in spec.report]
+    head += ["points run", *(["phase 2"] if two else [])]
+    lines = [
+        f"# {spec.title}",
         "",
-        "| " + " | ".join([*spec.group_by, "selected", *metrics, "points run"]) + " |",
-        "|" + "---|" * (len(spec.group_by) + len(metrics) + 2),
+        intro,
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
     ]
     for g in doc["groups"]:
         sel = g.get("selected")
@@ -720,6 +1019,8 @@ def render_markdown(spec: SweepSpec, doc: Mapping[str, Any]) -> str:
         cells.append(
             f"{g['done']}/{g['points']}" + (f" ({g['failed']} failed)" if g["failed"] else "")
         )
+        if two:
+            cells.append("—" if sel is None else f"{g['phase2_done']}/{g['seeds']}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Every point", "", "| run | status | " + " | ".join(metrics) + " | wall (s) |"]
     lines.append("|" + "---|" * (len(metrics) + 3))
@@ -731,6 +1032,17 @@ def render_markdown(spec: SweepSpec, doc: Mapping[str, Any]) -> str:
         cells = [f"`{r['name']}`", status, *(_fmt(values.get(m)) for m in metrics)]
         cells.append(_fmt(r["wall_s"]))
         lines.append("| " + " | ".join(cells) + " |")
+    evaluated = [r for r in doc["points"] if "phase2" in r]
+    if two and evaluated:
+        lines += ["", f"## Phase 2 ([final] {_overrides(spec)})", ""]
+        lines.append("| run | status | " + " | ".join(metrics) + " | wall (s) |")
+        lines.append("|" + "---|" * (len(metrics) + 3))
+        for r in evaluated:
+            e = r["phase2"]
+            values = e.get("metrics", {})
+            cells = [f"`{_FINAL_DIR}/{r['name']}`", e["status"]]
+            cells += [_fmt(values.get(m)) for m in metrics] + [_fmt(e.get("wall_s"))]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,128 @@
+"""The final-evaluation fields each registered experiment declares (``Experiment.final_fields``):
+changing only those re-runs a finished run's final evaluation alone, in place or in a branch
+(:func:`gumbel_softmax.lab.runner.branch`), to the result of a run trained with them from the
+start, bit for bit (same process, same thread count)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gumbel_softmax.lab import runner
+from gumbel_softmax.lab.checkpoint import load_checkpoint
+from gumbel_softmax.lab.experiments import EXPERIMENTS
+
+# Tiny runs on the shipped subset (the GAN on its synthetic oracle), 4 steps, checkpoints at 2
+# and 4, and for each experiment its final-evaluation fields changed for the second evaluation.
+TINY: dict[str, tuple[dict, dict]] = {
+    "vae": (
+        {"hidden": "8", "n_latent": 3, "n_classes": 4, "batch_size": 50, "eval_samples": 2,
+         "eval_samples_during": 2, "eval_images": 20, "test_images": 20},
+        {"eval_samples": 3, "eval_images": 30, "test_images": 30, "eval_chunk": 2},
+    ),
+    "sbn": (
+        {"n_latent": 4, "batch_size": 50, "eval_samples": 2, "eval_samples_during": 2,
+         "eval_images": 20, "test_images": 20},
+        {"eval_samples": 3, "eval_images": 30, "test_images": 30, "eval_batch_size": 7},
+    ),
+    "semisup": (
+        {"channels": "2,3,4", "z_dim": 3, "batch_size": 20, "labelled_batch_size": 10,
+         "eval_images": 20, "test_images": 20},
+        {"eval_samples": 2, "eval_images": 30, "test_images": 30},
+    ),
+    "gan": (
+        {"task": "oracle", "oracle_vocab": 9, "oracle_length": 6, "n_train": 64,
+         "n_held_out": 20, "hidden": 8, "embed": 4, "disc_hidden": 8, "batch_size": 16,
+         "eval_strings": 20, "sample_temperatures": "0.5,1"},
+        {"eval_strings": 30},
+    ),
+}  # fmt: skip
+COMMON = {"max_steps": 4, "eval_every": 2, "checkpoint_every": 2, "log_every": 1}
+DECLARING = [name for name, exp in EXPERIMENTS.items() if exp.final_fields]
+
+
+def test_every_experiment_that_declares_final_fields_has_a_case_here():
+    assert sorted(TINY) == sorted(DECLARING)
+    for name in DECLARING:
+        exp = EXPERIMENTS[name]
+        fields = exp.config().to_dict()
+        assert set(exp.final_fields) <= set(fields), name
+        assert set(TINY[name][1]) <= set(exp.final_fields), name
+
+
+def _config(name: str, run_dir: Path, **more):
+    exp = EXPERIMENTS[name]
+    given = {**TINY[name][0], **COMMON, "figures": False, "progress": False}
+    return exp.config.from_dict({**given, **more, "run_dir": str(run_dir)})
+
+
+def _weights(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / "checkpoint-4.pt")["modules"]
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    fa, fb = dict(flat(a)), dict(flat(b))
+    return fa.keys() == fb.keys() and all(
+        torch.equal(v, fb[k]) if isinstance(v, torch.Tensor) else v == fb[k] for k, v in fa.items()
+    )
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", DECLARING)
+def test_other_final_fields_re_run_the_final_evaluation_alone(name, tmp_path, one_thread):
+    exp = EXPERIMENTS[name]
+    expensive = TINY[name][1]
+    cheap_dir, direct_dir, branch_dir = (tmp_path / d for d in ("cheap", "direct", "branch"))
+    exp.main(_config(name, cheap_dir))
+    final = json.loads((cheap_dir / "final.json").read_text())
+    assert {f: final[f] for f in exp.final_fields} == {
+        f: getattr(_config(name, cheap_dir), f) for f in exp.final_fields
+    }  # the record names the values it was computed under
+    rows = (cheap_dir / "metrics.jsonl").read_text()
+    # a record from before its fields were recorded was computed under the stored config's
+    # values: it is reused as it is, not computed again
+    legacy = {k: v for k, v in final.items() if k not in exp.final_fields}
+    (cheap_dir / "final.json").write_text(json.dumps(legacy))
+    exp.main(_config(name, cheap_dir))
+    assert json.loads((cheap_dir / "final.json").read_text()) == legacy
+    # trained with the expensive settings from the start
+    exp.main(_config(name, direct_dir, **expensive))
+    direct = json.loads((direct_dir / "final.json").read_text())
+    assert direct["step"] == final["step"] == 4
+    assert direct != final  # the settings change what the evaluation computes
+    # the cheap run branched: its checkpoint, evaluated again; no training step
+    runner.branch(cheap_dir, _config(name, branch_dir, **expensive).to_dict())
+    exp.main(_config(name, branch_dir, **expensive))
+    assert json.loads((branch_dir / "final.json").read_text()) == direct
+    assert _same_weights(_weights(branch_dir), _weights(direct_dir))
+    record = json.loads((branch_dir / "run.json").read_text())
+    assert record["branched_from"]["run_dir"] == str(cheap_dir)
+    assert [s["resumed_from_step"] for s in record["sessions"]] == [4]
+    assert (branch_dir / "metrics.jsonl").read_text() == ""  # the rows stay in the source
+    # in place: the finished run asked for the expensive settings
+    exp.main(_config(name, cheap_dir, **expensive))
+    assert json.loads((cheap_dir / "final.json").read_text()) == direct
+    assert (cheap_dir / "metrics.jsonl").read_text() == rows
+    assert _same_weights(_weights(cheap_dir), _weights(direct_dir))
+
+
+def test_a_branch_needs_a_checkpoint(tmp_path):
+    with pytest.raises(runner.RunError, match="has no checkpoint to branch from"):
+        runner.branch(tmp_path / "empty", {"run_dir": str(tmp_path / "b")})
