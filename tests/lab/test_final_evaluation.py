@@ -100,3 +100,18 @@ def test_other_final_fields_re_run_the_final_evaluation_alone(name, tmp_path, on
 def test_a_branch_needs_a_checkpoint(tmp_path):
     with pytest.raises(runner.RunError, match="has no checkpoint to branch from"):
         runner.branch(tmp_path / "empty", {"run_dir": str(tmp_path / "b")})
+
+
+def test_a_branch_copies_the_checkpoint_where_it_cannot_link_it(tmp_path, monkeypatch, one_thread):
+    source, target = tmp_path / "source", tmp_path / "branch"
+    EXPERIMENTS["sbn"].main(_config("sbn", source))
+
+    def refuse(self, other):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(Path, "hardlink_to", refuse)
+    runner.branch(source, _config("sbn", target).to_dict())
+    copied = target / "checkpoints" / "checkpoint-4.pt"
+    assert copied.read_bytes() == (source / "checkpoints" / "checkpoint-4.pt").read_bytes()
+    assert copied.stat().st_ino != (source / "checkpoints" / "checkpoint-4.pt").stat().st_ino
+    assert not list(target.rglob("*.part"))  # written through the atomic writer

@@ -657,10 +657,11 @@ def branch(source: str | Path, config: Mapping[str, Any]) -> RunDirectory:
     )
     try:
         linked.hardlink_to(newest)
-    except OSError:  # another file system, or links not allowed there
+    except OSError:  # another file system, or links not allowed there: a copy, atomically
         import shutil
 
-        shutil.copyfile(newest, linked)
+        with records.atomic_path(linked) as part:
+            shutil.copyfile(newest, part)
     records.write_json_atomic(dict(config), target.config)
     records.write_json_atomic(
         {"sessions": [], "branched_from": {"run_dir": str(source), "checkpoint": str(newest)}},
