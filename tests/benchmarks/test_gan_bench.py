@@ -77,3 +77,19 @@ def test_a_variant_gets_its_own_run_directory_and_label(bench, tmp_path):
     config = bench.make_config("gs", args)
     assert config.run_dir.endswith("runs/gs-lrd1e-4-s0") and config.lr_d == 1e-4
     assert bench.make_config("gs", bench.parser().parse_args(where)).run_dir.endswith("runs/gs-s0")
+
+
+def test_seqgan_and_the_d_steps_options(bench, tmp_path, capsys):
+    where = ["--results-dir", str(tmp_path)]
+    args = bench.parser().parse_args(["--rollouts", "3", "--d-steps", "2", *where])
+    seqgan = bench.make_config("seqgan", args)
+    assert (seqgan.estimator, seqgan.reward, seqgan.rollouts) == ("sf-ema", "rollout", 3)
+    assert bench.make_config("gs", args).d_steps == 2
+    assert bench.make_config("reinforce", args).reward == "sequence"
+    row = {"objective": "gan", "settings": {**bench._settings(seqgan), "lr_d": 1e-4}}
+    assert bench._differences(row) == "rollout reward, N = 3; 2 D steps per G step; lr_d 0.0001"
+    old = {"objective": "gan", "settings": {"lr_d": 1e-3}}  # a row from before these options
+    assert bench._differences(old) == ""
+    for bad in (["--rollouts", "0"], ["--d-steps", "0"]):
+        assert bench.main([*bad, *where]) == 2
+        assert "--rollouts and --d-steps must be >= 1" in capsys.readouterr().err

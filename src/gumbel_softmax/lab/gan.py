@@ -18,9 +18,12 @@ stochastic node (:func:`gumbel_softmax.graph.stochastic_node`) whose downstream 
 rest of the sequence and returns the generator's cost, so pathwise estimators differentiate
 through every later token and score-function ones (``sf``, ``sf-ema``, ``nvil``: REINFORCE with
 no, a running-mean or a learned per-prefix baseline reading the LSTM state) weight
-:math:`\nabla\log q(z_t \mid z_{<t})` by the cost of the whole sequence. Only estimators that
-declare ``single_evaluation`` apply: one that evaluates ``f`` at M points would evaluate the
-rest of the sequence :math:`M^{T}` times.
+:math:`\nabla\log q(z_t \mid z_{<t})` by the cost of the whole sequence, or, with
+``reward="rollout"``, by SeqGAN's per-token Monte Carlo estimate of the expected cost given the
+prefix through :math:`z_t` (:func:`generator_cost`). Only estimators that declare
+``single_evaluation`` apply: one that evaluates ``f`` at M points would evaluate the rest of the
+sequence :math:`M^{T}` times; the rollout reward takes only those that also declare
+``learning_signal``.
 
 The game. With :math:`D` the discriminator's logit, the discriminator minimises
 :math:`\mathrm{softplus}(-D(x_{\text{real}})) + \mathrm{softplus}(D(x_{\text{fake}}))` and the
@@ -29,7 +32,14 @@ generator the non-saturating :math:`\mathrm{softplus}(-D(x_{\text{fake}}))` (Goo
 the sum, the generator's cost through a copy of the discriminator's weights that does not
 collect gradient, the discriminator's on the detached fake sequence (simultaneous gradient
 descent, so the lab's one-optimiser runner trains both; Adam with one learning rate for each
-player). ``pretrain_steps`` of maximum likelihood come first when asked for.
+player, ``lr`` and ``lr_d``). With ``d_steps = k > 1`` each adversarial step first makes k - 1
+discriminator-only updates, each on fresh fakes (:func:`draw_fake`) and its own real batch, with
+the same optimiser (only the discriminator has gradients then, so Adam leaves the generator and
+its moments alone), and then the simultaneous step: k discriminator updates per generator
+update, all inside one step of the runner, so checkpoints and resume are unchanged; real batch
+:math:`p + k a + i` (``pretrain_steps`` p, adversarial step a, update i < k) is used, so k = 1
+is exactly the simultaneous game. ``pretrain_steps`` of maximum likelihood come first when
+asked for.
 
 The temperature follows :meth:`~gumbel_softmax.lab.config.GANConfig.schedule` over the
 adversarial steps: RelGAN's inverse-temperature schedule by default (Nie et al. 2019), or the
@@ -90,6 +100,7 @@ __all__ = [
     "build_model",
     "build_oracle",
     "discriminator_loss",
+    "draw_fake",
     "generator_cost",
     "main",
     "mask_after_end",
