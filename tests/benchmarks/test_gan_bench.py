@@ -93,3 +93,26 @@ def test_seqgan_and_the_d_steps_options(bench, tmp_path, capsys):
     for bad in (["--rollouts", "0"], ["--d-steps", "0"]):
         assert bench.main([*bad, *where]) == 2
         assert "--rollouts and --d-steps must be >= 1" in capsys.readouterr().err
+
+
+def test_the_variance_script_measures_each_reward_at_a_run(tmp_path, capsys):
+    from gumbel_softmax.lab import cli
+
+    spec = importlib.util.spec_from_file_location("gan_variance", SCRIPT.with_name("variance.py"))
+    assert spec is not None and spec.loader is not None
+    variance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(variance)
+    run = tmp_path / "run"
+    argv = ["gan", "--n-train", "64", "--n-held-out", "8", "--hidden", "8", "--embed", "4",
+            "--disc-hidden", "8", "--batch-size", "16", "--max-steps", "3", "--eval-strings",
+            "8", "--sample-temperatures", "1", "--estimator", "sf-ema", "--no-progress",
+            "--no-figures", "--run-dir", str(run)]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = tmp_path / "variance.md"
+    argv = ["--run", str(run), "--draws", "3", "--batch-size", "4", "--rollouts", "2"]
+    assert variance.main([*argv, "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| sequence", "| rollout, N = 2"]
+    assert rows[0].split(" | ")[2] == "1.000"  # the ratio to itself
+    assert variance.main(["--run", str(tmp_path / "none")]) == 2
+    assert "holds no run" in capsys.readouterr().err
