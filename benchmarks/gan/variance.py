@@ -5,7 +5,8 @@ discriminator (the final checkpoint of a ``run.py`` run, default ``runs/seqgan-s
 
 For each reward (the whole sequence's cost, and the rollout reward with N completions per
 prefix) it draws R generator-gradient estimates, each from one batch of ``--batch-size``
-sequences as a training step does, with independent random numbers, and reports the total
+sequences as a training step does, with independent random numbers (the rewards taking turns, so that the machine's load
+reaches each one's timing alike), and reports the total
 variance :math:`\\sum_j \\widehat{\\mathrm{Var}}(\\hat g_j)` over the generator's parameters, its
 ratio to the whole-sequence reward's, the squared norm of the mean estimate (how much of the
 second moment is signal), and the seconds per estimate. All estimates of every reward are of
@@ -49,17 +50,25 @@ def measure(run: Path, draws: int, batch: int, rollouts: list[int], seed: int) -
     est.eval()  # the baseline stays where training left it: every draw is independent
     params = list(model.generator.parameters())
     length = gan.LENGTH if config.task == "grammar" else config.oracle_length
-    rows, first = [], None
-    for n in [0, *rollouts]:
-        g = torch.Generator().manual_seed(seed + 1_000_003 * n)  # independent per reward
-        grads, t0 = [], time.perf_counter()
-        for _ in range(draws):
-            cost, _ = gan.generator_cost(model, est, batch, generator=g, length=length, rollouts=n)
+    rewards = [0, *rollouts]
+    # independent random numbers per reward; the rewards take turns, draw by draw, so that a
+    # change of the machine's load reaches each reward's timing alike
+    gens = {n: torch.Generator().manual_seed(seed + 1_000_003 * n) for n in rewards}
+    grads: dict[int, list[torch.Tensor]] = {n: [] for n in rewards}
+    seconds = dict.fromkeys(rewards, 0.0)
+    for _ in range(draws):
+        for n in rewards:
+            t0 = time.perf_counter()
+            cost, _ = gan.generator_cost(
+                model, est, batch, generator=gens[n], length=length, rollouts=n
+            )
             grad = torch.autograd.grad(cost.mean(), params)
-            grads.append(torch.cat([x.flatten() for x in grad]).double())
-        seconds = (time.perf_counter() - t0) / draws
-        x = torch.stack(grads)
-        first = x if first is None else first
+            seconds[n] += time.perf_counter() - t0
+            grads[n].append(torch.cat([x.flatten() for x in grad]).double())
+    first = torch.stack(grads[0])
+    rows = []
+    for n in rewards:
+        x = torch.stack(grads[n])
         try:  # every reward estimates the same gradient (Welch per parameter, Bonferroni)
             assert_same_mean(x, first, false_alarm=1e-3)
             same = "yes"
@@ -70,7 +79,7 @@ def measure(run: Path, draws: int, batch: int, rollouts: list[int], seed: int) -
                 "reward": "sequence" if n == 0 else f"rollout, N = {n}",
                 "total_variance": float(x.var(0).sum()),
                 "mean_sq_norm": float(x.mean(0).pow(2).sum()),
-                "seconds": seconds,
+                "seconds": seconds[n] / draws,
                 "same_mean": same if n else "",
             }
         )
