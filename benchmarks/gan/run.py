@@ -15,6 +15,8 @@ one continues from its checkpoint.
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --methods mle gs st-gs reinforce
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --task oracle --methods mle gs reinforce
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --methods seqgan --rollouts 4
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/gan/run.py --methods gs --d-steps 3 --lr-d 1e-4 --variant d3-lrd1e-4
     python benchmarks/gan/run.py --render        # only rebuild results.md and the figures
 """
 
@@ -38,18 +40,21 @@ from gumbel_softmax.lab.config import GANConfig
 from gumbel_softmax.lab.records import git_revision, read_metrics
 
 HERE = Path(__file__).resolve().parent
-#: method -> (objective, estimator): REINFORCE is ``sf-ema`` (a running-mean baseline).
+#: method -> (objective, estimator, reward): REINFORCE is ``sf-ema`` (a running-mean baseline)
+#: weighting every token's score by the whole sequence's cost; SeqGAN is the same estimator with
+#: the per-token Monte Carlo rollout reward (``--rollouts`` completions of each prefix).
 METHODS = {
-    "mle": ("mle", "gs"),
-    "gs": ("gan", "gs"),
-    "st-gs": ("gan", "st-gs"),
-    "reinforce": ("gan", "sf-ema"),
-    "nvil": ("gan", "nvil"),
+    "mle": ("mle", "gs", "sequence"),
+    "gs": ("gan", "gs", "sequence"),
+    "st-gs": ("gan", "st-gs", "sequence"),
+    "reinforce": ("gan", "sf-ema", "sequence"),
+    "seqgan": ("gan", "sf-ema", "rollout"),
+    "nvil": ("gan", "nvil", "sequence"),
 }
 
 
 def make_config(method: str, a: argparse.Namespace) -> GANConfig:
-    objective, estimator = METHODS[method]
+    objective, estimator, reward = METHODS[method]
     adversarial = objective == "gan"
     name = f"{method}-{a.variant}" if a.variant else method
     tag = f"{name}-s{a.seed}" if a.task == "grammar" else f"oracle-{name}-s{a.seed}"
@@ -63,6 +68,9 @@ def make_config(method: str, a: argparse.Namespace) -> GANConfig:
         epochs=1000,
         max_steps=a.pretrain_steps + a.adversarial_steps,
         pretrain_steps=a.pretrain_steps if adversarial else 0,
+        reward=reward,
+        rollouts=a.rollouts,
+        d_steps=a.d_steps,
         lr=a.lr,
         lr_d=a.lr_d,
         temperature="inverse",
@@ -107,11 +115,12 @@ def _machine(load_start: float) -> str:
 def run(method: str, a: argparse.Namespace, rev: str) -> None:
     config = make_config(method, a)
     tag = Path(config.run_dir).name
+    defaults = _settings(GANConfig())  # for settings added after a row was written
     for r in _read(a.results_dir / "results.json"):
         if (
             r["run"] == tag
             and r["steps"] == config.max_steps
-            and r["settings"] == _settings(config)
+            and {**defaults, **r["settings"]} == _settings(config)
         ):
             print(f"run.py: {tag} done")
             return
@@ -183,6 +192,23 @@ def _temperature(config: GANConfig) -> str:
     return f"annealed from {config.tau0:g} (r={config.anneal_rate:g}, floor {config.tau_min:g})"
 
 
+def _differences(row: dict[str, Any]) -> str:
+    """The settings of a GAN row that differ from the benchmark's defaults, in words."""
+    if row["objective"] != "gan":
+        return ""
+    s = {**_settings(GANConfig()), **row["settings"]}
+    out = []
+    if s["reward"] == "rollout":
+        out.append(f"rollout reward, N = {s['rollouts']}")
+    if s["d_steps"] != 1:
+        out.append(f"{s['d_steps']} D steps per G step")
+    if s["lr_d"] != 1e-3:
+        out.append(f"lr_d {s['lr_d']:g}")
+    if s["beta_max"] != 100.0:
+        out.append(f"β_max {s['beta_max']:g}")
+    return "; ".join(out)
+
+
 def _settings(config: GANConfig) -> dict[str, Any]:
     return {
         k: v
@@ -215,14 +241,14 @@ def render(results_dir: Path) -> None:
         f"set): parse rate {reference['parse_rate']:.3f}, unique {reference['unique']:.3f}, "
         f"novel {reference['novel']:.3f}.",
         "",
-        "| method | parse_rate | unique | novel | held-out NLL | steps (adversarial) | temperature | seed | wall (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | parse_rate | unique | novel | held-out NLL | steps (adversarial) | temperature | other settings | seed | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['parse_rate']:.3f} | {r['unique']:.3f} | {r['novel']:.3f} | "
             f"{r['heldout_nll']:.2f} | {r['steps']} ({r['adversarial_steps']}) | "
-            f"{r['temperature'] or 'n/a'} | {r['seed']} | {r['wall_s']:.0f} |"
+            f"{r['temperature'] or 'n/a'} | {_differences(r)} | {r['seed']} | {r['wall_s']:.0f} |"
         )
     lines += ["", "## Across sampling temperatures (the quality-diversity curve)", ""]
     lines += ["| method | τ_sample | parse_rate | unique | novel |", "|---|---|---|---|---|"]
@@ -365,6 +391,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-d", type=float, default=1e-3)
     p.add_argument("--beta-max", type=float, default=100.0)
+    p.add_argument(
+        "--rollouts", type=int, default=4, help="completions per prefix of seqgan's rollout reward"
+    )
+    p.add_argument(
+        "--d-steps", type=int, default=1, help="discriminator updates per generator update"
+    )
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument(
         "--sample-temperatures", nargs="+", type=float, default=[0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
@@ -392,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
             "run.py: error: --pretrain-steps must be >= 0, --adversarial-steps and --eval-strings >= 1",
             file=sys.stderr,
         )
+        return 2
+    if a.rollouts < 1 or a.d_steps < 1:
+        print("run.py: error: --rollouts and --d-steps must be >= 1", file=sys.stderr)
         return 2
     a.results_dir.mkdir(parents=True, exist_ok=True)
     if a.render:

@@ -77,3 +77,44 @@ def test_a_variant_gets_its_own_run_directory_and_label(bench, tmp_path):
     config = bench.make_config("gs", args)
     assert config.run_dir.endswith("runs/gs-lrd1e-4-s0") and config.lr_d == 1e-4
     assert bench.make_config("gs", bench.parser().parse_args(where)).run_dir.endswith("runs/gs-s0")
+
+
+def test_seqgan_and_the_d_steps_options(bench, tmp_path, capsys):
+    where = ["--results-dir", str(tmp_path)]
+    args = bench.parser().parse_args(["--rollouts", "3", "--d-steps", "2", *where])
+    seqgan = bench.make_config("seqgan", args)
+    assert (seqgan.estimator, seqgan.reward, seqgan.rollouts) == ("sf-ema", "rollout", 3)
+    assert bench.make_config("gs", args).d_steps == 2
+    assert bench.make_config("reinforce", args).reward == "sequence"
+    row = {"objective": "gan", "settings": {**bench._settings(seqgan), "lr_d": 1e-4}}
+    assert bench._differences(row) == "rollout reward, N = 3; 2 D steps per G step; lr_d 0.0001"
+    old = {"objective": "gan", "settings": {"lr_d": 1e-3}}  # a row from before these options
+    assert bench._differences(old) == ""
+    for bad in (["--rollouts", "0"], ["--d-steps", "0"]):
+        assert bench.main([*bad, *where]) == 2
+        assert "--rollouts and --d-steps must be >= 1" in capsys.readouterr().err
+
+
+def test_the_variance_script_measures_each_reward_at_a_run(tmp_path, capsys):
+    from gumbel_softmax.lab import cli
+
+    spec = importlib.util.spec_from_file_location("gan_variance", SCRIPT.with_name("variance.py"))
+    assert spec is not None and spec.loader is not None
+    variance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(variance)
+    run = tmp_path / "run"
+    argv = ["gan", "--n-train", "64", "--n-held-out", "8", "--hidden", "8", "--embed", "4",
+            "--disc-hidden", "8", "--batch-size", "16", "--max-steps", "3", "--eval-strings",
+            "8", "--sample-temperatures", "1", "--estimator", "sf-ema", "--no-progress",
+            "--no-figures", "--run-dir", str(run)]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = tmp_path / "variance.md"
+    argv = ["--run", str(run), "--draws", "3", "--batch-size", "4", "--rollouts", "2"]
+    assert variance.main([*argv, "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| sequence", "| rollout, N = 2"]
+    assert rows[0].split(" | ")[2] == "1.000"  # the ratio to itself
+    same = rows[1].split(" | ")[4]  # 3 draws are too few for the z-test: only its format here
+    assert same == "yes" or same.startswith("no: the two samples' means differ")
+    assert variance.main(["--run", str(tmp_path / "none")]) == 2
+    assert "holds no run" in capsys.readouterr().err

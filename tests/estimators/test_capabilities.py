@@ -391,3 +391,54 @@ def test_single_evaluation_is_declared_exactly_where_f_is_called_once_on_one_sam
     x = torch.randn(5, 1, k, dtype=torch.float64, requires_grad=True)
     est(x, f, generator=torch.Generator().manual_seed(0), **context)
     assert (shapes == [(5, 1, k)]) == cls.single_evaluation, shapes
+
+
+# --------------------------------------------------------------------------- learning signal
+def _signal_grad(name: str, f, seed: int = 0) -> Tensor:
+    """The logits' gradient of a fresh ``name`` for ``f`` (the same draws for every ``f``)."""
+    cls = estimator_class(name)
+    k = 2 if cls.binary_only else 3
+    options = {"temperature": 1.0} if cls.temperature_kind is not None else {}
+    est = build(name, event_shape=(3, k), **options)
+    x = _logits(k).requires_grad_(True)
+    r = est(x, f, generator=torch.Generator().manual_seed(seed))
+    (g,) = torch.autograd.grad(r.surrogate.sum(), x)
+    return g
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_learning_signal_is_declared_exactly_where_f_enters_by_its_values_affinely(
+    name: str,
+) -> None:
+    # The sequence GAN replaces f(z) by a rollout estimate of its conditional mean for these;
+    # that keeps the estimate unbiased only if f enters the logits' estimate through its values
+    # at exact samples, affinely, and never through its gradient in z. All three checked, per
+    # draw: (1) f sees one-hot points only; (2) the same values with another gradient in z give
+    # the same estimate; (3) the estimate for f_a + f_b is that for f_a plus that for f_b minus
+    # that for 0.
+    w = torch.linspace(-1.0, 1.0, 2 if estimator_class(name).binary_only else 3)
+    seen: list[Tensor] = []
+
+    def f_a(z: Tensor) -> Tensor:
+        seen.append(z.detach())
+        return _f(z)
+
+    def f_b(z: Tensor) -> Tensor:
+        return torch.cos((z * w.to(z.dtype)).sum(-1)).sum(-1)
+
+    def f_alt(z: Tensor) -> Tensor:  # f_a's values, another gradient in z
+        h = (z * w.to(z.dtype)).sum((-1, -2)) ** 2
+        return f_a(z) + (h - h.detach())
+
+    def zero(z: Tensor) -> Tensor:
+        return z.sum((-1, -2)) * 0.0
+
+    g_a = _signal_grad(name, f_a)
+    one_hot = all(bool(((z == 0) | (z == 1)).all()) for z in seen)
+    values_only = torch.allclose(_signal_grad(name, f_alt), g_a, rtol=1e-12, atol=1e-12)
+    total = _signal_grad(name, lambda z: f_a(z) + f_b(z))
+    affine = torch.allclose(
+        total, g_a + _signal_grad(name, f_b) - _signal_grad(name, zero), rtol=1e-9, atol=1e-12
+    )
+    holds = one_hot and values_only and affine
+    assert holds == estimator_class(name).learning_signal, (one_hot, values_only, affine)

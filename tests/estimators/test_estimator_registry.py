@@ -74,6 +74,10 @@ DRAWS_AND_OBJECTIVE: dict[str, tuple[str, int | None, bool, tuple[str, ...]]] = 
     "vimco": ("independent", None, True, ()),
 }
 
+#: Estimators whose logits' estimate weights score-function terms by f's values at exact samples
+#: (``learning_signal``, issue 13), pinned the same way.
+LEARNING_SIGNAL = {"arm", "disarm", "exact", "nvil", "rloo", "sf", "sf-ema", "unordered-set"}
+
 
 def _k(name: str) -> int:
     return num_classes(name)
@@ -142,6 +146,8 @@ def test_declared_capabilities_are_the_papers() -> None:
         assert declared2 == expected2, f"{name}: declared {declared2}, expected {expected2}"
         # REBAR and RELAX learn their control variate from the gradient of f's gradient
         assert cls.differentiates_twice == (name in ("rebar", "relax")), name
+        # score-function terms weighted by f's values at exact samples (issue 13's rollouts)
+        assert cls.learning_signal == (name in LEARNING_SIGNAL), name
 
 
 @pytest.mark.parametrize("name", NAMES)

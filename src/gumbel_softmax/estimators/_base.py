@@ -47,6 +47,13 @@ class attributes, and read without building it (``estimator_class(name).binary_o
                               token at a time, each fed back) then cost T evaluations of the
                               downstream function, where one that evaluates it at M points a call
                               costs :math:`M^T` (the sequence GAN of the lab takes only these)
+``learning_signal``           the estimate for the logits uses ``f`` only through its values at
+                              exact (one-hot) samples, and affinely: score-function terms
+                              :math:`(f(z) - b)\,\nabla\log q(z)` with baselines that do not
+                              depend on the sample, never :math:`\nabla_z f`. So an unbiased
+                              estimate of :math:`f(z)` given :math:`z` may stand in for
+                              :math:`f(z)` and the estimate stays unbiased: the lab's sequence GAN
+                              gives these SeqGAN's per-token rollout reward
 ============================  =======================================================================
 
 ``unbiased`` means unbiased for the gradient of the estimator's objective: :math:`\mathbb E f(z)`,
@@ -214,6 +221,7 @@ class Estimator(nn.Module):
     extra_temperatures: ClassVar[tuple[str, ...]] = ()
     differentiates_twice: ClassVar[bool] = False
     single_evaluation: ClassVar[bool] = False
+    learning_signal: ClassVar[bool] = False
 
     @classmethod
     def check_temperature(cls, value: object) -> float:

@@ -31,6 +31,7 @@ class _Antithetic(Estimator):
     """Input handling and the surrogate the two share; subclasses give the log-odds gradient."""
 
     unbiased = True
+    learning_signal = True
     binary_only = True
 
     def __init__(self, *, log_odds: bool = False) -> None:

@@ -52,6 +52,7 @@ class Exact(Estimator):
     """
 
     unbiased: ClassVar[bool] = True
+    learning_signal: ClassVar[bool] = True
     draws: ClassVar[Draws] = "every-state"
     max_states: ClassVar[int | None] = 4096
 

@@ -62,6 +62,7 @@ class ScoreFunction(Estimator):
     """
 
     unbiased = True
+    learning_signal = True
     single_evaluation = True
 
     def forward(  # type: ignore[override]
@@ -95,6 +96,7 @@ class EMABaseline(Estimator):
     """
 
     unbiased = True
+    learning_signal = True
     single_evaluation = True
     running_mean: Tensor
     num_updates: Tensor
@@ -148,6 +150,7 @@ class LeaveOneOut(_MultiSampleEstimator):
     """
 
     unbiased = True
+    learning_signal = True
 
     def forward(  # type: ignore[override]
         self, logits: Tensor, f: LossFn, *, generator: torch.Generator | None = None
@@ -228,6 +231,7 @@ class NVIL(Estimator):
     """
 
     unbiased = True
+    learning_signal = True
     single_evaluation = True
     needs_event_shape = True
     takes_context = True

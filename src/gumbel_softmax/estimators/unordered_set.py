@@ -108,6 +108,7 @@ class UnorderedSet(_MultiSampleEstimator):
     """
 
     unbiased: ClassVar[bool] = True
+    learning_signal: ClassVar[bool] = True
     draws: ClassVar[Draws] = "without-replacement"
     max_states: ClassVar[int | None] = 1 << 16
 

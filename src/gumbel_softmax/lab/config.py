@@ -537,6 +537,14 @@ GAN_HELP: dict[str, str] = {
     "lr_d": "Adam learning rate of the discriminator",
     "pretrain_steps": "steps of maximum-likelihood pre-training of the generator before the "
     "adversarial steps (objective='gan'; the discriminator waits)",
+    "reward": "the learning signal of each token's score-function term (estimators that declare "
+    "learning_signal: sf, sf-ema, nvil): 'sequence' (the cost of the whole sequence) or "
+    "'rollout' (SeqGAN's per-token reward: the mean cost of --rollouts completions of the "
+    "prefix through the token, drawn from the current generator)",
+    "rollouts": "completions per prefix of the rollout reward (reward='rollout'; SeqGAN used 16)",
+    "d_steps": "discriminator updates per generator update: d_steps - 1 discriminator-only "
+    "updates on fresh fakes and real batches, then the simultaneous step of both players "
+    "(1: only the simultaneous step)",
     "temperature": "temperature of estimators that follow a schedule: 'constant' (tau0), "
     "'anneal' (tau=max(tau_min, tau0*exp(-anneal_rate*t)), every anneal_every steps) or "
     "'inverse' (RelGAN: 1/tau rises from 1 to beta_max over beta_steps steps, by beta_kind); "
@@ -587,6 +595,9 @@ class GANConfig(_Config):
     lr: float = 1e-3
     lr_d: float = 1e-3
     pretrain_steps: int = 0
+    reward: str = "sequence"
+    rollouts: int = 4
+    d_steps: int = 1
     temperature: str = "inverse"
     tau0: float = 1.0
     tau_min: float = 0.1
@@ -643,6 +654,7 @@ class GANConfig(_Config):
         _choice("task", self.task, ("grammar", "oracle"))
         _choice("temperature", self.temperature, ("constant", "anneal", "inverse"))
         _choice("beta_kind", self.beta_kind, ("exp", "lin", "log", "quad", "sigmoid"))
+        _choice("reward", self.reward, ("sequence", "rollout"))
         for key in ("n_train", "n_held_out", "hidden", "embed", "disc_hidden", "epochs"):
             _at_least(key, getattr(self, key), 1)
         for key in ("oracle_hidden", "oracle_length"):
@@ -650,7 +662,7 @@ class GANConfig(_Config):
         _at_least("oracle_vocab", self.oracle_vocab, 2)
         for key in ("batch_size", "anneal_every", "beta_steps", "eval_strings"):
             _at_least(key, getattr(self, key), 1)
-        for key in ("checkpoint_every", "log_every"):
+        for key in ("checkpoint_every", "log_every", "rollouts", "d_steps"):
             _at_least(key, getattr(self, key), 1)
         for key in ("max_steps", "pretrain_steps", "eval_every", "seed"):
             _at_least(key, getattr(self, key), 0)
@@ -689,6 +701,12 @@ class GANConfig(_Config):
                 "not declare single_evaluation); a sequence of T nested tokens would cost "
                 "M**T generator passes; use gs, st-gs, st, gst, reinmax, gumbel-rao, sf, "
                 "sf-ema or nvil"
+            )
+        if self.reward == "rollout" and not cls.learning_signal:
+            raise ConfigError(
+                f"reward='rollout' needs an estimator whose gradient is a score-function term "
+                f"weighted by the cost's value (declared learning_signal: sf, sf-ema, nvil); "
+                f"{self.estimator!r} does not declare it"
             )
         kind = cls.temperature_kind
         if kind is None or self.objective == "mle":

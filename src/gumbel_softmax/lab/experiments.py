@@ -303,6 +303,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "task": ("grammar", "oracle"),
                 "temperature": ("constant", "anneal", "inverse"),
                 "beta_kind": ("exp", "lin", "log", "quad", "sigmoid"),
+                "reward": ("sequence", "rollout"),
             },
             final_fields=("eval_strings",),
         ),

@@ -18,9 +18,12 @@ stochastic node (:func:`gumbel_softmax.graph.stochastic_node`) whose downstream 
 rest of the sequence and returns the generator's cost, so pathwise estimators differentiate
 through every later token and score-function ones (``sf``, ``sf-ema``, ``nvil``: REINFORCE with
 no, a running-mean or a learned per-prefix baseline reading the LSTM state) weight
-:math:`\nabla\log q(z_t \mid z_{<t})` by the cost of the whole sequence. Only estimators that
-declare ``single_evaluation`` apply: one that evaluates ``f`` at M points would evaluate the
-rest of the sequence :math:`M^{T}` times.
+:math:`\nabla\log q(z_t \mid z_{<t})` by the cost of the whole sequence, or, with
+``reward="rollout"``, by SeqGAN's per-token Monte Carlo estimate of the expected cost given the
+prefix through :math:`z_t` (:func:`generator_cost`). Only estimators that declare
+``single_evaluation`` apply: one that evaluates ``f`` at M points would evaluate the rest of the
+sequence :math:`M^{T}` times; the rollout reward takes only those that also declare
+``learning_signal``.
 
 The game. With :math:`D` the discriminator's logit, the discriminator minimises
 :math:`\mathrm{softplus}(-D(x_{\text{real}})) + \mathrm{softplus}(D(x_{\text{fake}}))` and the
@@ -29,7 +32,14 @@ generator the non-saturating :math:`\mathrm{softplus}(-D(x_{\text{fake}}))` (Goo
 the sum, the generator's cost through a copy of the discriminator's weights that does not
 collect gradient, the discriminator's on the detached fake sequence (simultaneous gradient
 descent, so the lab's one-optimiser runner trains both; Adam with one learning rate for each
-player). ``pretrain_steps`` of maximum likelihood come first when asked for.
+player, ``lr`` and ``lr_d``). With ``d_steps = k > 1`` each adversarial step first makes k - 1
+discriminator-only updates, each on fresh fakes (:func:`draw_fake`) and its own real batch, with
+the same optimiser (only the discriminator has gradients then, so Adam leaves the generator and
+its moments alone), and then the simultaneous step: k discriminator updates per generator
+update, all inside one step of the runner, so checkpoints and resume are unchanged; real batch
+:math:`p + k a + i` (``pretrain_steps`` p, adversarial step a, update i < k) is used, so k = 1
+is exactly the simultaneous game. ``pretrain_steps`` of maximum likelihood come first when
+asked for.
 
 The temperature follows :meth:`~gumbel_softmax.lab.config.GANConfig.schedule` over the
 adversarial steps: RelGAN's inverse-temperature schedule by default (Nie et al. 2019), or the
@@ -91,6 +101,7 @@ __all__ = [
     "build_model",
     "build_oracle",
     "discriminator_loss",
+    "draw_fake",
     "generator_cost",
     "main",
     "mask_after_end",
@@ -224,36 +235,86 @@ def generator_cost(
     *,
     generator: torch.Generator,
     length: int = LENGTH,
+    rollouts: int = 0,
 ) -> tuple[Tensor, Tensor]:
     r"""``(cost, fake)``: the generator's per-sequence cost
-    :math:`\mathrm{softplus}(-D(x))` ``(batch,)``, whose gradient is the estimator's estimate
-    of :math:`\nabla\,\mathbb E[\mathrm{softplus}(-D(x))]` for the generator's (and the
-    estimator's) parameters and none for the discriminator's, and the sequence ``x`` the
-    discriminator read, detached ``(batch, T, V)``.
+    :math:`C = \mathrm{softplus}(-D(x))` ``(batch,)``, whose gradient is the estimator's
+    estimate of :math:`\nabla\,\mathbb E[C]` for the generator's (and the estimator's)
+    parameters and none for the discriminator's, and the sequence ``x`` the discriminator read,
+    detached ``(batch, T, V)``.
+
+    The learning signal of token :math:`t`. With ``rollouts = 0`` every token's estimator sees
+    the cost of the whole sequence, :math:`\hat Q_t = C(y_{1:T})`. With ``rollouts = N >= 1``
+    (SeqGAN's Monte Carlo search, Yu et al. 2017, arXiv:1609.05473, section 4, eq. 4) it sees
+    the mean cost of N completions of the prefix through :math:`y_t`,
+
+    .. math:: \hat Q_t = \frac1N\sum_{n=1}^N C\bigl(y_{1:t}, y^{(n)}_{t+1:T}\bigr),
+              \quad y^{(n)}_{t+1:T} \sim q_\theta(\cdot \mid y_{1:t}) \text{ i.i.d.},
+              \qquad \hat Q_T = C(y_{1:T}),
+
+    drawn (exact ancestral samples, no gradient) from the *current* generator, where SeqGAN's
+    code rolls out from a delayed copy of it: with the current one the estimate stays unbiased.
+    Why: :math:`\nabla\,\mathbb E[C] = \sum_t \mathbb E[\nabla\log q(y_t \mid y_{<t})\,C]
+    = \sum_t \mathbb E[\nabla\log q(y_t \mid y_{<t})\,Q_t]` with
+    :math:`Q_t = \mathbb E[C \mid y_{1:t}]` (the score is a function of :math:`y_{1:t}`; the
+    tower rule), and :math:`\mathbb E[\hat Q_t \mid y_{1:t}] = Q_t` because the completions
+    are i.i.d. draws of the same conditional; the estimator's baseline (``sf-ema``'s running
+    mean, NVIL's network of the state before :math:`y_t`) still applies, it does not depend on
+    :math:`y_t`. The signal's variance is :math:`\mathrm{Var}\,Q_t + \mathbb E\,
+    \mathrm{Var}(C \mid y_{1:t})/N \le \mathrm{Var}\,C`. The rollouts of all T - 1 prefixes
+    are drawn as one batch after the sequence, from ``generator``, and cost
+    :math:`N(T-1)` discriminator passes of the batch and :math:`N T (T-1)/2` generator steps.
+    Only estimators that declare ``learning_signal`` take it (their estimate uses the signal's
+    value alone): a pathwise one differentiates the cost through the sample instead.
 
     Raises:
-        ValueError: an estimator that does not declare ``single_evaluation``.
+        ValueError: an estimator that does not declare ``single_evaluation``; ``rollouts`` not
+            an int >= 0, or >= 1 with an estimator that does not declare ``learning_signal``.
     """
     if not estimator.single_evaluation:
         raise ValueError(
             f"estimator {estimator.registry_name!r} does not declare single_evaluation: nested "
             f"over {length} tokens it would evaluate the sequence M**{length} times"
         )
+    if isinstance(rollouts, bool) or not isinstance(rollouts, int) or rollouts < 0:
+        raise ValueError(f"rollouts must be an int >= 0, got {rollouts!r}")
+    if rollouts and not estimator.learning_signal:
+        raise ValueError(
+            f"estimator {estimator.registry_name!r} does not declare learning_signal: its "
+            "gradient is not a score-function term weighted by the cost's value, so a "
+            "per-token rollout reward (rollouts >= 1) does not apply; use sf, sf-ema or nvil"
+        )
     gen, disc = model.generator, model.discriminator
     frozen = {k: v.detach() for k, v in disc.named_parameters()}
     seen: dict[str, Tensor] = {}
+    states: list[tuple[Tensor, Tensor]] = []  # after y_1 .. y_{T-1}: where rollouts start
+    signal: list[Tensor] = []  # Q-hat of the prefixes through y_1 .. y_{T-1}
 
     def cost(z: Tensor) -> Tensor:
         x = z if gen.end is None else mask_after_end(z)
-        seen["fake"] = x.detach()
+        seen["fake"] = x.detach()  # the last call's: the sequence's own (rollouts come first)
         return F.softplus(-torch.func.functional_call(disc, frozen, (x,)))
 
     def node(t: int, state: tuple[Tensor, Tensor], prefix: tuple[Tensor, ...]) -> Tensor:
         def downstream(z: Tensor) -> Tensor:
             tokens = (*prefix, z[..., 0, :])
             if t + 1 == length:
-                return cost(torch.stack(tokens, -2))
-            return node(t + 1, gen.advance(z[..., 0, :], state), tokens)
+                seq = torch.stack(tokens, -2)
+                if rollouts:
+                    signal.extend(
+                        _rollout_costs(gen, seq.detach(), states, rollouts, cost, generator)
+                    )
+                out = cost(seq)
+                seen["cost"] = out.detach()
+                return out
+            after = gen.advance(z[..., 0, :], state)
+            if rollouts:
+                states.append(after)
+            inner = node(t + 1, after, tokens)
+            if not rollouts:
+                return inner
+            # value: the rollout estimate Q-hat_t; gradient: the later tokens' own estimate
+            return signal[t] + (inner - inner.detach())
 
         return stochastic_node(
             estimator,
@@ -264,7 +325,77 @@ def generator_cost(
         )
 
     out = node(0, gen.start(batch), ())
+    if rollouts:  # report the sequence's own cost, not the first token's rollout estimate
+        out = seen["cost"] + (out - out.detach())
     return out, seen["fake"]
+
+
+@torch.no_grad()
+def _rollout_costs(
+    gen: Generator,
+    seq: Tensor,
+    states: list[tuple[Tensor, Tensor]],
+    n: int,
+    cost: Any,
+    generator: torch.Generator,
+) -> list[Tensor]:
+    """``[Q-hat_1, ..., Q-hat_{T-1}]``, each ``(batch,)``: the mean cost of ``n`` completions of
+    each prefix ``seq[:, :t]`` drawn from ``gen`` starting at ``states[t - 1]``. Rows are ordered
+    by prefix, so at rollout step s the prefixes that still need a token are the first rows."""
+    batch, length, vocab = seq.shape
+    prefixes = length - 1
+    h = torch.stack([s[0] for s in states]).unsqueeze(1).expand(-1, n, -1, -1)
+    c = torch.stack([s[1] for s in states]).unsqueeze(1).expand(-1, n, -1, -1)
+    state = (h.reshape(-1, h.shape[-1]), c.reshape(-1, c.shape[-1]))
+    drawn = seq.new_zeros(prefixes * n * batch, prefixes, vocab)
+    for s in range(prefixes):  # prefix t (1-based) needs tokens t+1 .. T: steps s < T - t
+        rows = (prefixes - s) * n * batch
+        state = (state[0][:rows], state[1][:rows])
+        z = sample_categorical(gen.head(state[0]), one_hot=True, generator=generator)
+        drawn[:rows, s] = z
+        if s + 1 < prefixes:
+            state = gen.advance(z, state)
+    drawn = drawn.view(prefixes, n, batch, prefixes, vocab)
+    full = [
+        torch.cat([seq[:, : t + 1].expand(n, -1, -1, -1), drawn[t, :, :, : prefixes - t]], -2)
+        for t in range(prefixes)
+    ]
+    costs = cost(torch.stack(full).reshape(-1, length, vocab)).view(prefixes, n, batch)
+    return list(costs.mean(1).unbind(0))
+
+
+def draw_fake(
+    model: SequenceGAN,
+    estimator: estimators.Estimator,
+    batch: int,
+    *,
+    generator: torch.Generator,
+    length: int = LENGTH,
+) -> Tensor:
+    """``(batch, T, V)``: a batch of the sequences the discriminator reads, drawn token by token
+    by ``estimator`` exactly as :func:`generator_cost` draws them (relaxed for ``gs``, one-hot
+    for the score-function family), without gradient and with the estimator in eval mode (its
+    running baselines untouched): the fakes of the extra discriminator steps (``d_steps``)."""
+    gen = model.generator
+    was = estimator.training
+    estimator.eval()
+    try:
+        with torch.no_grad():
+            state = gen.start(batch)
+            tokens = []
+            for _ in range(length):
+                r = estimator(
+                    gen.head(state[0]).unsqueeze(-2),
+                    lambda z: z.new_zeros(z.shape[:-2]),
+                    generator=generator,
+                    context=state[0] if estimator.takes_context else None,
+                )
+                tokens.append(r.sample[..., 0, :])
+                state = gen.advance(tokens[-1], state)
+            seq = torch.stack(tokens, -2)
+            return seq if gen.end is None else mask_after_end(seq)
+    finally:
+        estimator.train(was)
 
 
 def discriminator_loss(
@@ -431,15 +562,38 @@ def main(config: GANConfig) -> GANResult:
     adversarial = config.objective == "gan"
 
     def batch(step: int) -> tuple[int, Tensor]:
+        if adversarial and step >= config.pretrain_steps and config.d_steps > 1:
+            # the last of the step's d_steps real batches (the simultaneous update's)
+            step_batch = (
+                config.pretrain_steps + (step - config.pretrain_steps + 1) * config.d_steps - 1
+            )
+            return step, minibatch(step_batch)
         return step, minibatch(step)
+
+    rollouts = config.rollouts if config.reward == "rollout" else 0
+    d_steps = config.d_steps
+
+    def discriminator_only_step(at: int, i: int) -> None:
+        # The i-th of the d_steps - 1 extra discriminator updates of adversarial step `at`:
+        # fresh fakes from the current generator, the i-th of this step's d_steps real batches
+        # (the last is the one of the simultaneous step), one step of the shared optimiser in
+        # which only the discriminator has gradients (Adam skips the others, state and all).
+        real_tokens = minibatch(config.pretrain_steps + (at - config.pretrain_steps) * d_steps + i)
+        fake = draw_fake(model, estimator, real_tokens.shape[0], generator=sampler, length=length)
+        real = F.one_hot(real_tokens, vocab).to(fake.dtype)
+        optimizer.zero_grad(set_to_none=True)
+        discriminator_loss(model, real, fake)[0].backward()
+        optimizer.step()
 
     def step(item: tuple[int, Tensor]) -> StepOutput:
         at, tokens = item
         if not adversarial or at < config.pretrain_steps:
             nll = -model.generator.log_prob(tokens).mean()
             return StepOutput(nll, {"loss": float(nll.detach()), "nll": float(nll.detach())})
+        for i in range(d_steps - 1):
+            discriminator_only_step(at, i)
         cost, fake = generator_cost(
-            model, estimator, tokens.shape[0], generator=sampler, length=length
+            model, estimator, tokens.shape[0], generator=sampler, length=length, rollouts=rollouts
         )
         real = F.one_hot(tokens, vocab).to(fake.dtype)
         d_loss, d_real, d_fake = discriminator_loss(model, real, fake)
