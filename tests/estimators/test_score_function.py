@@ -148,3 +148,45 @@ def test_parameters_inside_f_get_their_exact_gradient_in_expectation() -> None:
         (total,) = torch.autograd.grad(r.surrogate.sum(), phi)
         assert torch.allclose(total, per_draw.sum(), rtol=1e-10)
         assert_close_mean(per_draw, exact, false_alarm=1e-3)
+
+
+@pytest.mark.parametrize(
+    "make_estimator", [lambda: EMABaseline(0.5), lambda: NVIL(event_shape=(1, 3), normalize=True)]
+)
+def test_a_nested_call_does_not_move_the_outer_calls_baseline(make_estimator) -> None:
+    """One estimator used at every token of a sequence: the inner call (inside f) updates the
+    running baseline with the same samples; the outer call must still subtract the baseline
+    (and NVIL's centre and scale) from before its own call, or its learning signal depends on
+    its sample and the estimate is biased. The outer surrogate's gradient is checked against
+    (f(z) - b_before) * scale * d log q(z) computed by hand."""
+    est = make_estimator()
+    g = torch.Generator().manual_seed(0)
+    warm = torch.randn(8, 1, 3, generator=g)
+    for _ in range(3):  # a state away from its initial values
+        est(warm, lambda z: (z * torch.arange(3.0)).sum((-2, -1)) * 7.0, generator=g)
+    before = {k: v.clone() for k, v in est.state_dict().items()}
+    outer = torch.randn(8, 1, 3, generator=g, requires_grad=True)
+    inner = torch.randn(8, 1, 3, generator=g)
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        nested = est(inner, lambda y: 5.0 * (y[..., 0] + z[..., 2]).sum(-1), generator=g)
+        return nested.value + 3.0 * z[..., 1].sum(-1)
+
+    result = est(outer, f, generator=g)
+    moved = {k: v for k, v in est.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved  # the calls did update the running state
+    (grad,) = torch.autograd.grad(result.surrogate.sum(), outer)
+    if isinstance(est, EMABaseline):
+        t = int(before["num_updates"])
+        signal = result.value - float(before["running_mean"]) / (1 - est.decay**t)
+        scale = 1.0
+    else:
+        centre = before["signal_mean"].to(outer.dtype)
+        scale = 1.0 / max(1.0, math.sqrt(float(before["signal_var"])))
+        inp = est._baseline_input(outer.detach(), None)
+        with torch.no_grad():
+            b = est.baseline(inp).reshape(result.value.shape)
+        signal = result.value - centre - b
+    log_q = (torch.log_softmax(outer, -1) * result.sample).sum((-2, -1))
+    (expected,) = torch.autograd.grad((signal.detach() * scale * log_q).sum(), outer)
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)

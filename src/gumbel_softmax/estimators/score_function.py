@@ -118,8 +118,11 @@ class EMABaseline(Estimator):
     ) -> EstimatorResult:
         x = check_categorical(logits, f)
         z = one_hot_sample(x, generator)
+        # Read before f runs: an f that calls this estimator again (the tokens of a sequence,
+        # nested) would otherwise update the average with this very sample first.
+        baseline = self.baseline
         loss = call_f(f, z, x.shape[:-2])
-        surrogate = _reinforce(x, z, loss, loss.detach() - self.baseline)
+        surrogate = _reinforce(x, z, loss, loss.detach() - baseline)
         if self.training and loss.numel() > 0:
             with torch.no_grad():
                 mean = loss.detach().mean().to(self.running_mean.dtype)
@@ -300,6 +303,11 @@ class NVIL(Estimator):
         x = check_categorical(logits, f)
         inp = self._baseline_input(x, context)
         z = one_hot_sample(x, generator)
+        # The running centre and scale are read before f runs: an f that calls this estimator
+        # again (the tokens of a sequence, nested) would otherwise update them with this very
+        # sample first, and the learning signal would no longer be independent of it.
+        c = self.signal_mean.to(x.dtype, copy=True)
+        scale = self.scale
         loss = call_f(f, z, x.shape[:-2])
         b = _apply(self.baseline, inp).to(x.dtype)
         if b.shape != loss.shape:
@@ -307,8 +315,6 @@ class NVIL(Estimator):
                 f"baseline must map its input {tuple(inp.shape)} to shape {tuple(loss.shape)}, "
                 f"got {tuple(b.shape)}"
             )
-        c = self.signal_mean.to(x.dtype)
-        scale = self.scale
         residual = loss.detach() - c - b
         surrogate = _reinforce(x, z, loss, residual.detach() * scale)
         if self.training:

@@ -284,6 +284,18 @@ def _check_shared(config: Any, *, counts: tuple[str, ...], positive: tuple[str, 
         raise ConfigError("run_dir must be a non-empty path")
 
 
+def estimators_declaring(**capabilities: bool) -> str:
+    """The registered estimators whose declared capabilities have these values, for an error
+    message that says which to use (read from the registry, so it never goes stale)."""
+    from gumbel_softmax import estimators
+
+    return ", ".join(
+        name
+        for name in estimators.available()
+        if all(getattr(estimators.estimator_class(name), k) == v for k, v in capabilities.items())
+    )
+
+
 def estimator_for(estimator: str, *, n_classes: int, n_latent: int) -> Any:
     """The registered class of ``estimator`` if it can draw ``n_latent`` variables of
     ``n_classes`` (a binary-only estimator needs K = 2, an enumerating one at most its declared
@@ -538,7 +550,7 @@ GAN_HELP: dict[str, str] = {
     "pretrain_steps": "steps of maximum-likelihood pre-training of the generator before the "
     "adversarial steps (objective='gan'; the discriminator waits)",
     "reward": "the learning signal of each token's score-function term (estimators that declare "
-    "learning_signal: sf, sf-ema, nvil): 'sequence' (the cost of the whole sequence) or "
+    "learning_signal, e.g. sf, sf-ema, nvil): 'sequence' (the cost of the whole sequence) or "
     "'rollout' (SeqGAN's per-token reward: the mean cost of --rollouts completions of the "
     "prefix through the token, drawn from the current generator)",
     "rollouts": "completions per prefix of the rollout reward (reward='rollout'; SeqGAN used 16)",
@@ -699,14 +711,15 @@ class GANConfig(_Config):
             raise ConfigError(
                 f"estimator {self.estimator!r} evaluates f at several points per call (it does "
                 "not declare single_evaluation); a sequence of T nested tokens would cost "
-                "M**T generator passes; use gs, st-gs, st, gst, reinmax, gumbel-rao, sf, "
-                "sf-ema or nvil"
+                "M**T generator passes; use one of "
+                + estimators_declaring(single_evaluation=True, binary_only=False)
             )
         if self.reward == "rollout" and not cls.learning_signal:
             raise ConfigError(
                 f"reward='rollout' needs an estimator whose gradient is a score-function term "
-                f"weighted by the cost's value (declared learning_signal: sf, sf-ema, nvil); "
-                f"{self.estimator!r} does not declare it"
+                f"weighted by the cost's value (declared learning_signal); {self.estimator!r} "
+                "does not declare it; use one of "
+                + estimators_declaring(single_evaluation=True, learning_signal=True)
             )
         kind = cls.temperature_kind
         if kind is None or self.objective == "mle":

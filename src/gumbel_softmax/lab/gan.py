@@ -76,7 +76,7 @@ from gumbel_softmax.graph import stochastic_node
 from gumbel_softmax.schedules import Schedule
 
 from . import grammar
-from .config import GANConfig
+from .config import GANConfig, estimators_declaring
 from .experiments import EXPERIMENTS
 from .records import derive_seed, read_metrics
 from .runner import (
@@ -282,7 +282,8 @@ def generator_cost(
         raise ValueError(
             f"estimator {estimator.registry_name!r} does not declare learning_signal: its "
             "gradient is not a score-function term weighted by the cost's value, so a "
-            "per-token rollout reward (rollouts >= 1) does not apply; use sf, sf-ema or nvil"
+            "per-token rollout reward (rollouts >= 1) does not apply; use one of "
+            + estimators_declaring(single_evaluation=True, learning_signal=True)
         )
     gen, disc = model.generator, model.discriminator
     frozen = {k: v.detach() for k, v in disc.named_parameters()}
