@@ -26,7 +26,6 @@ import argparse
 import fcntl
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import gan, grammar
 from gumbel_softmax.lab.config import GANConfig
-from gumbel_softmax.lab.records import git_revision, read_metrics
+from gumbel_softmax.lab.records import git_revision, machine_line, read_metrics
 
 HERE = Path(__file__).resolve().parent
 #: method -> (objective, estimator, reward): REINFORCE is ``sf-ema`` (a running-mean baseline)
@@ -104,14 +103,6 @@ def append_row(row: dict[str, Any], results_dir: Path) -> None:
         os.replace(tmp, path)
 
 
-def _machine(load_start: float) -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load "
-        f"{load_start:.1f}-{os.getloadavg()[0]:.1f}"
-    )
-
-
 def run(method: str, a: argparse.Namespace, rev: str) -> None:
     config = make_config(method, a)
     tag = Path(config.run_dir).name
@@ -168,7 +159,7 @@ def run(method: str, a: argparse.Namespace, rev: str) -> None:
             "by_sampling_temperature": scores["by_sampling_temperature"],
             "settings": _settings(config),
             "git_revision": rev,
-            "machine": _machine(load_start),
+            "machine": machine_line(load_start=load_start),
             "wall_s": round(time.time() - t0, 1),
             "run": tag,
         },

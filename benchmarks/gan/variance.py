@@ -30,7 +30,7 @@ import torch
 from gumbel_softmax.lab import gan
 from gumbel_softmax.lab.checkpoint import load_checkpoint
 from gumbel_softmax.lab.config import GANConfig
-from gumbel_softmax.lab.records import cpu_model, git_revision
+from gumbel_softmax.lab.records import git_revision, machine_line
 from gumbel_softmax.testing import assert_same_mean
 
 HERE = Path(__file__).resolve().parent
@@ -136,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines += [
         "",
-        f"git {git_revision(HERE)[:12]}; machine: {cpu_model()}, {os.cpu_count()} cores, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load "
-        f"{load:.1f}-{os.getloadavg()[0]:.1f}.",
+        f"git {git_revision(HERE)[:12]}; machine: {machine_line(load_start=load)}.",
     ]
     a.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
