@@ -186,8 +186,7 @@ class VAEConfig(_Config):
         )
         _choice("prior", self.prior, ("uniform", "learned"))
         _choice("temperature", self.temperature, ("constant", "anneal", "learned"))
-        if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
-            raise ConfigError(f"anneal_rate must be >= 0 and finite, got {self.anneal_rate!r}")
+        _anneal_rate(self)
         if not (0 < self.lr_decay <= 1):
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
         self.hidden_sizes()
@@ -245,6 +244,32 @@ class VAEConfig(_Config):
             ) from None
 
 
+def _positive_finite(config: Any, *keys: str) -> None:
+    for key in keys:
+        v = getattr(config, key)
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(f"{key} must be positive and finite, got {v!r}")
+
+
+def _anneal_rate(config: Any) -> None:
+    if not (math.isfinite(config.anneal_rate) and config.anneal_rate >= 0):
+        raise ConfigError(f"anneal_rate must be >= 0 and finite, got {config.anneal_rate!r}")
+
+
+def _device_and_run_dir(config: Any) -> None:
+    """Every experiment's ``device`` (a torch device) and ``run_dir`` (a non-empty path)."""
+    try:
+        import torch
+
+        torch.device(config.device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"device must be a torch device such as 'cpu' or 'cuda', got {config.device!r}"
+        ) from None
+    if not config.run_dir:
+        raise ConfigError("run_dir must be a non-empty path")
+
+
 def _check_shared(config: Any, *, counts: tuple[str, ...], positive: tuple[str, ...]) -> None:
     """The checks every lab experiment's config shares (the fields of both :class:`VAEConfig`
     and :class:`SBNConfig`), plus its own ``counts`` (ints >= 1) and ``positive`` floats."""
@@ -266,22 +291,10 @@ def _check_shared(config: Any, *, counts: tuple[str, ...], positive: tuple[str, 
     _at_least("n_classes", c.n_classes, 2)
     for key in ("max_steps", "eval_every", "eval_images", "test_images", "seed"):
         _at_least(key, getattr(c, key), 0)
-    for key in ("lr", "tau0", *positive):
-        v = getattr(c, key)
-        if not (math.isfinite(v) and v > 0):
-            raise ConfigError(f"{key} must be positive and finite, got {v!r}")
+    _positive_finite(c, "lr", "tau0", *positive)
     if not (0 <= c.momentum < 1):
         raise ConfigError(f"momentum must be in [0, 1), got {c.momentum!r}")
-    try:
-        import torch
-
-        torch.device(c.device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(
-            f"device must be a torch device such as 'cpu' or 'cuda', got {c.device!r}"
-        ) from None
-    if not c.run_dir:
-        raise ConfigError("run_dir must be a non-empty path")
+    _device_and_run_dir(c)
 
 
 def estimators_declaring(**capabilities: bool) -> str:
@@ -678,25 +691,12 @@ class GANConfig(_Config):
             _at_least(key, getattr(self, key), 1)
         for key in ("max_steps", "pretrain_steps", "eval_every", "seed"):
             _at_least(key, getattr(self, key), 0)
-        for key in ("lr", "lr_d", "tau0", "tau_min"):
-            v = getattr(self, key)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(f"{key} must be positive and finite, got {v!r}")
-        if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
-            raise ConfigError(f"anneal_rate must be >= 0 and finite, got {self.anneal_rate!r}")
+        _positive_finite(self, "lr", "lr_d", "tau0", "tau_min")
+        _anneal_rate(self)
         if not (math.isfinite(self.beta_max) and self.beta_max >= 1):
             raise ConfigError(f"beta_max must be >= 1 and finite, got {self.beta_max!r}")
         self.temperatures()
-        try:
-            import torch
-
-            torch.device(self.device)
-        except (RuntimeError, ValueError):
-            raise ConfigError(
-                f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}"
-            ) from None
-        if not self.run_dir:
-            raise ConfigError("run_dir must be a non-empty path")
+        _device_and_run_dir(self)
         self._check_estimator()
         return self
 
@@ -869,8 +869,7 @@ class SemisupConfig(_Config):
             counts=("n_labelled", "labelled_batch_size", "z_dim", "anneal_every"),
             positive=("tau_min", "alpha"),
         )
-        if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
-            raise ConfigError(f"anneal_rate must be >= 0 and finite, got {self.anneal_rate!r}")
+        _anneal_rate(self)
         if self.n_labelled % self.n_classes:
             raise ConfigError(
                 f"n_labelled must be a multiple of the {self.n_classes} classes (the same "
