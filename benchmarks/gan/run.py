@@ -23,8 +23,6 @@ one continues from its checkpoint.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import os
 import sys
 import time
@@ -36,7 +34,7 @@ import torch
 from gumbel_softmax import estimators
 from gumbel_softmax.lab import gan, grammar
 from gumbel_softmax.lab.config import GANConfig
-from gumbel_softmax.lab.records import git_revision, machine_line, read_metrics
+from gumbel_softmax.lab.records import git_revision, machine_line, put_row, read_metrics, read_rows
 
 HERE = Path(__file__).resolve().parent
 #: method -> (objective, estimator, reward): REINFORCE is ``sf-ema`` (a running-mean baseline)
@@ -87,27 +85,16 @@ def make_config(method: str, a: argparse.Namespace) -> GANConfig:
     ).validate()
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    return rows
-
-
 def append_row(row: dict[str, Any], results_dir: Path) -> None:
-    """Append ``row`` to results.json under a file lock, replacing the row of the same run."""
-    path = results_dir / "results.json"
-    with open(results_dir / ".results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        tmp = path.with_suffix(".json.tmp")
-        rows = [r for r in _read(path) if r["run"] != row["run"]]
-        tmp.write_text(json.dumps([*rows, row], indent=2) + "\n")
-        os.replace(tmp, path)
+    """Put ``row`` into results.json in place of the row of the same run directory."""
+    put_row(results_dir / "results.json", row)
 
 
 def run(method: str, a: argparse.Namespace, rev: str) -> None:
     config = make_config(method, a)
     tag = Path(config.run_dir).name
     defaults = _settings(GANConfig())  # for settings added after a row was written
-    for r in _read(a.results_dir / "results.json"):
+    for r in read_rows(a.results_dir / "results.json"):
         if (
             r["run"] == tag
             and r["steps"] == config.max_steps
@@ -210,7 +197,7 @@ def _settings(config: GANConfig) -> dict[str, Any]:
 
 def render(results_dir: Path) -> None:
     """results.md and the figures from results.json and the runs' metrics."""
-    every = _read(results_dir / "results.json")
+    every = read_rows(results_dir / "results.json")
     order = {m: i for i, m in enumerate(METHODS)}
     every.sort(key=lambda r: (order.get(r["method"], len(order)), r["method"]))  # variants last
     rows = [r for r in every if r.get("task", "grammar") == "grammar"]

@@ -21,8 +21,6 @@ from {3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3}, variance normalisation for SF, DARN a
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import os
 import shutil
 import sys
@@ -34,7 +32,7 @@ from gumbel_softmax import estimators
 from gumbel_softmax.lab import sbn
 from gumbel_softmax.lab.config import ConfigError, SBNConfig
 from gumbel_softmax.lab.data import load_dataset
-from gumbel_softmax.lab.records import git_revision, machine_line, read_metrics
+from gumbel_softmax.lab.records import git_revision, machine_line, put_row, read_metrics, read_rows
 
 HERE = Path(__file__).resolve().parent
 PAPER_LRS = [3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3]
@@ -78,21 +76,9 @@ def applicable(latent: str) -> list[str]:
     return first + [n for n in names if n not in first]
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    return rows
-
-
 def append_row(row: dict[str, Any], results_dir: Path) -> None:
-    """Append ``row`` to results.json under a file lock (two sweeps may finish together),
-    replacing the row of the same run directory (a shorter earlier session of the same run)."""
-    path = results_dir / "results.json"
-    with open(results_dir / ".results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        tmp = path.with_suffix(".json.tmp")
-        rows = [r for r in _read(path) if r["run"] != row["run"]]
-        tmp.write_text(json.dumps([*rows, row], indent=2) + "\n")
-        os.replace(tmp, path)
+    """Put ``row`` into results.json in place of the row of the same run directory, and render."""
+    put_row(results_dir / "results.json", row)
     render(results_dir)
 
 
@@ -160,7 +146,7 @@ def _closing(r: dict[str, Any], results_dir: Path) -> str:
 
 def render(results_dir: Path) -> None:
     """results.md (the selected rows, then every run) and curves.png from results.json."""
-    rows = _read(results_dir / "results.json")
+    rows = read_rows(results_dir / "results.json")
     # What was swept for each (latent, estimator): every learning rate with a finished run.
     swept: dict[tuple[str, str], set[float]] = {}
     for r in rows:
@@ -360,7 +346,7 @@ def run(a: argparse.Namespace, splits: Any, rev: str, latent: str, name: str, lr
         print(f"run.py: skipping {tag}: {err}", file=sys.stderr)
         return
     steps = (a.max_steps or 10**12, a.epochs)
-    for r in _read(a.results_dir / "results.json"):
+    for r in read_rows(a.results_dir / "results.json"):
         if r["run"] == tag and (r["steps_limit"], r["epochs_asked"]) == steps:
             print(f"run.py: {tag} done ({r['epochs']} epochs): test {r['value']:.2f}")
             return

@@ -23,9 +23,7 @@ rate and number of steps are not published.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any
 
 from gumbel_softmax.lab import semisup
 from gumbel_softmax.lab.config import SemisupConfig
-from gumbel_softmax.lab.records import git_revision, machine_line, read_metrics
+from gumbel_softmax.lab.records import git_revision, machine_line, put_row, read_metrics, read_rows
 
 HERE = Path(__file__).resolve().parent
 PAPER_ALPHAS = [0.1, 0.2, 0.3, 0.8, 1.0]
@@ -46,22 +44,10 @@ PAPER = {
 }
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    return rows
-
-
 def append_row(row: dict[str, Any], results_dir: Path) -> None:
-    """Put ``row`` into results.json under a file lock (parallel sweeps), replacing the row of
-    the same run directory, and render."""
-    path = results_dir / "results.json"
-    with open(results_dir / ".results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = [r for r in _read(path) if r["run"] != row["run"]]
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps([*rows, row], indent=2) + "\n")
-        os.replace(tmp, path)
-        render(results_dir)
+    """Put ``row`` into results.json in place of the row of the same run directory, and render."""
+    put_row(results_dir / "results.json", row)
+    render(results_dir)
 
 
 def selected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -91,7 +77,7 @@ def _row_md(r: dict[str, Any], swept: dict[str, list[str]]) -> str:
 
 def render(results_dir: Path) -> None:
     """results.md (selected rows, then every run) and the figures from results.json."""
-    rows = _read(results_dir / "results.json")
+    rows = read_rows(results_dir / "results.json")
     swept: dict[str, list[str]] = {}
     for r in rows:
         swept.setdefault(r["method"], []).append(f"α={r['alpha']:g} lr={r['lr']:g}")

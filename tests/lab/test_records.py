@@ -35,3 +35,16 @@ def test_cpu_model_reads_proc_cpuinfo_or_falls_back(monkeypatch, text):
     assert records.cpu_model() == (
         expected or records.platform.processor() or records.platform.machine()
     )
+
+
+def test_put_row_replaces_the_row_of_the_same_run_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "results.json"
+    assert records.read_rows(path) == []
+    records.put_row(path, {"run": "a", "v": 1})
+    records.put_row(path, {"run": "b", "v": 2})
+    assert records.put_row(path, {"run": "a", "v": 3}) == [
+        {"run": "b", "v": 2},
+        {"run": "a", "v": 3},
+    ]
+    assert records.read_rows(path) == [{"run": "b", "v": 2}, {"run": "a", "v": 3}]
+    assert (tmp_path / ".results.lock").exists() and not list(tmp_path.glob("*.part"))

@@ -34,7 +34,9 @@ __all__ = [
     "machine_line",
     "metrics_line",
     "package_versions",
+    "put_row",
     "read_metrics",
+    "read_rows",
     "save_figure",
     "truncate_metrics",
     "write_atomic",
@@ -206,6 +208,28 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 100) -> Pa
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` with :func:`write_atomic`."""
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a benchmark's results file (a JSON list); none if it does not exist yet."""
+    path = Path(path)
+    rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    return rows
+
+
+def put_row(path: str | Path, row: dict[str, Any], *, key: str = "run") -> list[dict[str, Any]]:
+    """Put ``row`` into the results file ``path`` in place of the stored row with the same
+    ``row[key]`` (a shorter earlier session of the same run), written with :func:`write_atomic`
+    under an exclusive lock on ``.<name>.lock`` beside it (two sweeps may finish together);
+    return the rows now stored."""
+    import fcntl  # POSIX; the benchmarks' sweeps run there
+
+    path = Path(path)
+    with open(path.with_name(f".{path.stem}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = [*(r for r in read_rows(path) if r[key] != row[key]), row]
+        write_atomic(path, json.dumps(rows, indent=2) + "\n")
+    return rows
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
