@@ -1,4 +1,5 @@
-"""RelGAN's inverse-temperature schedules: their end points, monotonicity, ``lowest`` and errors."""
+"""The temperature schedules: RelGAN's inverse-temperature ones and Chung et al.'s slope annealing:
+their end points, monotonicity, ``lowest`` and errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 import pytest
 
-from gumbel_softmax import InverseTemperatureAnneal
+from gumbel_softmax import InverseTemperatureAnneal, SlopeAnneal
 
 KINDS = ["exp", "lin", "log", "quad", "sigmoid"]
 
@@ -53,3 +54,31 @@ def test_bad_arguments_are_refused(kwargs, error, match) -> None:
 def test_a_negative_step_is_refused() -> None:
     with pytest.raises(ValueError, match="step must be >= 0"):
         InverseTemperatureAnneal()(-1)
+
+
+def test_the_slope_rises_linearly_in_the_epoch_to_its_cap() -> None:
+    # Chung et al.'s alpha = min(5, 1 + 0.04 epoch), here per step: E = 10 steps an epoch.
+    s = SlopeAnneal(slope0=1.0, rate=0.04, slope_max=5.0, steps_per_epoch=10)
+    assert s.slope(0) == 1.0 and s(0) == 1.0
+    assert s.slope(5) == pytest.approx(1.02) and s.slope(10) == pytest.approx(1.04)
+    assert s.slope(1000) == pytest.approx(5.0) and s.slope(10**6) == 5.0  # epoch 100: the cap
+    temps = [s(t) for t in range(0, 2000, 7)]
+    assert all(a >= b for a, b in itertools.pairwise(temps))
+    assert s.lowest == pytest.approx(0.2) and s.lowest == min(temps)
+    assert SlopeAnneal(slope0=2.0, rate=0.0, slope_max=5.0).lowest == 0.5  # rate 0: constant
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"slope0": 0.0}, ValueError, "slope0 must be positive and finite"),
+        ({"slope_max": 0.5}, ValueError, r"slope_max must be >= slope0 \(1.0\), got 0.5"),
+        ({"rate": -0.1}, ValueError, "rate must be >= 0 and finite"),
+        ({"rate": "0.04"}, TypeError, "rate must be a real number"),
+        ({"steps_per_epoch": 0}, ValueError, "steps_per_epoch must be >= 1"),
+        ({"steps_per_epoch": 1.5}, TypeError, "steps_per_epoch must be an int"),
+    ],
+)
+def test_bad_slope_arguments_are_refused(kwargs, error, match) -> None:
+    with pytest.raises(error, match=match):
+        SlopeAnneal(**kwargs)

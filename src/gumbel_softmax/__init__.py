@@ -14,7 +14,13 @@ from .functional import (
     straight_through,
 )
 from .graph import stochastic_node
-from .schedules import Constant, ExponentialAnneal, InverseTemperatureAnneal, Schedule
+from .schedules import (
+    Constant,
+    ExponentialAnneal,
+    InverseTemperatureAnneal,
+    Schedule,
+    SlopeAnneal,
+)
 from .subsets import relaxed_top_k
 
 __version__ = "0.1.0"
@@ -24,6 +30,7 @@ __all__ = [
     "ExponentialAnneal",
     "InverseTemperatureAnneal",
     "Schedule",
+    "SlopeAnneal",
     "__version__",
     "gumbel",
     "gumbel_like",

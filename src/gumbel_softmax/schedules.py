@@ -12,6 +12,10 @@ The inverse-temperature schedules are RelGAN's (Nie, Narodytska & Patel 2019, IC
 "RelGAN: Relational Generative Adversarial Networks for Text Generation"): the inverse
 temperature :math:`\beta = 1/\tau` grows from 1 to :math:`\beta_{\max}` over the adversarial
 training, :class:`InverseTemperatureAnneal`.
+
+The slope schedule is Chung, Ahn & Bengio's (arXiv:1609.01704, the "slope annealing trick") for
+slope-annealed straight-through, whose temperature is the inverse of its slope: the slope grows
+linearly with the epoch up to a cap, :class:`SlopeAnneal`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Constant", "ExponentialAnneal", "InverseTemperatureAnneal", "Schedule"]
+__all__ = ["Constant", "ExponentialAnneal", "InverseTemperatureAnneal", "Schedule", "SlopeAnneal"]
 
 
 def _positive_finite(name: str, value: float) -> float:
@@ -28,6 +32,21 @@ def _positive_finite(name: str, value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be positive and finite, got {value!r}")
     return float(value)
+
+
+def _nonnegative_finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    return float(value)
+
+
+def _at_least_one(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 def _check_step(step: int) -> int:
@@ -106,16 +125,8 @@ class ExponentialAnneal(Schedule):
     def __post_init__(self) -> None:
         object.__setattr__(self, "tau0", _positive_finite("tau0", self.tau0))
         object.__setattr__(self, "tau_min", _positive_finite("tau_min", self.tau_min))
-        rate = self.rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-            raise TypeError(f"rate must be a real number, got {rate!r}")
-        if not (math.isfinite(rate) and rate >= 0):
-            raise ValueError(f"rate must be >= 0 and finite, got {rate!r}")
-        object.__setattr__(self, "rate", float(rate))
-        if isinstance(self.every, bool) or not isinstance(self.every, int):
-            raise TypeError(f"every must be an int, got {self.every!r}")
-        if self.every < 1:
-            raise ValueError(f"every must be >= 1, got {self.every}")
+        object.__setattr__(self, "rate", _nonnegative_finite("rate", self.rate))
+        _at_least_one("every", self.every)
 
     def __call__(self, step: int) -> float:
         t = _check_step(step) // self.every * self.every
@@ -169,10 +180,7 @@ class InverseTemperatureAnneal(Schedule):
         if beta < 1:
             raise ValueError(f"beta_max must be >= 1, got {self.beta_max!r}")
         object.__setattr__(self, "beta_max", beta)
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
-            raise TypeError(f"steps must be an int, got {self.steps!r}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        _at_least_one("steps", self.steps)
         if self.kind not in _INVERSE_KINDS:
             raise ValueError(f"kind must be one of {list(_INVERSE_KINDS)}, got {self.kind!r}")
 
@@ -197,3 +205,58 @@ class InverseTemperatureAnneal(Schedule):
     def lowest(self) -> float:
         # every kind is non-decreasing in t and reaches beta_max at t = N (sigmoid: just below)
         return 1.0 / self.beta(self.steps)
+
+
+@dataclass(frozen=True)
+class SlopeAnneal(Schedule):
+    r"""The slope annealing of Chung, Ahn & Bengio (arXiv:1609.01704): the slope
+    :math:`\alpha = 1/\tau` of a straight-through surrogate grows linearly in the epoch up to a
+    cap,
+
+    .. math:: \tau_t = 1/\alpha_t, \qquad
+              \alpha_t = \min\bigl(\alpha_{\max},\ \alpha_0 + r\, t / E\bigr),
+
+    with :math:`E` the steps of an epoch. Chung et al. use :math:`\alpha_0 = 1`, :math:`r = 0.04`
+    per epoch and :math:`\alpha_{\max} = 5` (reached at epoch 100), raising it once per epoch;
+    here it rises at every step (``t / E`` is the fractional epoch), so a run resumed mid-epoch
+    or shorter than an epoch anneals too.
+
+    Args:
+        slope0: :math:`\alpha_0 > 0`, the slope at step 0.
+        rate: :math:`r \ge 0`, the slope added per epoch (``0`` keeps :math:`\alpha_0`).
+        slope_max: :math:`\alpha_{\max} \ge \alpha_0`, the cap.
+        steps_per_epoch: :math:`E \ge 1`.
+
+    Raises:
+        TypeError: a non-numeric argument, a non-int ``steps_per_epoch``.
+        ValueError: a non-positive ``slope0``, a negative or non-finite ``rate``, ``slope_max``
+            below ``slope0`` or not finite, ``steps_per_epoch < 1``.
+    """
+
+    slope0: float = 1.0
+    rate: float = 0.04
+    slope_max: float = 5.0
+    steps_per_epoch: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slope0", _positive_finite("slope0", self.slope0))
+        object.__setattr__(self, "slope_max", _positive_finite("slope_max", self.slope_max))
+        if self.slope_max < self.slope0:
+            raise ValueError(
+                f"slope_max must be >= slope0 ({self.slope0!r}), got {self.slope_max!r}"
+            )
+        object.__setattr__(self, "rate", _nonnegative_finite("rate", self.rate))
+        _at_least_one("steps_per_epoch", self.steps_per_epoch)
+
+    def slope(self, step: int) -> float:
+        """The slope :math:`\alpha_t` at ``step``."""
+        t = _check_step(step)
+        return min(self.slope_max, self.slope0 + self.rate * t / self.steps_per_epoch)
+
+    def __call__(self, step: int) -> float:
+        return 1.0 / self.slope(step)
+
+    @property
+    def lowest(self) -> float:
+        # the slope is non-decreasing and reaches slope_max when rate > 0
+        return 1.0 / (self.slope_max if self.rate > 0 else self.slope0)

@@ -148,6 +148,9 @@ def test_declared_capabilities_are_the_papers() -> None:
         assert cls.differentiates_twice == (name in ("rebar", "relax")), name
         # score-function terms weighted by f's values at exact samples (issue 13's rollouts)
         assert cls.learning_signal == (name in LEARNING_SIGNAL), name
+        # slope-annealed ST is its annealing: the paper's SBN, fixed tau, still anneals it
+        assert cls.annealed == (name == "st-annealed"), name
+        assert not cls.annealed or cls.temperature_kind == "scheduled", name
 
 
 @pytest.mark.parametrize("name", NAMES)

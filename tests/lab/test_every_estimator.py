@@ -24,7 +24,8 @@ Each case is a short run through the CLI (``cli.main([...])``), 24 steps, and ch
   same config builds);
 * the temperature: follows the config's schedule (and is logged) for ``"scheduled"`` estimators
   where the experiment ``anneals`` and stays at ``tau0`` elsewhere (the SBN: the paper's fixed
-  temperature), stays at ``tau0`` for ``"fixed"``, is learned from ``tau0`` for ``"learned"``, is
+  temperature), except for an estimator declaring ``annealed``, which follows the experiment's
+  own schedule there (the SBN's slope annealing of slope-annealed ST), stays at ``tau0`` for ``"fixed"``, is learned from ``tau0`` for ``"learned"``, is
   absent otherwise;
 * kill-and-resume is bit-identical: a run stopped at step 13, its last checkpoint lost (as if
   killed before writing it) and a metrics row half written, then run again, ends with the same
@@ -267,7 +268,12 @@ def test_every_estimator_trains_on_every_latent_it_supports(runs, exp, name, lat
     # The temperature, per the declared kind.
     logged = [r["temperature"] for r in rows]
     tau0, _ = _temperatures(name)
-    if cls.temperature_kind == "scheduled" and not spec.anneals:
+    if cls.temperature_kind == "scheduled" and not spec.anneals and cls.annealed:
+        # the SBN anneals slope-annealed ST alone, by its own schedule of the run's epochs
+        schedule = config.schedule(json.loads((run / "run.json").read_text())["steps_per_epoch"])
+        assert logged == [schedule(s - 1) for s in range(1, STEPS + 1)]
+        assert logged[0] == tau0 and len(set(logged)) == STEPS  # it rises at every step
+    elif cls.temperature_kind == "scheduled" and not spec.anneals:
         assert logged == [tau0] * STEPS  # e.g. the paper's SBN keeps tau fixed
     elif cls.temperature_kind == "scheduled":
         schedule = config.schedule()

@@ -104,6 +104,12 @@ def test_variance_normalizer_scale():
         (["sbn", "--layers", "0"], "layers must be >= 1"),
         (["sbn", "--estimator", "reinmax", "--tau0", "0.5"], "cannot run at tau0=0.5"),
         (["sbn", "--latent", "gaussian"], "invalid choice"),
+        (["sbn", "--estimator", "st-annealed", "--slope-rate", "-1"], "slope_rate must be >= 0"),
+        (["sbn", "--estimator", "st-annealed", "--slope-max", "nan"], "slope_max must be positive"),
+        (
+            ["sbn", "--estimator", "st-annealed", "--tau0", "0.1", "--slope-max", "5"],
+            "slope_max must be >= the first slope 1/tau0 = 10, got 5.0",
+        ),
         (["sbn", "--prior", "learned"], "unrecognized arguments"),
     ],
 )
@@ -211,3 +217,17 @@ def test_an_evaluation_subset_is_random_not_the_first_images():
     subset = sbn._images(sorted_split, True, 0, "test", limit=50)
     assert subset.shape == (50, 784) and len(subset[:, 0].unique()) >= 5
     assert torch.equal(subset, sbn._images(sorted_split, True, 0, "test", limit=50))  # fixed
+
+
+def test_only_slope_annealed_st_anneals_its_slope_and_as_chung_et_al_do():
+    # The paper's SBN keeps tau = 1 fixed; Annealed ST is its annealing: alpha = min(5, 1 + 0.04
+    # epoch), rising at every step here. E = 500 steps an epoch (50,000 images, batch 100).
+    annealed = SBNConfig(estimator="st-annealed").schedule(500)
+    assert [annealed(t) for t in (0, 250, 5000, 50_000, 10**6)] == pytest.approx(
+        [1.0, 1 / 1.02, 1 / 1.4, 0.2, 0.2]
+    )
+    for name in ("st", "gs", "st-gs"):
+        fixed = SBNConfig(estimator=name, tau0=0.5).schedule(500)
+        assert {fixed(t) for t in (0, 5000, 10**6)} == {0.5}
+    # a slope_max an estimator without annealing never uses is not checked
+    assert SBNConfig(estimator="gs", tau0=0.1, slope_max=5.0).validate()

@@ -20,6 +20,10 @@ class attributes, and read without building it (``estimator_class(name).binary_o
                               keeps constant: plain straight-through); ``"scheduled"`` (meant to
                               follow a schedule: set ``est.temperature = schedule(step)``);
                               ``"learned"`` (a parameter the estimator trains itself)
+``annealed``                  its annealing is the method (slope-annealed straight-through): an
+                              experiment that keeps every other temperature fixed (the paper's
+                              SBN) still anneals this one, with
+                              :class:`~gumbel_softmax.schedules.SlopeAnneal`
 ``learnable_temperature``     a ``"scheduled"`` temperature can instead be learned
                               (``learn_temperature=True``)
 ``min_temperature``           the smallest temperature it accepts (0: any positive value)
@@ -211,6 +215,7 @@ class Estimator(nn.Module):
     supports_masks: ClassVar[bool] = True
     evaluates_relaxed: ClassVar[bool] = False
     temperature_kind: ClassVar[TemperatureKind] = None
+    annealed: ClassVar[bool] = False
     learnable_temperature: ClassVar[bool] = False
     min_temperature: ClassVar[float] = 0.0
     needs_event_shape: ClassVar[bool] = False

@@ -83,7 +83,9 @@ class SlopeAnnealedStraightThrough(StraightThrough):
     straight-through whose backward softmax has slope :math:`\alpha = 1/\tau`, raised during
     training so that the surrogate approaches the step function the forward pass takes. Chung et
     al. use :math:`\alpha = \min(5,\ 1 + 0.04\,\mathrm{epoch})`; Jang et al.'s "Annealed ST"
-    (arXiv:1611.01144) is this estimator.
+    (arXiv:1611.01144) is this estimator; :class:`~gumbel_softmax.schedules.SlopeAnneal` is that
+    schedule, and the class declares ``annealed``: where an experiment keeps other temperatures
+    fixed (the paper's SBN), it still anneals this one.
 
     Its temperature is ``"scheduled"``: the one name of the knob is ``temperature``
     (:math:`\tau = 1/\alpha`), which a training loop sets from a
@@ -107,6 +109,7 @@ class SlopeAnnealedStraightThrough(StraightThrough):
     """
 
     temperature_kind: ClassVar[TemperatureKind] = "scheduled"
+    annealed: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar
 
-from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule
+from gumbel_softmax.schedules import Constant, ExponentialAnneal, Schedule, SlopeAnneal
 
 __all__ = [
     "GAN_HELP",
@@ -251,9 +251,13 @@ def _positive_finite(config: Any, *keys: str) -> None:
             raise ConfigError(f"{key} must be positive and finite, got {v!r}")
 
 
+def _nonnegative(key: str, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{key} must be >= 0 and finite, got {value!r}")
+
+
 def _anneal_rate(config: Any) -> None:
-    if not (math.isfinite(config.anneal_rate) and config.anneal_rate >= 0):
-        raise ConfigError(f"anneal_rate must be >= 0 and finite, got {config.anneal_rate!r}")
+    _nonnegative("anneal_rate", config.anneal_rate)
 
 
 def _device_and_run_dir(config: Any) -> None:
@@ -442,8 +446,13 @@ SBN_HELP: dict[str, str] = {
     "1e-3 on validation)",
     "momentum": HELP["momentum"],
     "fused_optimizer": HELP["fused_optimizer"],
-    "tau0": "the temperature, fixed throughout (the paper: 1, no annealing); rebar and relax "
-    "learn theirs from it; estimators without a temperature ignore it",
+    "tau0": "the temperature, fixed throughout (the paper: 1, no annealing) except for "
+    "st-annealed, whose slope 1/tau starts at 1/tau0; rebar and relax learn theirs from it; "
+    "estimators without a temperature ignore it",
+    "slope_rate": "st-annealed only (the estimators declaring `annealed`): the slope 1/tau "
+    "added per epoch, rising at every step (Chung et al.: 0.04)",
+    "slope_max": "st-annealed only: the largest slope 1/tau (Chung et al.: 5, reached at epoch "
+    "100 with slope_rate 0.04)",
     "seed": HELP["seed"],
     "eval_every": HELP["eval_every"],
     "eval_samples": "m, samples of the importance-sampled NLL in the final evaluation (the "
@@ -489,6 +498,8 @@ class SBNConfig(_Config):
     momentum: float = 0.9
     fused_optimizer: bool = True
     tau0: float = 1.0
+    slope_rate: float = 0.04
+    slope_max: float = 5.0
     seed: int = 0
     eval_every: int = 0
     eval_samples: int = 1000
@@ -534,7 +545,35 @@ class SBNConfig(_Config):
                 raise ConfigError(
                     f"estimator {self.estimator!r} cannot run at tau0={self.tau0}: {err}"
                 ) from None
+        if cls.annealed:
+            _nonnegative("slope_rate", self.slope_rate)
+            _positive_finite(self, "slope_max")
+            if self.slope_max < 1 / self.tau0:
+                raise ConfigError(
+                    f"slope_max must be >= the first slope 1/tau0 = {1 / self.tau0:g}, got "
+                    f"{self.slope_max!r}"
+                )
+            try:
+                cls.check_temperature(self.schedule(1).lowest)
+            except ValueError as err:
+                raise ConfigError(
+                    f"estimator {self.estimator!r} cannot run at slope_max={self.slope_max}: {err}"
+                ) from None
         return self
+
+    def schedule(self, steps_per_epoch: int) -> Schedule:
+        """The temperature of every layer's estimator at each step: ``tau0`` throughout (the
+        paper's SBN), except for an estimator declaring ``annealed`` (slope-annealed ST), whose
+        slope :math:`1/\tau` follows Chung et al.'s
+        :class:`~gumbel_softmax.schedules.SlopeAnneal` from ``1/tau0``."""
+        if estimator_for(self.estimator, n_classes=self.n_classes, n_latent=self.n_latent).annealed:
+            return SlopeAnneal(
+                slope0=1 / self.tau0,
+                rate=self.slope_rate,
+                slope_max=self.slope_max,
+                steps_per_epoch=steps_per_epoch,
+            )
+        return Constant(self.tau0)
 
 
 # ------------------------------------------------------------------------------------- GAN

@@ -58,7 +58,9 @@ class Experiment:
             ``learns_below``, it ends below that value (a discriminator that tells real from
             fake has a loss below log 4; the sum of a GAN's two losses need not fall).
         anneals: whether a ``"scheduled"`` estimator's temperature follows the config's
-            ``schedule()``; the SBN keeps the paper's fixed temperature ``tau0``.
+            ``schedule()``; the SBN keeps the paper's fixed temperature ``tau0``, but for an
+            estimator declaring ``annealed`` (slope-annealed ST), which follows its
+            ``schedule(steps_per_epoch)``.
         builders: the names of the module's functions that build, from a config, the model
             and the estimator(s) before the first step (see :meth:`initial`).
         choices: fields whose CLI option takes one of a few values.

@@ -37,7 +37,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
@@ -382,7 +382,8 @@ class Training:
         generator: the sampling generator of the training steps.
         lr_schedule: stepped after every optimiser step, if given.
         estimator: the gradient estimator, whose temperature is logged (when it has one) ...
-        schedule: ... and set to ``schedule(step)`` before every step, when given.
+            or several (one per stochastic layer), the first one's logged ...
+        schedule: ... and set to ``schedule(step)`` before every step (on each), when given.
     """
 
     modules: Mapping[str, nn.Module]
@@ -395,7 +396,7 @@ class Training:
     final_key: Mapping[str, Any] = field(default_factory=dict)
     final_fields: Collection[str] = ()
     lr_schedule: torch.optim.lr_scheduler.LRScheduler | None = None
-    estimator: Estimator | None = None
+    estimator: Estimator | Sequence[Estimator] | None = None
     schedule: Schedule | None = None
 
 
@@ -551,7 +552,12 @@ def train(
             step,
         )
 
-    estimator = spec.estimator
+    scheduled = (
+        () if spec.estimator is None
+        else (spec.estimator,) if isinstance(spec.estimator, Estimator)
+        else tuple(spec.estimator)
+    )  # fmt: skip
+    estimator = scheduled[0] if scheduled else None
     has_temperature = estimator is not None and estimator.temperature_kind is not None
     eval_every = cadence.eval_every or cadence.steps_per_epoch
     if step < cadence.stop:
@@ -561,8 +567,9 @@ def train(
         bar = _progress_bar(progress, total=cadence.stop, initial=step, unit="step")
         try:
             while step < cadence.stop:
-                if spec.schedule is not None and estimator is not None:
-                    cast(Any, estimator).temperature = spec.schedule(step)  # declared settable
+                if spec.schedule is not None:
+                    for each in scheduled:
+                        cast(Any, each).temperature = spec.schedule(step)  # declared settable
                 tau = _temperature(estimator) if has_temperature else None
                 batch = spec.batch(step)
                 result = spec.step(batch)

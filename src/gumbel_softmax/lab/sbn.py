@@ -38,7 +38,10 @@ NVIL normalises its own signal (its ``normalize`` option) and reads, as its base
 the layer's input (``context``).
 
 Temperature: fixed at ``tau0`` (the paper: 1) for every estimator with one, learned from it by
-REBAR and RELAX.
+REBAR and RELAX, except where annealing is the method: slope-annealed ST (``annealed``, Jang et
+al.'s "Annealed ST" row) raises its slope :math:`\alpha = 1/\tau` from ``1/tau0`` as Chung et al.
+do, :math:`\alpha = \min(\alpha_{\max}, \alpha_0 + r\,\mathrm{epoch})` (``slope_max``,
+``slope_rate``: 5 and 0.04 per epoch), at every layer.
 """
 
 from __future__ import annotations
@@ -288,7 +291,8 @@ def build_model(config: SBNConfig) -> SBN:
 
 def build_estimators(config: SBNConfig) -> nn.ModuleList:
     """One estimator per layer, built from the registry by its declared capabilities: the
-    temperature ``tau0`` for those with one (kept fixed; REBAR and RELAX learn from it), the
+    temperature ``tau0`` for those with one (kept fixed but for ``annealed`` ones, which
+    :meth:`SBNConfig.schedule` drives; REBAR and RELAX learn from it), the
     layer's input size as NVIL's context. Learned parts are initialised from ``config.seed``."""
     cls = estimators.estimator_class(config.estimator)
     options: dict[str, Any] = {}
@@ -416,7 +420,9 @@ def main(config: SBNConfig, *, splits: Any = None) -> SBNResult:
             final=final,
             final_key={"m": config.eval_samples},
             final_fields=_FINAL_FIELDS,
-            estimator=nodes[0],  # type: ignore[arg-type]  # logs the temperature
+            estimator=tuple(nodes),  # type: ignore[arg-type]  # the first one's tau is logged
+            # set only where it moves: a learned temperature (REBAR, RELAX) has no setter
+            schedule=config.schedule(steps_per_epoch) if nodes[0].annealed else None,
         ),
         Cadence.of(config, steps_per_epoch),
         config=config.to_dict(),
