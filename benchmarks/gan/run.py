@@ -23,6 +23,7 @@ one continues from its checkpoint.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -236,6 +237,7 @@ def render(results_dir: Path) -> None:
                 f"| {r['method']} | {t} | {v['parse_rate']:.3f} | {v['unique']:.3f} | "
                 f"{v['novel']:.3f} |"
             )
+    lines += _against_mle(rows)
     lines += ["", "## Example samples (the first five of `samples/<method>.txt`)", ""]
     lines += ["| method | samples |", "|---|---|"]
     for r in rows:
@@ -265,6 +267,94 @@ def render(results_dir: Path) -> None:
     (results_dir / "results.md").write_text("\n".join(lines) + "\n")
     if rows:
         _figures(rows, results_dir)
+
+
+def _reference_mle(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The seed-0 maximum-likelihood row with the most updates (``mle``: as many generator
+    updates as each GAN), the figure's solid curve; other MLE runs are drawn dotted."""
+    mle = [r for r in rows if r["objective"] == "mle" and r["seed"] == 0]
+    return max(mle, key=lambda r: r["steps"]) if mle else None
+
+
+def mle_unique_at(curve: list[tuple[float, float]], parse_rate: float) -> float | None:
+    """The unique fraction of the maximum-likelihood curve at ``parse_rate``: linear between
+    its measured ``(parse_rate, unique)`` points (its sampling temperatures) sorted by parse
+    rate; ``None`` outside the parse rates it reaches."""
+    pts = sorted(curve)
+    for (p0, u0), (p1, u1) in itertools.pairwise(pts):
+        if p0 <= parse_rate <= p1:
+            return u0 if p1 == p0 else u0 + (u1 - u0) * (parse_rate - p0) / (p1 - p0)
+    return None
+
+
+def _against_mle(rows: list[dict[str, Any]]) -> list[str]:
+    """Each GAN's points against two MLE curves of its own seed: the MLE run with as many
+    generator updates, and the one with as many as its pre-training (its starting point): its
+    unique fraction minus a curve's at the same parse rate, in standard errors of the
+    difference of two binomial fractions."""
+    mles = [r for r in rows if r["objective"] == "mle"]
+    if not mles:
+        return []
+    n = mles[0]["settings"]["eval_strings"]
+
+    def curve_of(seed: int, steps: int) -> tuple[str, list[tuple[float, float]]] | None:
+        for m in mles:
+            if m["seed"] == seed and m["steps"] == steps:
+                points = m["by_sampling_temperature"].values()
+                return m["method"], [(v["parse_rate"], v["unique"]) for v in points]
+        return None
+
+    def versus(curve: Any, v: dict[str, float]) -> tuple[str, float | None]:
+        at = None if curve is None else mle_unique_at(curve[1], v["parse_rate"])
+        if at is None:
+            return "", None
+        delta = v["unique"] - at
+        se = (v["unique"] * (1 - v["unique"]) / n + at * (1 - at) / n) ** 0.5
+        z = delta / se if se > 0 else 0.0
+        return f"`{curve[0]}` {at:.3f}: {delta:+.3f} ({z:+.1f})", z
+
+    lines = [
+        "",
+        "## Against the maximum-likelihood curves",
+        "",
+        "For each GAN run, its point at τ_sample = 1 and the one of its sampling temperatures "
+        "furthest beyond the first curve. The curves are MLE runs of the same seed (the same "
+        "data and initialisation): one with as many generator updates, and one with as many as "
+        "the GAN's pre-training (its starting point: the same run's first steps). Each cell: "
+        "the curve's unique fraction at the point's parse rate (linear between the curve's "
+        "points sorted by parse rate; blank outside the parse rates it reaches, or where no MLE "
+        "run of that seed and length is in results.json) and Δ unique = the point's minus it, "
+        f"with z = Δ / sqrt(u(1-u)/{n} + u'(1-u')/{n}), the binomial standard error of the "
+        f"difference of two fractions of {n:,} samples (the interpolation's own error ignored). "
+        "z > 2: beyond the curve (a one-sided false alarm of about 2% per point if it lay on "
+        "it). Unique counts invalid strings too, and the data's own unique fraction is below "
+        "0.9 (above): beyond a curve on this axis is not a better fit of the data; the held-out "
+        "NLL says that.",
+        "",
+        "| method | τ_sample | parse_rate | unique | MLE, as many updates | MLE, the pre-trained "
+        "start | held-out NLL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["objective"] == "mle":
+            continue
+        curves = [
+            curve_of(r["seed"], r["steps"]),
+            curve_of(r["seed"], r["settings"]["pretrain_steps"]),
+        ]
+        scored = [
+            (t, v, [versus(c, v) for c in curves]) for t, v in r["by_sampling_temperature"].items()
+        ]
+        one = [p for p in scored if float(p[0]) == 1.0]
+        beyond = [p for p in scored if p[2][0][1] is not None]
+        best = max(beyond, key=lambda p: p[2][0][1] or 0.0) if beyond else None
+        for t, v, cells in one + ([best] if best is not None and best not in one else []):
+            lines.append(
+                f"| {r['method']} | {t} | {v['parse_rate']:.3f} | {v['unique']:.3f} | "
+                + " | ".join(c[0] for c in cells)
+                + f" | {r['heldout_nll']:.2f} |"
+            )
+    return lines
 
 
 def _oracle_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -297,6 +387,23 @@ def _oracle_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    missing = [r["run"] for r in rows if not (results_dir / "runs" / r["run"]).is_dir()]
+    if missing:  # never redraw the curves with fewer runs than they were drawn from
+        print(
+            f"run.py: curves.png kept: the records of {len(missing)} run(s) are not on this "
+            f"machine ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})",
+            file=sys.stderr,
+        )
+    else:
+        _curves(rows, results_dir)
+    _quality_diversity(rows, results_dir)
+
+
+def _curves(rows: list[dict[str, Any]], results_dir: Path) -> None:
     import matplotlib
 
     from gumbel_softmax.lab.records import save_figure
@@ -333,21 +440,55 @@ def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
     save_figure(fig, results_dir / "curves.png")
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for r in rows:
-        pts = sorted(
-            (float(t), v["unique"], v["parse_rate"])
-            for t, v in r["by_sampling_temperature"].items()
-        )
-        if r["objective"] == "mle":
-            ax.plot([p[1] for p in pts], [p[2] for p in pts], "k-o", ms=3, label="MLE (τ_sample)")
-            for t, x, y in pts:
-                ax.annotate(f"{t:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        else:
-            ax.plot([r["unique"]], [r["parse_rate"]], "o", label=f"{r['method']} (τ_sample 1)")
-    ax.set(xlabel="unique fraction (diversity)", ylabel="parse rate (quality)", xlim=(0, 1.02),
-           ylim=(0, 1.02), title="quality-diversity")  # fmt: skip
-    ax.legend(fontsize=8)
+
+def _quality_diversity(rows: list[dict[str, Any]], results_dir: Path) -> None:
+    """The plane from results.json alone: each MLE run's curve over the sampling temperatures,
+    each GAN's point at τ_sample 1."""
+    import matplotlib
+
+    from gumbel_softmax.lab.records import save_figure
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = _reference_mle(rows)
+    # Two panels: the whole plane, and the corner where the MLE curves and the runs that did
+    # not collapse lie (they overlap at the full scale).
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    colours = plt.get_cmap("tab10").colors
+    markers = ("o", "s", "^", "D", "v", "P", "X")
+    for ax in axes:
+        gans = 0
+        for r in rows:
+            pts = sorted(
+                (float(t), v["unique"], v["parse_rate"])
+                for t, v in r["by_sampling_temperature"].items()
+            )
+            if r["objective"] == "mle":
+                style, label = (
+                    ("k-o", f"{r['method']} (τ_sample)")
+                    if r is ref
+                    else (":.", f"{r['method']} ({r['steps']} steps, τ_sample)")
+                )
+                ax.plot([p[1] for p in pts], [p[2] for p in pts], style, ms=3, label=label)
+                if r is ref:
+                    for t, x, y in pts:
+                        ax.annotate(
+                            f"{t:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                        )
+            else:
+                ax.plot(
+                    [r["unique"]],
+                    [r["parse_rate"]],
+                    markers[(gans // len(colours)) % len(markers)],
+                    color=colours[gans % len(colours)],
+                    label=f"{r['method']} (τ_sample 1)",
+                )
+                gans += 1
+        ax.set(xlabel="unique fraction (diversity)", ylabel="parse rate (quality)")
+    axes[0].set(xlim=(0, 1.02), ylim=(0, 1.02), title="quality-diversity")
+    axes[1].set(xlim=(0.8, 1.0), ylim=(0.8, 1.005), title="the corner (τ_sample labels: mle's)")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     save_figure(fig, results_dir / "quality_diversity.png")
     plt.close(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -118,3 +119,46 @@ def test_the_variance_script_measures_each_reward_at_a_run(tmp_path, capsys):
     assert same == "yes" or same.startswith("no: the two samples' means differ")
     assert variance.main(["--run", str(tmp_path / "none")]) == 2
     assert "holds no run" in capsys.readouterr().err
+
+
+def test_the_mle_curve_is_read_at_a_parse_rate_by_linear_interpolation(bench):
+    curve = [(0.5, 0.86), (0.999, 0.93), (0.94, 0.88)]  # unsorted, as a row's temperatures are
+    assert bench.mle_unique_at(curve, 0.94) == pytest.approx(0.88)
+    assert bench.mle_unique_at(curve, 0.72) == pytest.approx(0.86 + 0.02 * 0.22 / 0.44)
+    assert bench.mle_unique_at(curve, 0.49) is None and bench.mle_unique_at(curve, 1.0) is None
+
+
+def test_gans_are_judged_against_the_mle_runs_of_their_seed_and_the_curves_are_kept(
+    bench, tmp_path, capsys
+):
+    def row(method, objective, steps, seed, points, pretrain=0):
+        at_one = dict(zip(("parse_rate", "unique"), points["1"], strict=True))
+        return {
+            **at_one,
+            "task": "grammar", "method": method, "objective": objective, "steps": steps,
+            "seed": seed, "run": f"{method}-s{seed}", "heldout_nll": 12.0,
+            "settings": {"eval_strings": 1000, "pretrain_steps": pretrain},
+            "by_sampling_temperature": {
+                t: {"parse_rate": p, "unique": u, "novel": 0.5} for t, (p, u) in points.items()
+            },
+        }  # fmt: skip
+
+    curve = {"0.5": (0.99, 0.90), "1": (0.90, 0.90)}
+    rows = [
+        row("mle", "mle", 10, 0, curve),
+        row("mle-6", "mle", 6, 0, {"0.5": (0.99, 0.80), "1": (0.90, 0.80)}),
+        row("gs", "gan", 10, 0, {"1": (0.95, 0.95)}, pretrain=6),
+        row("gs-seed1", "gan", 10, 1, {"1": (0.95, 0.95)}, pretrain=6),
+    ]
+    lines = bench._against_mle(rows)
+    gs = next(x for x in lines if x.startswith("| gs | 1 |"))
+    z = 0.05 / math.sqrt((0.95 * 0.05 + 0.9 * 0.1) / 1000)
+    assert f"`mle` 0.900: +0.050 (+{z:.1f})" in gs and "`mle-6` 0.800: +0.150" in gs
+    seed1 = next(x for x in lines if x.startswith("| gs-seed1 | 1 |"))
+    assert "`mle`" not in seed1  # no MLE run of seed 1: nothing to compare with
+    # A render without the runs' records keeps curves.png rather than drawing it emptier.
+    (tmp_path / "curves.png").write_bytes(b"kept")
+    bench._figures(rows, tmp_path)
+    assert (tmp_path / "curves.png").read_bytes() == b"kept"
+    assert "curves.png kept" in capsys.readouterr().err
+    assert (tmp_path / "quality_diversity.png").stat().st_size > 100
