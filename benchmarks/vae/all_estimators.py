@@ -20,8 +20,11 @@ Outputs, beside this script or in ``--results-dir``:
   ``valid_neg_elbo``, ``test_neg_elbo``, ``test_iw_bound_m1000`` (``_m<m>`` with another
   ``--eval-samples``), ``wall_s``, ``settings``, ``git_revision``, ``machine``, ...), rewritten
   atomically after each run, so a partial sweep keeps what it finished.
-* ``all_estimators.md`` (the table) and ``all_estimators.png`` (validation −ELBO against step,
-  one panel per latent type), both rendered from the JSON and the runs' ``metrics.jsonl``.
+* ``all_estimators.md`` (the table) and ``all_estimators-<latent>.png`` (validation −ELBO
+  against step, one figure per latent type), both rendered from the JSON: each row carries its
+  validation curve (``curve``), read from the run's ``metrics.jsonl`` when it finishes. A row
+  from before rows carried it is drawn from its run's record when that is on the machine; a
+  latent with a row that has neither keeps its committed figure (never drawn with fewer runs).
 
     OMP_NUM_THREADS=1 nice python benchmarks/vae/all_estimators.py --jobs 2
     python benchmarks/vae/all_estimators.py --render      # only rebuild the .md and .png
@@ -59,7 +62,12 @@ HERE = Path(__file__).resolve().parent
 PROG = "all_estimators.py"
 JSON_NAME = "all_estimators.json"
 MD_NAME = "all_estimators.md"
-PNG_NAME = "all_estimators.png"
+
+
+def png_name(latent: str) -> str:
+    return f"all_estimators-{latent}.png"
+
+
 # (N, K) of each latent type: the paper's two VAEs.
 LATENTS: dict[str, tuple[int, int]] = {"categorical": (20, 10), "bernoulli": (200, 2)}
 # Config keys that say where or how a run is shown, not what it computes.
@@ -192,6 +200,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             "load_average_1min_end": round(os.getloadavg()[0], 2),
         },
         "run_dir": run_name(config.latent, config.estimator),
+        "curve": [
+            [e["step"], e["neg_elbo"]]
+            for e in read_metrics(RunDirectory(result.run_dir).metrics)
+            if e.get("kind") == "eval" and e.get("split") == "valid"
+        ],
     }
 
 
@@ -222,10 +235,36 @@ def store_row(row: dict[str, Any], results_dir: Path) -> None:
 
 
 def render(results_dir: Path) -> None:
-    """Rebuild ``all_estimators.md`` and ``all_estimators.png`` from the JSON."""
+    """Rebuild ``all_estimators.md`` and each latent's ``all_estimators-<latent>.png`` from the
+    JSON; a latent with a run whose curve is neither in its row nor on this machine keeps its
+    figure (a note on stderr says so)."""
     rows = read_rows(results_dir)
     write_atomic(results_dir / MD_NAME, render_markdown(rows).encode())
-    write_atomic(results_dir / PNG_NAME, render_figure(rows, results_dir))
+    for latent in LATENTS:
+        part = [r for r in rows if r["latent"] == latent]
+        curves = {r["estimator"]: curve_of(r, results_dir) for r in part}
+        missing = [name for name, c in curves.items() if not c]
+        if missing:
+            print(
+                f"{PROG}: {png_name(latent)} "
+                f"{'kept' if (results_dir / png_name(latent)).exists() else 'not drawn'}: no "
+                f"curve for {', '.join(missing)} (its run's record is not on this machine)",
+                file=sys.stderr,
+            )
+        elif part:
+            write_atomic(results_dir / png_name(latent), render_figure(latent, part, curves))
+
+
+def curve_of(row: dict[str, Any], results_dir: Path) -> list[list[float]]:
+    """``[[step, validation −ELBO], ...]`` of a run: from its row, else from its record."""
+    if row.get("curve"):
+        return [list(p) for p in row["curve"]]
+    metrics = RunDirectory(results_dir / row["run_dir"]).metrics
+    return [
+        [e["step"], e["neg_elbo"]]
+        for e in read_metrics(metrics)
+        if e.get("kind") == "eval" and e.get("split") == "valid"
+    ]
 
 
 def _iw(row: dict[str, Any]) -> float:
@@ -329,7 +368,9 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             f"1-minute load average at the start and end of the runs: {min(loads):.1f} to "
             f"{max(loads):.1f} (per row in the JSON).",
             "",
-            f"Validation −ELBO against step: `{PNG_NAME}`. Each run's record (config, metrics,",
+            "Validation −ELBO against step: "
+            + ", ".join(f"`{png_name(k)}`" for k in LATENTS)
+            + ". Each run's record (config, metrics,",
             "figures, checkpoints) is under `runs/all-<latent>-<estimator>/`, not committed.",
             "",
         ]
@@ -338,66 +379,55 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_figure(rows: list[dict[str, Any]], results_dir: Path) -> bytes:
-    """PNG bytes: validation −ELBO (metrics rows with kind "eval", split "valid") against the
-    step, one line per run, one panel per latent type; legends sorted by the final test −ELBO."""
+def render_figure(
+    latent: str, rows: list[dict[str, Any]], curves: dict[str, list[list[float]]]
+) -> bytes:
+    """PNG bytes: validation −ELBO against the step for each run of ``latent`` (``curves``, by
+    estimator), the legend sorted by the final test −ELBO."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(LATENTS), figsize=(17, 6))
+    n, k = LATENTS[latent]
+    fig, ax = plt.subplots(figsize=(10, 6))
     # Ten distinct colours, then the same colours dashed, dash-dotted, ...
     colours = plt.get_cmap("tab10").colors
     styles = ("-", "--", "-.", ":")
-    for ax, (latent, (n, k)) in zip(axes, LATENTS.items(), strict=True):
-        part = sorted((r for r in rows if r["latent"] == latent), key=lambda r: r["test_neg_elbo"])
-        finals: list[float] = []
-        for i, r in enumerate(part):
-            evals = [
-                e
-                for e in read_metrics(RunDirectory(results_dir / r["run_dir"]).metrics)
-                if e.get("kind") == "eval" and e.get("split") == "valid"
-            ]
-            if not evals:
-                continue  # the run's record is not on this machine, or it has no curve yet
-            steps = [e["step"] for e in evals]
-            values = [e["neg_elbo"] for e in evals]
-            finals.append(values[-1])
-            ax.plot(
-                steps,
-                values,
-                styles[(i // len(colours)) % len(styles)],
-                color=colours[i % len(colours)],
-                marker="o",
-                ms=2.5,
-                lw=1.2,
-                label=f"{r['estimator']} (test {r['test_neg_elbo']:.1f})",
-            )
-        shape = f"{n}×{k}" if latent == "categorical" else f"{n} bits"
-        ax.set_title(f"{latent} {shape}")
-        ax.set_xlabel("step (minibatches of 100)")
-        ax.set_ylabel("validation −ELBO (nats per image)")
-        ax.grid(alpha=0.3)
-        if finals:
-            # Early evaluations of the slow estimators would squash the rest: the axis shows
-            # every final value with room above it, and clips what starts higher.
-            low, high = min(finals), max(finals)
-            ax.set_ylim(low - 0.05 * (high - low) - 2, high + 0.35 * (high - low) + 10)
-            ax.legend(
-                fontsize=7,
-                title="estimator (test −ELBO)",
-                title_fontsize=8,
-                loc="upper left",
-                bbox_to_anchor=(1.01, 1.0),  # beside the panel: 17 lines leave no room inside
-                borderaxespad=0.0,
-            )
-        else:
-            ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-    fig.suptitle(
-        "Every estimator, lab defaults, one seed (validation −ELBO during training; "
-        "not the paper's tuned protocol)",
+    finals: list[float] = []
+    for i, r in enumerate(sorted(rows, key=lambda r: r["test_neg_elbo"])):
+        steps, values = zip(*curves[r["estimator"]], strict=True)
+        finals.append(values[-1])
+        ax.plot(
+            steps,
+            values,
+            styles[(i // len(colours)) % len(styles)],
+            color=colours[i % len(colours)],
+            marker="o",
+            ms=2.5,
+            lw=1.2,
+            label=f"{r['estimator']} (test {r['test_neg_elbo']:.1f})",
+        )
+    shape = f"{n}×{k}" if latent == "categorical" else f"{n} bits"
+    ax.set_title(
+        f"Every estimator, {latent} {shape}, lab defaults, one seed\n(validation −ELBO during "
+        "training; not the paper's tuned protocol)",
         fontsize=10,
+    )
+    ax.set_xlabel("step (minibatches of 100)")
+    ax.set_ylabel("validation −ELBO (nats per image)")
+    ax.grid(alpha=0.3)
+    # Early evaluations of the slow estimators would squash the rest: the axis shows every
+    # final value with room above it, and clips what starts higher.
+    low, high = min(finals), max(finals)
+    ax.set_ylim(low - 0.05 * (high - low) - 2, high + 0.35 * (high - low) + 10)
+    ax.legend(
+        fontsize=7,
+        title="estimator (test −ELBO)",
+        title_fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),  # beside the axes: 21 lines leave no room inside
+        borderaxespad=0.0,
     )
     fig.tight_layout()
     buf = io.BytesIO()
@@ -498,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.results_dir.mkdir(parents=True, exist_ok=True)
         if args.render:
             render(args.results_dir)
-            print(f"rendered {args.results_dir / MD_NAME} and {args.results_dir / PNG_NAME}")
+            print(f"rendered {args.results_dir / MD_NAME} and the figures")
             return 0
         jobs = []
         done = {(r["latent"], r["estimator"]): r for r in read_rows(args.results_dir)}

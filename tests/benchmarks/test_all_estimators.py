@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from gumbel_softmax import estimators
+from gumbel_softmax.lab.records import read_metrics
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "vae" / "all_estimators.py"
 
@@ -129,8 +131,26 @@ def test_short_sweep_writes_rows_table_and_figure_then_skips_finished_runs(bench
     table = (tmp_path / "all_estimators.md").read_text()
     assert "not** the paper's tuned protocol" in table
     assert "| gs |" in table and "| arm |" in table
-    png = (tmp_path / "all_estimators.png").read_bytes()
+    png = (tmp_path / "all_estimators-bernoulli.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "all_estimators-categorical.png").exists()  # no categorical run
+    for r in rows:  # the curve travels with the row: the figure needs no run record
+        evals = [m for m in read_metrics(tmp_path / r["run_dir"] / "metrics.jsonl")
+                 if m["kind"] == "eval" and m.get("split") == "valid"]  # fmt: skip
+        assert r["curve"] == [[m["step"], m["neg_elbo"]] for m in evals] and len(evals) == 2
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "all_estimators-bernoulli.png").unlink()
+    assert bench.main(["--render", "--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "all_estimators-bernoulli.png").read_bytes()[:8] == png[:8]
+    # A row without its curve (an older row) and without its record: the figure is kept.
+    old = [{**r, "curve": []} if r["estimator"] == "arm" else r for r in rows]
+    (tmp_path / "all_estimators.json").write_text(json.dumps(old))
+    (tmp_path / "all_estimators-bernoulli.png").write_bytes(b"kept")
+    capsys.readouterr()
+    assert bench.main(["--render", "--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "all_estimators-bernoulli.png").read_bytes() == b"kept"
+    assert "all_estimators-bernoulli.png kept: no curve for arm" in capsys.readouterr().err
+    (tmp_path / "all_estimators.json").write_text(json.dumps(rows))
 
     # Started again: nothing left to do, the results are unchanged.
     capsys.readouterr()
