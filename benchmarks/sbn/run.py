@@ -33,7 +33,14 @@ from gumbel_softmax import estimators
 from gumbel_softmax.lab import sbn
 from gumbel_softmax.lab.config import ConfigError, SBNConfig
 from gumbel_softmax.lab.data import load_dataset
-from gumbel_softmax.lab.records import git_revision, machine_line, put_row, read_metrics, read_rows
+from gumbel_softmax.lab.records import (
+    eval_curve,
+    git_revision,
+    machine_line,
+    put_row,
+    read_metrics,
+    read_rows,
+)
 
 HERE = Path(__file__).resolve().parent
 PAPER_LRS = [3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3]
@@ -364,11 +371,7 @@ def run(a: argparse.Namespace, splits: Any, rev: str, latent: str, name: str, lr
     t0 = time.time()
     print(f"run.py: {tag} ...", flush=True)
     result = sbn.main(config, splits=splits)
-    curve = [
-        (m["step"], m["nll"])
-        for m in read_metrics(run_dir / "metrics.jsonl")
-        if m["kind"] == "eval"
-    ]
+    curve = eval_curve(run_dir / "metrics.jsonl", "nll")
     settings = {
         key: v
         for key, v in config.to_dict().items()

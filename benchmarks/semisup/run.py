@@ -31,7 +31,7 @@ from typing import Any
 
 from gumbel_softmax.lab import semisup
 from gumbel_softmax.lab.config import SemisupConfig
-from gumbel_softmax.lab.records import git_revision, machine_line, put_row, read_metrics, read_rows
+from gumbel_softmax.lab.records import eval_curve, git_revision, machine_line, put_row, read_rows
 
 HERE = Path(__file__).resolve().parent
 PAPER_ALPHAS = [0.1, 0.2, 0.3, 0.8, 1.0]
@@ -149,6 +149,35 @@ def render(results_dir: Path) -> None:
 
 
 def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
+    # A row's curve is in the row (runs since it was added) or in its run's record; a figure
+    # is never redrawn with fewer runs than it had.
+    records = {r["run"]: results_dir / "runs" / r["run"] / "metrics.jsonl" for r in rows}
+    curves = {
+        r["run"]: r["curve"]
+        if "curve" in r
+        else eval_curve(records[r["run"]], "accuracy", "elbo")
+        if records[r["run"]].exists()
+        else None
+        for r in rows
+    }
+    missing = [run for run, c in curves.items() if c is None]
+    if missing:
+        print(
+            f"run.py: curves.png kept: no curve for {', '.join(missing)} (its run's record is "
+            "not on this machine)",
+            file=sys.stderr,
+        )
+    else:
+        _curves(rows, curves, results_dir)
+    out = results_dir / "figures"
+    for r in rows:
+        src = results_dir / "runs" / r["run"] / "figures" / "class_samples.png"
+        if src.exists():
+            out.mkdir(exist_ok=True)
+            shutil.copyfile(src, out / f"{r['method']}-class_samples.png")
+
+
+def _curves(rows: list[dict[str, Any]], curves: dict[str, Any], results_dir: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,13 +187,12 @@ def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for r in rows:
-        path = results_dir / "runs" / r["run"] / "metrics.jsonl"
-        if not path.exists():
-            continue
-        evals = [m for m in read_metrics(path) if m["kind"] == "eval"]
-        steps = [m["step"] for m in evals]
-        left.plot(steps, [100 * m["accuracy"] for m in evals], "o-", ms=3, label=r["method"])
-        right.plot(steps, [m["elbo"] for m in evals], "o-", ms=3, label=r["method"])
+        if not curves[r["run"]]:
+            continue  # no evaluation yet
+        steps, accuracy, elbo = zip(*curves[r["run"]], strict=True)
+        label = f"{r['method']} (α {r['alpha']:g}, lr {r['lr']:g})"
+        left.plot(steps, [100 * a for a in accuracy], "o-", ms=3, label=label)
+        right.plot(steps, elbo, "o-", ms=3, label=label)
     left.set_ylabel("validation accuracy, argmax q(y|x) (%)")
     right.set_ylabel("validation ELBO U(x) (nats)")
     for ax in (left, right):
@@ -174,12 +202,6 @@ def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
     fig.tight_layout()
     save_figure(fig, results_dir / "curves.png")
     plt.close(fig)
-    out = results_dir / "figures"
-    for r in rows:
-        src = results_dir / "runs" / r["run"] / "figures" / "class_samples.png"
-        if src.exists():
-            out.mkdir(exist_ok=True)
-            shutil.copyfile(src, out / f"{r['method']}-class_samples.png")
 
 
 def run_one(args: argparse.Namespace, estimator: str, alpha: float, lr: float) -> None:
@@ -225,6 +247,7 @@ def run_one(args: argparse.Namespace, estimator: str, alpha: float, lr: float) -
             "valid_images": result.valid["n_images"],
             "test_images": result.test["n_images"],
             "settings": config.to_dict(),
+            "curve": eval_curve(result.run_dir / "metrics.jsonl", "accuracy", "elbo"),
         },
         args.results_dir,
     )

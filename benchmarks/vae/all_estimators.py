@@ -55,7 +55,7 @@ from gumbel_softmax import estimators
 from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.config import ConfigError, VAEConfig, describe_temperature
 from gumbel_softmax.lab.data import DATASETS, load_dataset
-from gumbel_softmax.lab.records import cpu_model, git_revision, read_metrics, write_atomic
+from gumbel_softmax.lab.records import cpu_model, eval_curve, git_revision, write_atomic
 from gumbel_softmax.lab.runner import RunDirectory
 
 HERE = Path(__file__).resolve().parent
@@ -200,11 +200,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             "load_average_1min_end": round(os.getloadavg()[0], 2),
         },
         "run_dir": run_name(config.latent, config.estimator),
-        "curve": [
-            [e["step"], e["neg_elbo"]]
-            for e in read_metrics(RunDirectory(result.run_dir).metrics)
-            if e.get("kind") == "eval" and e.get("split") == "valid"
-        ],
+        "curve": eval_curve(RunDirectory(result.run_dir).metrics, "neg_elbo"),
     }
 
 
@@ -243,7 +239,7 @@ def render(results_dir: Path) -> None:
     for latent in LATENTS:
         part = [r for r in rows if r["latent"] == latent]
         curves = {r["estimator"]: curve_of(r, results_dir) for r in part}
-        missing = [name for name, c in curves.items() if not c]
+        missing = [name for name, c in curves.items() if c is None]
         if missing:
             print(
                 f"{PROG}: {png_name(latent)} "
@@ -255,16 +251,13 @@ def render(results_dir: Path) -> None:
             write_atomic(results_dir / png_name(latent), render_figure(latent, part, curves))
 
 
-def curve_of(row: dict[str, Any], results_dir: Path) -> list[list[float]]:
-    """``[[step, validation −ELBO], ...]`` of a run: from its row, else from its record."""
-    if row.get("curve"):
+def curve_of(row: dict[str, Any], results_dir: Path) -> list[list[float]] | None:
+    """``[[step, validation −ELBO], ...]`` of a run: from its row, else from its record; None
+    when neither is here (a row from before rows carried it, its record on another machine)."""
+    if "curve" in row:
         return [list(p) for p in row["curve"]]
     metrics = RunDirectory(results_dir / row["run_dir"]).metrics
-    return [
-        [e["step"], e["neg_elbo"]]
-        for e in read_metrics(metrics)
-        if e.get("kind") == "eval" and e.get("split") == "valid"
-    ]
+    return eval_curve(metrics, "neg_elbo") if metrics.exists() else None
 
 
 def _iw(row: dict[str, Any]) -> float:
@@ -396,6 +389,8 @@ def render_figure(
     styles = ("-", "--", "-.", ":")
     finals: list[float] = []
     for i, r in enumerate(sorted(rows, key=lambda r: r["test_neg_elbo"])):
+        if not curves[r["estimator"]]:
+            continue  # no evaluation yet
         steps, values = zip(*curves[r["estimator"]], strict=True)
         finals.append(values[-1])
         ax.plot(
@@ -419,8 +414,9 @@ def render_figure(
     ax.grid(alpha=0.3)
     # Early evaluations of the slow estimators would squash the rest: the axis shows every
     # final value with room above it, and clips what starts higher.
-    low, high = min(finals), max(finals)
-    ax.set_ylim(low - 0.05 * (high - low) - 2, high + 0.35 * (high - low) + 10)
+    if finals:
+        low, high = min(finals), max(finals)
+        ax.set_ylim(low - 0.05 * (high - low) - 2, high + 0.35 * (high - low) + 10)
     ax.legend(
         fontsize=7,
         title="estimator (test −ELBO)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def test_a_short_sweep_writes_its_rows_and_figures(tmp_path):
     run = _load("run")
     argv = [
         "--dataset", "binarized-mnist-subset", "--estimators", "gs", "--alphas", "0.1",
-        "--lrs", "1e-3", "--max-steps", "1", "--eval-images", "20", "--test-images",
-        "20", "--results-dir", str(tmp_path),
+        "--lrs", "1e-3", "--max-steps", "1", "--eval-every", "1", "--eval-images", "20",
+        "--test-images", "20", "--results-dir", str(tmp_path),
     ]  # fmt: skip
     assert run.main(argv) == 0
     rows = json.loads((tmp_path / "results.json").read_text())
@@ -54,6 +55,18 @@ def test_a_short_sweep_writes_its_rows_and_figures(tmp_path):
     assert "test-selected" in md
     assert (tmp_path / "curves.png").exists()
     assert (tmp_path / "figures" / "gs-class_samples.png").exists()
+    # The row carries its validation curve: the figure needs no run record ...
+    assert [p[0] for p in r["curve"]] == [1] and 0 <= r["curve"][0][1] <= 1
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "curves.png").unlink()
+    assert run.main(["--render", "--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    # ... and one without either (a row from before) keeps the figure rather than thin it.
+    old = {k: v for k, v in r.items() if k != "curve"}
+    (tmp_path / "results.json").write_text(json.dumps([old]))
+    (tmp_path / "curves.png").write_bytes(b"kept")
+    assert run.main(["--render", "--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "curves.png").read_bytes() == b"kept"
 
 
 def test_the_speedup_json_has_its_keys(tmp_path):

@@ -247,6 +247,17 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def eval_curve(path: str | Path, *keys: str) -> list[list[Any]]:
+    """``[[step, row[key], ...], ...]`` of the validation evaluations of a metrics file (rows of
+    kind ``"eval"`` whose ``split``, where they have one, is ``"valid"``): the learning curve a
+    benchmark's results row carries, so that its figure is drawn without the run's record."""
+    return [
+        [m["step"], *(m[k] for k in keys)]
+        for m in read_metrics(path)
+        if m.get("kind") == "eval" and m.get("split", "valid") == "valid"
+    ]
+
+
 def metrics_line(row: dict[str, Any]) -> str:
     """One row of a metrics JSONL file, as written (keys sorted, newline-terminated)."""
     return json.dumps(row, sort_keys=True) + "\n"
