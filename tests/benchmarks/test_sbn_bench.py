@@ -98,3 +98,15 @@ def test_results_dir_that_is_a_file_is_refused(bench, tmp_path, capsys):
     (tmp_path / "f").write_text("")
     assert bench.main(["--results-dir", str(tmp_path / "f")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_the_closing_table_reads_the_trend_and_the_course_from_the_rows_curve(bench):
+    # 20 epochs of 10 steps, one evaluation an epoch, falling by 1 nat an epoch to 80.
+    curve = [[10 * e, 100.0 - e] for e in range(1, 21)]
+    row = {"steps": 200, "epochs": 20.0, "curve": curve}
+    assert bench._trend(row) == pytest.approx(-5.0)  # quarters of 5 epochs, 1 nat an epoch
+    assert bench._at_epoch(row, 10) == 90.0 and bench._at_epoch(row, 10.5) is None
+    line = bench._closing({**row, "latent": "bernoulli", "estimator": "gs", "value": 80.5,
+                           "paper_value": 58.5})  # fmt: skip
+    assert line == "| bernoulli | gs | 80.50 | 58.5 | +22.00 | 20.0 | -5.00 | 90.00 → 80.00 |"
+    assert bench._trend({"curve": curve[:3]}) is None  # under four evaluations: no trend
