@@ -245,9 +245,9 @@ class _TemperedSoftmax(torch.autograd.Function):
 class _TemperedSigmoid(torch.autograd.Function):
     r"""``y = sigmoid(z / tau)``, differentiable everywhere including ``z = +-inf``.
 
-    With :math:`s = z/	au` and :math:`d = \sigma(s)\sigma(-s)` (computed so, not as
-    :math:`y(1-y)`, which cancels catastrophically near 1): :math:`\partial L/\partial z = g d/	au`
-    and :math:`\partial L/\partial	au = -g d s/	au`, taken as 0 where :math:`d = 0`
+    With :math:`s = z/\tau` and :math:`d = \sigma(s)\sigma(-s)` (computed so, not as
+    :math:`y(1-y)`, which cancels catastrophically near 1): :math:`\partial L/\partial z = g d/\tau`
+    and :math:`\partial L/\partial\tau = -g d s/\tau`, taken as 0 where :math:`d = 0`
     (saturated or infinite :math:`s`), where autograd would give :math:`0\cdot\infty`.
     """
 

@@ -185,7 +185,7 @@ class InverseTemperatureAnneal(Schedule):
             raise ValueError(f"kind must be one of {list(_INVERSE_KINDS)}, got {self.kind!r}")
 
     def beta(self, step: int) -> float:
-        """The inverse temperature :math:`\beta_t` at ``step``."""
+        r"""The inverse temperature :math:`\beta_t` at ``step``."""
         t = min(_check_step(step), self.steps)
         u, b = t / self.steps, self.beta_max
         if self.kind == "exp":
@@ -249,7 +249,7 @@ class SlopeAnneal(Schedule):
         _at_least_one("steps_per_epoch", self.steps_per_epoch)
 
     def slope(self, step: int) -> float:
-        """The slope :math:`\alpha_t` at ``step``."""
+        r"""The slope :math:`\alpha_t` at ``step``."""
         t = _check_step(step)
         return min(self.slope_max, self.slope0 + self.rate * t / self.steps_per_epoch)
 

@@ -562,7 +562,7 @@ class SBNConfig(_Config):
         return self
 
     def schedule(self, steps_per_epoch: int) -> Schedule:
-        """The temperature of every layer's estimator at each step: ``tau0`` throughout (the
+        r"""The temperature of every layer's estimator at each step: ``tau0`` throughout (the
         paper's SBN), except for an estimator declaring ``annealed`` (slope-annealed ST), whose
         slope :math:`1/\tau` follows Chung et al.'s
         :class:`~gumbel_softmax.schedules.SlopeAnneal` from ``1/tau0``."""
