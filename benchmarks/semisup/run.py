@@ -8,8 +8,8 @@ ends, its row replaces the run's earlier one in ``results.json`` and ``results.m
 figures are rendered again: per method, the run with the highest validation accuracy among the
 (alpha, lr) swept, beside the paper's numbers (which the paper selected on the test set). A sweep
 that is stopped resumes: run it again with the same options (or a larger ``--max-steps``).
-The committed rows: that command for gs and st-gs with ``--max-steps`` 250, then 650, 1100 and
-1500 (each session resuming the last), and for marginal with 80, 220, 300 and 450.
+The committed rows: the commands at the end of ``notes.md`` (the α grid at lr 1e-3, then lr 3e-4
+at the α chosen). Each row carries its validation curve, from which ``curves.png`` is drawn.
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/semisup/run.py --data-dir /work/shared/data \\
         --estimators gs --alphas 0.1 --lrs 1e-3 --max-steps 650 --eval-every 50 \\
