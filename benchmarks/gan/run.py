@@ -387,10 +387,6 @@ def _oracle_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _figures(rows: list[dict[str, Any]], results_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-
     missing = [r["run"] for r in rows if not (results_dir / "runs" / r["run"]).is_dir()]
     if missing:  # never redraw the curves with fewer runs than they were drawn from
         print(

@@ -255,7 +255,7 @@ def curve_of(row: dict[str, Any], results_dir: Path) -> list[list[float]] | None
     """``[[step, validation −ELBO], ...]`` of a run: from its row, else from its record; None
     when neither is here (a row from before rows carried it, its record on another machine)."""
     if "curve" in row:
-        return [list(p) for p in row["curve"]]
+        return row["curve"]
     metrics = RunDirectory(results_dir / row["run_dir"]).metrics
     return eval_curve(metrics, "neg_elbo") if metrics.exists() else None
 
