@@ -142,6 +142,15 @@ def settings_of(config: VAEConfig, adjusted: list[str]) -> dict[str, Any]:
     return s
 
 
+def same_settings(stored: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Whether a stored row was run with ``settings``. A config field added after the row was
+    stored is absent from it; at its default it computes what the row's run computed (a new
+    field's default keeps the old behaviour), so it is read as the default."""
+    defaults = VAEConfig().to_dict()
+    added = {k: defaults[k] for k in settings.keys() - stored.keys() if k in defaults}
+    return {**added, **stored} == settings
+
+
 _SPLITS: dict[tuple[str, str], Any] = {}
 
 
@@ -532,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config, adjusted = make_config(latent, name, args)
             settings = settings_of(config, adjusted)
             old = done.get((latent, name))
-            if old is not None and old["settings"] == settings:
+            if old is not None and same_settings(old["settings"], settings):
                 print(f"{latent} {name}: done (test −ELBO {old['test_neg_elbo']:.2f}), skipped")
                 continue
             jobs.append({"config": config.to_dict(), "settings": settings})

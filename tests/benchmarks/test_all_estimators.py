@@ -47,6 +47,18 @@ def test_every_estimator_on_every_latent_it_supports(bench):
     assert {n for lat, n in pairs if lat == "categorical"} == fits["categorical"] - binary
 
 
+def test_a_row_stored_before_a_config_field_existed_is_the_same_run_at_its_default(bench, tmp_path):
+    args = bench.parser().parse_args(["--results-dir", str(tmp_path)])
+    config, adjusted = bench.make_config("categorical", "gs", args)
+    settings = bench.settings_of(config, adjusted)
+    assert "normalize" in settings and settings["normalize"] is False  # added after early rows
+    older = {k: v for k, v in settings.items() if k != "normalize"}
+    assert bench.same_settings(older, settings)
+    assert not bench.same_settings(older, {**settings, "normalize": True})
+    assert not bench.same_settings({**older, "lr": 3e-4}, settings)
+    assert not bench.same_settings({**settings, "removed_field": 1}, settings)
+
+
 def test_settings_are_the_lab_defaults_except_a_declared_minimum_temperature(bench, tmp_path):
     args = bench.parser().parse_args(["--results-dir", str(tmp_path)])
     defaults = bench.VAEConfig().to_dict()
