@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,13 +54,44 @@ def test_a_run_dir_that_is_a_file(exp, tmp_path, capsys):
     assert path.read_text() == "not a directory"
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the run directory's lock is a POSIX flock")
+def test_a_run_dir_another_process_is_training(exp, tmp_path, capsys):
+    """A second process on a run directory (e.g. a sweep's orphaned worker still training it)
+    is refused before it reads or writes anything; once the first ends, the run goes on."""
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(run / ".lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert_cli_fails(
+            _quick(exp, run), capsys, str(run), "in use by another process", f"pid {holder.pid}"
+        )
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing else written
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli.main(_quick(exp, run)) == 0  # the lock died with its process
+
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+f = open(sys.argv[1], "a+")
+fcntl.flock(f, fcntl.LOCK_EX)
+f.truncate(0); f.write(str(os.getpid())); f.flush()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
 def test_a_read_only_run_dir(exp, tmp_path, capsys):
     path = tmp_path / "run"
     path.mkdir()
     path.chmod(0o555)
     try:
-        assert_cli_fails(_quick(exp, path), capsys, str(path / "config.json"), "Permission denied")
+        assert_cli_fails(_quick(exp, path), capsys, str(path), "Permission denied")
     finally:
         path.chmod(0o755)
 

@@ -17,6 +17,9 @@ A run directory (:class:`RunDirectory`) holds::
     tensorboard/       the same scalars as TensorBoard events
     figures/           what the experiment draws
     checkpoints/       checkpoint-<step>.pt: the last two, each verified when written
+    .lock              held (``flock``) by the process training the run, so that a second
+                       process on the same directory stops with an error instead of
+                       interleaving its checkpoints and metrics with the first's
     final.json         the final evaluation, reused when a finished run is run again under the
                        same final key (the step, ``Training.final_key`` and the values of the
                        experiment's final-evaluation fields); under another key it is re-run
@@ -32,12 +35,14 @@ weights, bit for bit, as an uninterrupted run (same machine, thread count and sa
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
@@ -225,6 +230,43 @@ class RunDirectory:
                 f"run_dir {str(self.path)!r} holds a run with a different config ({detail}); "
                 "use a new run_dir, or the same options to resume"
             )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process while the block runs.
+
+        An exclusive ``flock`` on ``.lock``: the operating system releases it when the process
+        ends, however it ends, so a killed run leaves no stale lock. Two processes training one
+        run (e.g. a sweep's worker left running after its parent was killed, and the sweep
+        started again) would otherwise both resume from the same checkpoint and write the same
+        files. Where ``fcntl`` does not exist (Windows) nothing is locked.
+
+        Raises:
+            RunError: another process holds the directory (its pid is named).
+        """
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                raise RunError(
+                    f"run_dir {str(self.path)!r} is in use by another process (pid {holder}); "
+                    "wait for it to finish or stop it, then start this run again"
+                ) from None
+            f.truncate(0)
+            f.write(str(os.getpid()))
+            f.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def start(self, config: Mapping[str, Any]) -> None:
         """Create the directory and write ``config.json`` (a new run)."""
@@ -500,10 +542,31 @@ def train(
         session: more entries for ``run.json`` (e.g. the dataset).
         stream: where notes go (default ``sys.stderr``).
 
+    The run directory is held (:meth:`RunDirectory.lock`) until it returns.
+
     Raises:
+        RunError: another process is training the same run directory.
         CheckpointError: every checkpoint of the run is corrupt.
         OSError: a file cannot be written (the error names it).
     """
+    with run.lock():
+        return _train(
+            run, spec, cadence, config=config, seed=seed, progress=progress,
+            session=session, stream=stream,
+        )  # fmt: skip
+
+
+def _train(
+    run: RunDirectory,
+    spec: Training,
+    cadence: Cadence,
+    *,
+    config: Mapping[str, Any],
+    seed: int,
+    progress: bool,
+    session: Mapping[str, Any] | None,
+    stream: TextIO | None,
+) -> TrainResult:
     out = stream if stream is not None else sys.stderr
 
     def note(message: str) -> None:
