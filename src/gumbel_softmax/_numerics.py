@@ -287,9 +287,19 @@ def _describe(x: Tensor) -> str:
 
 def is_fake(x: Tensor) -> bool:
     """Whether ``x`` is a fake tensor; without importing torch's fake-tensor module, which must
-    already be loaded for a fake tensor to exist."""
+    already be loaded for a fake tensor to exist. A plain tensor that wraps nothing (no
+    subclass, not functionalised, not a functorch wrapper) is answered without torch's
+    ``is_fake``, which imports a module on every call: this runs on every sampler call."""
     fake = sys.modules.get("torch._subclasses.fake_tensor")
-    return fake is not None and bool(fake.is_fake(x))
+    if fake is None:
+        return False
+    if (
+        type(x) is Tensor
+        and not torch._is_functional_tensor(x)
+        and not torch._C._functorch.is_functorch_wrapped_tensor(x)
+    ):
+        return False
+    return bool(fake.is_fake(x))
 
 
 def values_hidden(x: Tensor) -> bool:

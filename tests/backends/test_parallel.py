@@ -14,7 +14,8 @@ import torch
 import gumbel_softmax as gs
 from gumbel_softmax.backends import _parallel
 
-pytest.importorskip("numba")
+numba = pytest.importorskip("numba")
+from gumbel_softmax.backends import _numba_openmp  # noqa: E402
 
 
 def _openmp_torch() -> bool:
@@ -58,7 +59,9 @@ def test_openmp_pool_and_one_thread_give_the_same_bits(monkeypatch, shape, dtype
         monkeypatch.setattr(_parallel, "_gomp", [None])  # no OpenMP runtime: the pool
         results["pool"] = _run(logits, tau, hard)
         torch.set_num_threads(1)
-        results["one thread"] = _run(logits, tau, hard)
+        results["one thread"] = _run(logits, tau, hard)  # the C worker, called through ctypes
+        monkeypatch.setattr(_numba_openmp, "_worker", [None])  # it did not compile
+        results["one thread, entry point"] = _run(logits, tau, hard)
     finally:
         torch.set_num_threads(threads)
     for name, got in results.items():
@@ -90,9 +93,9 @@ def test_a_worker_that_does_not_compile_leaves_the_pool(monkeypatch):
 
 def test_slots_keep_all_64_bits():
     seed = np.uint64(2**64 - 3)
-    a = np.zeros(3, np.float32)
+    a = torch.zeros(3)
     slots = _parallel._slots([a, seed, -5, True, 7])
-    assert slots[0] == a.ctypes.data and slots[1] == 3
+    assert slots[0] == a.data_ptr() == a.numpy().ctypes.data and slots[1] == 3
     assert np.array(slots[2], np.int64).view(np.uint64) == seed
     assert slots[3:] == [-5, 1, 7]
 

@@ -152,11 +152,48 @@ def _graph_kept() -> bool:
     return True if probe is None else bool(probe())
 
 
+def _sample(
+    kernels: Kernels,
+    logits: Tensor,
+    inv_tau: Tensor,
+    seed: Tensor,
+    hard: bool,
+    d: int,
+    want_grad: bool,
+    found: list[int],
+) -> tuple[Tensor, Tensor | None, torch.Size]:
+    """The sample in ``logits``' layout and dtype; (``want_grad``) the relaxed sample in the
+    kernels' ``(rows, K)`` layout, for the backward; the shape with the class axis moved last. Layout changes that would be no-ops (the
+    class axis already last, the dtype already the compute dtype) are skipped: at small sizes
+    each tensor operation costs about as much as the kernel."""
+    last = d == logits.dim() - 1
+    x = logits if last else logits.movedim(d, -1)
+    moved = x.shape
+    dt = compute_dtype(logits.dtype)
+    if x.dtype != dt:
+        x = x.to(dt)
+    if x.dim() != 2:
+        x = x.reshape(-1, moved[-1])
+    if not x.is_contiguous():
+        x = x.contiguous()
+    out = empty_like(x)
+    soft = empty_like(x) if hard and want_grad else None
+    found.extend(kernels.forward(x, inv_tau, seed, out, soft, hard))
+    y = out if len(moved) == 2 else out.view(moved)
+    if not last:
+        y = y.movedim(-1, d)
+    if y.dtype != logits.dtype:
+        y = y.to(logits.dtype)
+    return y, (soft if soft is not None else out) if want_grad else None, moved
+
+
 class FusedGumbelSoftmax(torch.autograd.Function):
     """``(logits, tau, seed) -> sample`` along axis ``d``; see the module docstring. ``tau``:
     ``(rows,)`` in the compute dtype, or ``(1,)`` for a temperature shared by all rows (then
     without gradient). The kernels' ``(rows, K)`` layout and compute dtype are made inside, so
-    that the autograd graph holds this one node (each node costs microseconds per call)."""
+    that the autograd graph holds this one node (each node costs microseconds per call). A call
+    that needs no gradient skips this class (:func:`_sample` alone): ``Function.apply`` costs
+    several times a small kernel."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -167,27 +204,20 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         kernels: Kernels,
         hard: bool,
         d: int,
-        want_grad: bool,
         found: list[int],
     ) -> Tensor:
-        x = logits.movedim(d, -1)
-        moved = x.shape
-        x = x.to(compute_dtype(logits.dtype)).reshape(-1, moved[-1]).contiguous()
-        out = empty_like(x)
-        soft = empty_like(x) if hard and want_grad else None
-        found.extend(kernels.forward(x, tau.reciprocal(), seed, out, soft, hard))
+        y, saved, moved = _sample(kernels, logits, tau.reciprocal(), seed, hard, d, True, found)
         ctx.kernels = kernels
         ctx.hard = hard
         ctx.layout = (d, moved, logits.dtype)
-        if want_grad:
-            ctx.save_for_backward(soft if soft is not None else out, tau)
-        return out.view(moved).movedim(-1, d).to(logits.dtype)
+        ctx.save_for_backward(saved, tau)
+        return y
 
     @staticmethod
     @once_differentiable
     def backward(  # type: ignore[override]
         ctx: Any, g: Tensor
-    ) -> tuple[Tensor | None, Tensor | None, None, None, None, None, None, None]:
+    ) -> tuple[Tensor | None, Tensor | None, None, None, None, None, None]:
         y, tau = ctx.saved_tensors
         d, moved, dtype = ctx.layout
         # hard: y is ours alone, so the gradient may take its memory once the graph is let go
@@ -199,7 +229,7 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             # a 16-bit input: saturate rather than overflow, as upcast's backward does
             grad_logits = saturating_cast(grad.view(moved).movedim(-1, d), dtype)
-        return grad_logits, grad_tau, None, None, None, None, None, None
+        return grad_logits, grad_tau, None, None, None, None, None
 
 
 def fused_gumbel_softmax(
@@ -232,7 +262,12 @@ def fused_gumbel_softmax(
     want_grad = torch.is_grad_enabled() and (logits.requires_grad or tau.requires_grad)
     seed = draw_seed(generator, dev)
     found: list[int] = []
-    out = FusedGumbelSoftmax.apply(logits, tau, seed, kernels, hard, d, want_grad, found)
+    if want_grad:
+        out = FusedGumbelSoftmax.apply(logits, tau, seed, kernels, hard, d, found)
+    else:
+        # a float's tau is ours alone: its reciprocal may take its memory
+        inv_tau = tau.reciprocal_() if isinstance(t, float) else tau.reciprocal()
+        out, _, _ = _sample(kernels, logits, inv_tau, seed, hard, d, False, found)
     if validate and any(found):  # the checks raise the reference's errors
         check_logits(logits, validate=True, finite_above=True, strict=True)
         check_all_masked(logits, d, strict=True)

@@ -51,19 +51,14 @@ from ._fused import Kernels
 from ._numba_noise import _U64
 from ._numba_openmp import BACKWARD_ARGS, FORWARD_ARGS, NOISE_ARGS, _ordered, _worker_address
 from ._numba_rows import _CHUNK, KERNELS, _backward, _forward, _noise, _tasks
-from ._parallel import launch, torch_openmp
+from ._parallel import launch
 
 # --- the Python side ----------------------------------------------------------------------------
 
 
-def _flat(t: torch.Tensor) -> np.ndarray:
-    """The numpy view of contiguous CPU tensor ``t``, flat (``force``: also under autograd)."""
-    return t.numpy(force=True).reshape(-1)
-
-
 def _seed(seed: torch.Tensor) -> np.uint64:
-    """The one-element int64 seed tensor's bits as numba's uint64 (no ``item()``: slower)."""
-    return seed.numpy()[0].view(np.uint64)  # type: ignore[no-any-return]
+    """The one-element int64 seed tensor's bits as numba's uint64."""
+    return _U64(int(seed.item()) & 0xFFFF_FFFF_FFFF_FFFF)
 
 
 class NumbaKernels(Kernels):
@@ -89,8 +84,7 @@ class NumbaKernels(Kernels):
                 _forward(0, 1, a, one, _U64(0), a.copy(), a.copy(), 10, True, True)
                 _backward(0, 2, a, a, one, a.copy(), a[:2].copy(), 10, True)
                 _noise(0, 1, _U64(0), a.copy())
-                if torch_openmp() is not None:  # the C callback too; None (pool) if it fails
-                    _worker_address()
+                _worker_address()  # the C callback too; None (the entry points) if it fails
                 self._prepared[dtype] = None
             except Exception as exc:  # a numba or LLVM failure: this dtype is not served
                 self._prepared[dtype] = exc
@@ -102,11 +96,11 @@ class NumbaKernels(Kernels):
         rows, k_size = x.shape
         args = _ordered(
             FORWARD_ARGS,
-            x=_flat(x),
-            inv_tau=_flat(inv_tau),
+            x=x,
+            inv_tau=inv_tau,
             seed=_seed(seed),
-            out=_flat(out),
-            soft=_flat(soft if soft is not None else out),
+            out=out,
+            soft=soft if soft is not None else out,
             k_size=k_size,
             hard=hard,
             want_soft=soft is not None,
@@ -118,11 +112,11 @@ class NumbaKernels(Kernels):
         rows, k_size = y.shape
         args = _ordered(
             BACKWARD_ARGS,
-            y=_flat(y),
-            g=_flat(g),
-            inv_tau=_flat(inv_tau),
-            grad=_flat(grad),
-            grad_tau=_flat(grad_tau) if grad_tau is not None else np.empty(0, _flat(y).dtype),
+            y=y,
+            g=g,
+            inv_tau=inv_tau,
+            grad=grad,
+            grad_tau=grad_tau if grad_tau is not None else y[:0],
             k_size=k_size,
             want_tau=grad_tau is not None,
         )
@@ -130,5 +124,5 @@ class NumbaKernels(Kernels):
 
     def noise(self, seed, out):  # type: ignore[no-untyped-def]
         n = out.numel()
-        args = _ordered(NOISE_ARGS, seed=_seed(seed), out=_flat(out))
+        args = _ordered(NOISE_ARGS, seed=_seed(seed), out=out)
         launch(KERNELS, 2, _worker_address, n, (n + _CHUNK - 1) // _CHUNK, *args)

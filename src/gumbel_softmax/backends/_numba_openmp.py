@@ -4,6 +4,7 @@ experimental): the kernels' arguments read from an array of int64 slots, by name
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -116,11 +117,16 @@ _BLOCKS, _PER_BLOCK, _TASKS = _slot.BLOCKS, _slot.PER_BLOCK, _slot.TASKS
 _RESULTS, _WIDTH, _WHICH, _COUNT = _slot.RESULTS, _slot.WIDTH, _slot.WHICH, _slot.COUNT
 
 
+@functools.cache
+def _names(layout: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
+    return tuple(name for name, _ in layout)
+
+
 def _ordered(layout: tuple[tuple[str, int], ...], **args: Any) -> tuple[Any, ...]:
-    """The keyword ``args`` in the order of ``layout`` (every name exactly once)."""
-    if set(args) != {name for name, _ in layout}:
-        raise AssertionError(f"kernel arguments {sorted(args)} do not match {layout}")
-    return tuple(args[name] for name, _ in layout)
+    """The keyword ``args``, which must name the arguments of ``layout`` in its order."""
+    if tuple(args) != _names(layout):
+        raise AssertionError(f"kernel arguments {list(args)} do not match {layout}")
+    return tuple(args.values())
 
 
 @_helper

@@ -25,6 +25,11 @@ Which threads:
    torch's threads, 2.7 ms on either with nothing running before.
 2. Otherwise, **Python threads of a pool of ours**, the kernels releasing the GIL.
 
+Work too small for a second thread (:data:`PARALLEL_MIN`) runs on the calling thread, through
+the same C callback called by ctypes: its arguments are the tensors' data pointers in integer
+slots, which cost a fraction of the numpy views a numba entry point takes. Where the callback
+does not compile, the entry points serve (the pool, or one direct call).
+
 No numba threading layer is used (its choice is global to the process, and its OpenMP and
 workqueue layers abort on ``fork`` or on concurrent calls). torch's OpenMP runtime is not used in
 a process forked from the one that first used it (GNU OpenMP's threads do not survive ``fork``);
@@ -38,19 +43,21 @@ import itertools
 import os
 import re
 import threading
+from array import array
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._experimental import experimental_enabled
 
-# Below this many elements a second thread costs more than it saves (measured on either path:
-# at (100, 20, 10), 20,000 elements, two threads gain nothing).
-PARALLEL_MIN = 1 << 15
+# Below this many elements a second thread costs more than it saves. Measured on the 2-core
+# development machine with torch's team warm (as after any parallel torch operator), once the
+# per-call cost had been cut: (100, 20, 10), 20,000 elements, 248 -> 199 us with two threads;
+# (64, 128), 8,192 elements, 135 -> 115 us: a gain too small to risk waking a sleeping team.
+PARALLEL_MIN = 1 << 14
 # Elements per block of work claimed by a thread (about 0.1 ms of forward).
 BLOCK_ELEMENTS = 1 << 15
 
@@ -127,14 +134,36 @@ def torch_openmp() -> Callable[..., None] | None:
 
 
 def _slots(args: Sequence[Any]) -> list[int]:
-    """The kernel arguments as the C worker reads them (see slot_layout)."""
+    """The kernel arguments as the C worker reads them (see slot_layout): a tensor as its
+    address and size, a scalar (an int, a bool, a uint64 seed) as its 64 bits, read as int64."""
     out: list[int] = []
     for a in args:
-        if isinstance(a, np.ndarray):
-            out += [a.ctypes.data, a.size]
-        else:  # an int, a bool, a uint64 seed: its 64 bits
-            out.append(int(np.array(a, np.uint64 if a >= 0 else np.int64).view(np.int64)))
+        if isinstance(a, torch.Tensor):
+            out += [a.data_ptr(), a.numel()]
+        else:
+            v = int(a)
+            out.append(v - (1 << 64) if v >= 1 << 63 else v)
     return out
+
+
+def _numpy(a: Any) -> Any:
+    """A kernel argument as the numba entry points take it: a tensor as its flat numpy view
+    (detached first if it requires grad), anything else as it is."""
+    if isinstance(a, torch.Tensor):
+        return (a.detach() if a.requires_grad else a).numpy().reshape(-1)
+    return a
+
+
+def _blocks(size: int, tasks: int, n: int) -> tuple[int, int]:
+    """``(tasks per block, blocks)`` for ``n`` threads: blocks of BLOCK_ELEMENTS, or smaller so
+    that each thread gets about four; one block for one thread."""
+    if n == 1:
+        return tasks, 1
+    per = max(1, min(BLOCK_ELEMENTS, size // (4 * n)) * tasks // size)
+    return per, -(-tasks // per)
+
+
+_call_worker: dict[int, Callable[[int], None]] = {}  # C worker address -> ctypes function
 
 
 def launch(
@@ -146,30 +175,47 @@ def launch(
     *args: Any,
 ) -> list[Any]:
     """Run ``kernels[which](c0, c1, *args)`` over ``range(tasks)`` (``size`` elements in all);
-    returns the per-block results of the kernel, or for the OpenMP path the ``(sum, sum)`` of the
-    two-integer results the C worker stores. ``worker()`` gives the address of the C worker
-    (which runs ``kernels[which]`` by the same index), or None where it cannot be compiled (then
-    the pool serves)."""
+    returns the per-block results of the kernel, or for the C worker the ``(sum, sum)`` of the
+    two-integer results it stores. ``args``: C-contiguous CPU tensors and scalars, in the
+    kernel's layout. ``worker()`` gives the address of the C worker (which runs
+    ``kernels[which]`` by the same index), or None where it cannot be compiled.
+
+    The C worker serves one thread (called here through ctypes, which releases the GIL) and
+    torch's OpenMP team alike: its arguments are read from integer slots (the tensors' data
+    pointers), where a numba entry point would take numpy views of them, whose creation and
+    typing cost more than a small kernel (at (1, 2), 29 of 80 microseconds per call). The
+    entry points serve the pool, and one thread where the worker does not compile."""
     kernel = kernels[which]
     n = threads(size, tasks)
-    if n == 1:
-        return [kernel(0, tasks, *args)]
-    gomp = torch_openmp()
-    address = worker() if gomp is not None else None
-    # blocks of BLOCK_ELEMENTS, or smaller so that each thread gets about four
-    per = max(1, min(BLOCK_ELEMENTS, size // (4 * n)) * tasks // size)
-    blocks = -(-tasks // per)
-    if gomp is not None and address is not None:
-        results = np.zeros(2 * blocks, np.int64)
+    gomp = torch_openmp() if n > 1 else None
+    address = worker() if n == 1 or gomp is not None else None
+    if address is not None:
+        per, blocks = _blocks(size, tasks, n)
+        results = array("q", bytes(16 * blocks))
         rest = _slots(args)
-        slots = np.zeros(HEAD + len(rest), np.int64)
-        slots[BLOCKS], slots[PER_BLOCK], slots[TASKS] = blocks, per, tasks
-        slots[RESULTS] = results.ctypes.data
-        slots[WIDTH] = next(a.dtype.itemsize * 8 for a in args if isinstance(a, np.ndarray))
-        slots[WHICH], slots[COUNT] = which, len(slots)
-        slots[HEAD:] = rest
-        gomp(address, slots.ctypes.data, n, 0)  # ctypes releases the GIL for the call
-        return [(int(results[0::2].sum()), int(results[1::2].sum()))]
+        head = [0] * HEAD
+        head[BLOCKS], head[PER_BLOCK], head[TASKS] = blocks, per, tasks
+        head[RESULTS] = results.buffer_info()[0]
+        head[WIDTH] = next(
+            a.element_size() * 8
+            for a in args
+            if isinstance(a, torch.Tensor) and a.is_floating_point()
+        )
+        head[WHICH], head[COUNT] = which, HEAD + len(rest)
+        slots = array("q", head + rest)
+        if gomp is None:  # one thread: this one
+            call = _call_worker.get(address)
+            if call is None:
+                call = _call_worker.setdefault(
+                    address, ctypes.CFUNCTYPE(None, ctypes.c_void_p)(address)
+                )
+            call(slots.buffer_info()[0])  # ctypes releases the GIL for either call
+        else:
+            gomp(address, slots.buffer_info()[0], n, 0)
+        return [(sum(results[0::2]), sum(results[1::2]))]
+    arrays = [_numpy(a) for a in args]
+    if n == 1:
+        return [kernel(0, tasks, *arrays)]
     with _pool_lock:
         if not _pool or _pool[0][0] != os.getpid():  # a pool inherited through fork has no threads
             _pool[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1))]
@@ -178,8 +224,9 @@ def launch(
     def work() -> list[Any]:
         done = []
         while (b := next(counter)) < blocks:
-            done.append(kernel(b * per, min(tasks, (b + 1) * per), *args))
+            done.append(kernel(b * per, min(tasks, (b + 1) * per), *arrays))
         return done
 
+    per, blocks = _blocks(size, tasks, n)
     helpers = [_pool[0][1].submit(work) for _ in range(n - 1)]
     return [*work(), *(r for h in helpers for r in h.result())]
