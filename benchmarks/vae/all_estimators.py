@@ -244,20 +244,23 @@ def render(results_dir: Path) -> None:
     JSON; a latent with a run whose curve is neither in its row nor on this machine keeps its
     figure (a note on stderr says so)."""
     rows = read_rows(results_dir)
-    write_atomic(results_dir / MD_NAME, render_markdown(rows).encode())
+    kept: dict[str, list[str]] = {}  # latent -> the rows without a curve, where its figure stays
     for latent in LATENTS:
         part = [r for r in rows if r["latent"] == latent]
         curves = {r["estimator"]: curve_of(r, results_dir) for r in part}
         missing = [name for name, c in curves.items() if c is None]
         if missing:
+            exists = (results_dir / png_name(latent)).exists()
+            if exists:
+                kept[latent] = missing
             print(
-                f"{PROG}: {png_name(latent)} "
-                f"{'kept' if (results_dir / png_name(latent)).exists() else 'not drawn'}: no "
+                f"{PROG}: {png_name(latent)} {'kept' if exists else 'not drawn'}: no "
                 f"curve for {', '.join(missing)} (its run's record is not on this machine)",
                 file=sys.stderr,
             )
         elif part:
             write_atomic(results_dir / png_name(latent), render_figure(latent, part, curves))
+    write_atomic(results_dir / MD_NAME, render_markdown(rows, kept).encode())
 
 
 def curve_of(row: dict[str, Any], results_dir: Path) -> list[list[float]] | None:
@@ -287,7 +290,7 @@ def _common(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return common
 
 
-def render_markdown(rows: list[dict[str, Any]]) -> str:
+def render_markdown(rows: list[dict[str, Any]], kept: dict[str, list[str]] | None = None) -> str:
     common = _common(rows)
     per_latent = {"estimator", "latent", "n_latent", "n_classes"}
     shown_as_temperature = {"temperature", "tau0", "tau_min"}
@@ -376,6 +379,15 @@ def render_markdown(rows: list[dict[str, Any]]) -> str:
             "figures, checkpoints) is under `runs/all-<latent>-<estimator>/`, not committed.",
             "",
         ]
+        for latent, missing in (kept or {}).items():
+            lines += [
+                f"`{png_name(latent)}` is kept from an earlier render: {len(missing)} of its "
+                "rows were stored before rows carried their validation curve, and their runs' "
+                "records are not on the machine that rendered this, so it cannot be redrawn "
+                "and lacks the rows measured since it was drawn (their curves are in "
+                f"`{JSON_NAME}`).",
+                "",
+            ]
     else:
         lines += ["No runs yet.", ""]
     return "\n".join(lines)

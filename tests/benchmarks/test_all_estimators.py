@@ -162,6 +162,8 @@ def test_short_sweep_writes_rows_table_and_figure_then_skips_finished_runs(bench
     assert bench.main(["--render", "--results-dir", str(tmp_path)]) == 0
     assert (tmp_path / "all_estimators-bernoulli.png").read_bytes() == b"kept"
     assert "all_estimators-bernoulli.png kept: no curve for arm" in capsys.readouterr().err
+    note = "`all_estimators-bernoulli.png` is kept from an earlier render: 1 of its rows"
+    assert note in (tmp_path / "all_estimators.md").read_text()  # the table says so too
     (tmp_path / "all_estimators.json").write_text(json.dumps(rows))
 
     # Started again: nothing left to do, the results are unchanged.
