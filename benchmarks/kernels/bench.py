@@ -297,6 +297,35 @@ def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
     ]
 
 
+def fixed_cost(device: torch.device, repeats: int) -> list[str]:
+    """The cost of a call whose work is nothing: a (1, 2) input, in microseconds per call, for
+    each method (forward, and forward+backward): what weighs at small shapes such as the
+    paper's (100, 20, 10)."""
+    x = torch.randn(1, 2, device=device)
+    xg = x.clone().requires_grad_()
+    gout = torch.randn(1, 2, device=device)
+    torch._dynamo.reset()
+    fns = methods(device, False)
+
+    def both(m: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            m(xg).backward(gout)
+            xg.grad = None
+
+        return run
+
+    t_fwd = time_interleaved({k: (lambda m=m: m(x)) for k, m in fns.items()}, repeats, device)
+    t_both = time_interleaved({k: both(m) for k, m in fns.items()}, repeats, device)
+    return [
+        "### Fixed cost per call: a (1, 2) input, soft",
+        "",
+        "| method | forward us | forward+backward us |",
+        "|---|---|---|",
+        *(f"| {k} | {t_fwd[k] * 1e6:.1f} | {t_both[k] * 1e6:.1f} |" for k in fns),
+        "",
+    ]
+
+
 # --- reporting -----------------------------------------------------------------------------------
 
 
@@ -420,10 +449,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick
         else [
             line
-            for shape in ((2048, 8192), (64, 50257))
+            for shape in ((2048, 8192), (64, 50257), (100, 20, 10))
             if shape in shapes
             for line in breakdown(shape, device, repeats)
         ]
+        + fixed_cost(device, repeats)
     )
     print("\n".join(details), flush=True)
     load_after = load()
