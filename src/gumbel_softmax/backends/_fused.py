@@ -223,12 +223,23 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         # hard: y is ours alone, so the gradient may take its memory once the graph is let go
         grad = y if ctx.hard and not _graph_kept() else empty_like(y)
         grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
-        g = g.movedim(d, -1).reshape(y.shape).to(y.dtype).contiguous()
+        last = d == len(moved) - 1  # as in _sample, no layout operation that is a no-op
+        if not last:
+            g = g.movedim(d, -1)
+        if g.dim() != 2:
+            g = g.reshape(y.shape)
+        if g.dtype != y.dtype:
+            g = g.to(y.dtype)
+        if not g.is_contiguous():
+            g = g.contiguous()
         ctx.kernels.backward(y, g, tau.reciprocal(), grad, grad_tau)
         grad_logits = None
         if ctx.needs_input_grad[0]:
+            grad_logits = grad if len(moved) == 2 else grad.view(moved)
+            if not last:
+                grad_logits = grad_logits.movedim(-1, d)
             # a 16-bit input: saturate rather than overflow, as upcast's backward does
-            grad_logits = saturating_cast(grad.view(moved).movedim(-1, d), dtype)
+            grad_logits = saturating_cast(grad_logits, dtype)
         return grad_logits, grad_tau, None, None, None, None, None
 
 
