@@ -142,13 +142,17 @@ def settings_of(config: VAEConfig, adjusted: list[str]) -> dict[str, Any]:
     return s
 
 
+def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored row's settings with the config fields added after it was stored, at their
+    defaults: at its default a new field computes what the row's run computed (a new field's
+    default keeps the old behaviour)."""
+    defaults = {k: v for k, v in VAEConfig().to_dict().items() if k not in _NOT_SETTINGS}
+    return {**defaults, **stored}
+
+
 def same_settings(stored: dict[str, Any], settings: dict[str, Any]) -> bool:
-    """Whether a stored row was run with ``settings``. A config field added after the row was
-    stored is absent from it; at its default it computes what the row's run computed (a new
-    field's default keeps the old behaviour), so it is read as the default."""
-    defaults = VAEConfig().to_dict()
-    added = {k: defaults[k] for k in settings.keys() - stored.keys() if k in defaults}
-    return {**added, **stored} == settings
+    """Whether a stored row was run with ``settings`` (see :func:`with_defaults`)."""
+    return with_defaults(stored) == settings
 
 
 _SPLITS: dict[tuple[str, str], Any] = {}
@@ -291,6 +295,7 @@ def _common(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_markdown(rows: list[dict[str, Any]], kept: dict[str, list[str]] | None = None) -> str:
+    rows = [{**r, "settings": with_defaults(r["settings"])} for r in rows]
     common = _common(rows)
     per_latent = {"estimator", "latent", "n_latent", "n_classes"}
     shown_as_temperature = {"temperature", "tau0", "tau_min"}
