@@ -195,6 +195,18 @@ def check(device: torch.device) -> list[str]:
     return lines
 
 
+def fwd_bwd(
+    m: Callable[[torch.Tensor], torch.Tensor], xg: torch.Tensor, gout: torch.Tensor
+) -> Callable[[], None]:
+    """One forward and backward of method ``m`` at ``xg`` (its gradient dropped after)."""
+
+    def run() -> None:
+        m(xg).backward(gout)
+        xg.grad = None
+
+    return run
+
+
 def run_case(shape, hard: bool, device: torch.device, repeats: int) -> dict[str, dict[str, float]]:
     x = torch.randn(shape, device=device)
     xg = x.clone().requires_grad_()
@@ -204,15 +216,8 @@ def run_case(shape, hard: bool, device: torch.device, repeats: int) -> dict[str,
     torch._dynamo.reset()  # a fresh compile cache per case: no recompile limit, no dynamic shapes
     fns = methods(device, hard)
 
-    def fwd_bwd(m: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-        def run() -> None:
-            m(xg).backward(gout)
-            xg.grad = None
-
-        return run
-
     fwd = {k: (lambda m=m: m(x)) for k, m in fns.items()}
-    both = {k: fwd_bwd(m) for k, m in fns.items()}
+    both = {k: fwd_bwd(m, xg, gout) for k, m in fns.items()}
     t_fwd = time_interleaved({**fwd, "copy_": lambda: dst.copy_(x)}, repeats, device)
     t_both = time_interleaved(both, repeats, device)
     rows: dict[str, dict[str, float]] = {}
@@ -307,15 +312,8 @@ def fixed_cost(device: torch.device, repeats: int) -> list[str]:
     torch._dynamo.reset()
     fns = methods(device, False)
 
-    def both(m: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
-        def run() -> None:
-            m(xg).backward(gout)
-            xg.grad = None
-
-        return run
-
     t_fwd = time_interleaved({k: (lambda m=m: m(x)) for k, m in fns.items()}, repeats, device)
-    t_both = time_interleaved({k: both(m) for k, m in fns.items()}, repeats, device)
+    t_both = time_interleaved({k: fwd_bwd(m, xg, gout) for k, m in fns.items()}, repeats, device)
     return [
         "### Fixed cost per call: a (1, 2) input, soft",
         "",
