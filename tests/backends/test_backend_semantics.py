@@ -69,6 +69,26 @@ def test_value_and_gradients_match_the_reference_given_the_same_noise(fused, dty
             torch.testing.assert_close(a, b, **TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("hard", [False, True])
+def test_a_sample_without_gradient_is_the_one_with_gradient(fused, dtype, hard):
+    """A call that needs no gradient skips the autograd function (a path of its own): the same
+    generator state gives the same bits, for every layout and a float or tensor temperature."""
+    dev = device_of(fused)
+    for shape, dim in _shapes(fused):
+        logits = torch.randn(shape, generator=torch.Generator().manual_seed(3)).to(dev, dtype)
+        batch = list(shape)
+        del batch[dim % len(shape)]
+        for tau in (0.6, torch.full(batch, 0.6, dtype=dtype, device=dev)):
+            kw = dict(hard=hard, dim=dim, backend=fused)
+            plain = gs.gumbel_softmax(logits, tau, generator=generator(fused, 4), **kw)
+            graph = gs.gumbel_softmax(
+                logits.clone().requires_grad_(), tau, generator=generator(fused, 4), **kw
+            )
+            assert graph.requires_grad and not plain.requires_grad
+            assert torch.equal(plain, graph.detach()), (shape, dim, type(tau))
+
+
 def test_gradient_is_the_formula_of_the_saved_sample(fused):
     # grad_logits = y (w - <w, y>) / tau and grad_tau = -(1/tau) sum_k a_k log y_k, computed
     # here in float64 from the sample the kernel returned.

@@ -152,6 +152,29 @@ def _graph_kept() -> bool:
     return True if probe is None else bool(probe())
 
 
+def _to_rows(t: Tensor, d: int, dtype: torch.dtype) -> tuple[Tensor, torch.Size]:
+    """``t`` in the kernels' layout: class axis ``d`` last, ``dtype``, ``(rows, K)``,
+    C-contiguous; and its shape with the class axis moved last. Each step that would be a no-op
+    is skipped: at small sizes a tensor operation costs about as much as the kernel."""
+    last = d == t.dim() - 1
+    x = t if last else t.movedim(d, -1)
+    moved = x.shape
+    if x.dtype != dtype:
+        x = x.to(dtype)
+    if x.dim() != 2:
+        x = x.reshape(-1, moved[-1])
+    if not x.is_contiguous():
+        x = x.contiguous()
+    return x, moved
+
+
+def _from_rows(x: Tensor, moved: torch.Size, d: int) -> Tensor:
+    """The inverse of :func:`_to_rows`'s layout (not of its dtype): ``(rows, K)`` back to the
+    shape ``moved`` with the class axis at ``d``; no-op steps skipped likewise."""
+    y = x if len(moved) == 2 else x.view(moved)
+    return y if d == len(moved) - 1 else y.movedim(-1, d)
+
+
 def _sample(
     kernels: Kernels,
     logits: Tensor,
@@ -163,25 +186,12 @@ def _sample(
     found: list[int],
 ) -> tuple[Tensor, Tensor | None, torch.Size]:
     """The sample in ``logits``' layout and dtype; (``want_grad``) the relaxed sample in the
-    kernels' ``(rows, K)`` layout, for the backward; the shape with the class axis moved last. Layout changes that would be no-ops (the
-    class axis already last, the dtype already the compute dtype) are skipped: at small sizes
-    each tensor operation costs about as much as the kernel."""
-    last = d == logits.dim() - 1
-    x = logits if last else logits.movedim(d, -1)
-    moved = x.shape
-    dt = compute_dtype(logits.dtype)
-    if x.dtype != dt:
-        x = x.to(dt)
-    if x.dim() != 2:
-        x = x.reshape(-1, moved[-1])
-    if not x.is_contiguous():
-        x = x.contiguous()
+    kernels' ``(rows, K)`` layout, for the backward; the shape with the class axis moved last."""
+    x, moved = _to_rows(logits, d, compute_dtype(logits.dtype))
     out = empty_like(x)
     soft = empty_like(x) if hard and want_grad else None
     found.extend(kernels.forward(x, inv_tau, seed, out, soft, hard))
-    y = out if len(moved) == 2 else out.view(moved)
-    if not last:
-        y = y.movedim(-1, d)
+    y = _from_rows(out, moved, d)
     if y.dtype != logits.dtype:
         y = y.to(logits.dtype)
     return y, (soft if soft is not None else out) if want_grad else None, moved
@@ -223,23 +233,12 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         # hard: y is ours alone, so the gradient may take its memory once the graph is let go
         grad = y if ctx.hard and not _graph_kept() else empty_like(y)
         grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
-        last = d == len(moved) - 1  # as in _sample, no layout operation that is a no-op
-        if not last:
-            g = g.movedim(d, -1)
-        if g.dim() != 2:
-            g = g.reshape(y.shape)
-        if g.dtype != y.dtype:
-            g = g.to(y.dtype)
-        if not g.is_contiguous():
-            g = g.contiguous()
+        g, _ = _to_rows(g, d, y.dtype)
         ctx.kernels.backward(y, g, tau.reciprocal(), grad, grad_tau)
         grad_logits = None
         if ctx.needs_input_grad[0]:
-            grad_logits = grad if len(moved) == 2 else grad.view(moved)
-            if not last:
-                grad_logits = grad_logits.movedim(-1, d)
             # a 16-bit input: saturate rather than overflow, as upcast's backward does
-            grad_logits = saturating_cast(grad_logits, dtype)
+            grad_logits = saturating_cast(_from_rows(grad, moved, d), dtype)
         return grad_logits, grad_tau, None, None, None, None, None
 
 

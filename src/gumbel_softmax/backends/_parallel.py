@@ -39,6 +39,7 @@ there the pool serves, created anew per process.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import re
@@ -55,8 +56,10 @@ from ._experimental import experimental_enabled
 
 # Below this many elements a second thread costs more than it saves. Measured on the 2-core
 # development machine with torch's team warm (as after any parallel torch operator), once the
-# per-call cost had been cut: (100, 20, 10), 20,000 elements, 248 -> 199 us with two threads;
-# (64, 128), 8,192 elements, 135 -> 115 us: a gain too small to risk waking a sleeping team.
+# per-call cost had been cut, by timing gumbel_softmax with this constant set either side of the
+# size (a loop of 300 calls, best of 9; not part of benchmarks/): (100, 20, 10), 20,000
+# elements, 248 -> 199 us with two threads; (64, 128), 8,192 elements, 135 -> 115 us, a gain
+# too small to risk waking a sleeping team.
 PARALLEL_MIN = 1 << 14
 # Elements per block of work claimed by a thread (about 0.1 ms of forward).
 BLOCK_ELEMENTS = 1 << 15
@@ -163,7 +166,10 @@ def _blocks(size: int, tasks: int, n: int) -> tuple[int, int]:
     return per, -(-tasks // per)
 
 
-_call_worker: dict[int, Callable[[int], None]] = {}  # C worker address -> ctypes function
+@functools.cache
+def _c_function(address: int) -> Callable[[int], None]:
+    """The C worker at ``address`` as a ctypes function of the slots' address."""
+    return ctypes.CFUNCTYPE(None, ctypes.c_void_p)(address)  # type: ignore[no-any-return]
 
 
 def launch(
@@ -183,8 +189,9 @@ def launch(
     The C worker serves one thread (called here through ctypes, which releases the GIL) and
     torch's OpenMP team alike: its arguments are read from integer slots (the tensors' data
     pointers), where a numba entry point would take numpy views of them, whose creation and
-    typing cost more than a small kernel (at (1, 2), 29 of 80 microseconds per call). The
-    entry points serve the pool, and one thread where the worker does not compile."""
+    typing cost more than a small kernel (see the fixed cost per call in
+    ``benchmarks/kernels/results.md``). The entry points serve the pool, and one thread where
+    the worker does not compile."""
     kernel = kernels[which]
     n = threads(size, tasks)
     gomp = torch_openmp() if n > 1 else None
@@ -204,12 +211,7 @@ def launch(
         head[WHICH], head[COUNT] = which, HEAD + len(rest)
         slots = array("q", head + rest)
         if gomp is None:  # one thread: this one
-            call = _call_worker.get(address)
-            if call is None:
-                call = _call_worker.setdefault(
-                    address, ctypes.CFUNCTYPE(None, ctypes.c_void_p)(address)
-                )
-            call(slots.buffer_info()[0])  # ctypes releases the GIL for either call
+            _c_function(address)(slots.buffer_info()[0])  # ctypes releases the GIL for either
         else:
             gomp(address, slots.buffer_info()[0], n, 0)
         return [(sum(results[0::2]), sum(results[1::2]))]
