@@ -39,7 +39,6 @@ from torch.profiler import ProfilerActivity, profile
 
 import gumbel_softmax as gs
 from gumbel_softmax import backends
-from gumbel_softmax.backends import _memory
 from gumbel_softmax.lab.records import cpu_model
 
 SHAPES = [(100, 20, 10), (1024, 1024), (256, 32768), (64, 50257), (2048, 8192)]
@@ -264,9 +263,6 @@ def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
             "copy_": lambda: buf.copy_(x),
             "fill_ (preallocated)": lambda: buf.fill_(0),
             "empty + fill_ (fresh)": lambda: torch.empty_like(x).fill_(0),
-            "empty + fill_ (fresh, huge-page advice as the kernels' outputs)": lambda: (
-                _memory.empty_like(x).fill_(0)
-            ),
             "kernel noise only": lambda: kernels.noise(seed, buf.view(-1)),
             "kernel forward (preallocated out)": lambda: kernels.forward(
                 flat, one, seed, out, None, False
@@ -283,13 +279,9 @@ def breakdown(shape, device: torch.device, repeats: int) -> list[str]:
         device,
     )
     faults = t["empty + fill_ (fresh)"] - t["fill_ (preallocated)"]
-    huge = t["empty + fill_ (fresh, huge-page advice as the kernels' outputs)"]
     lines = [f"| {k} | {v * 1e9 / n:.2f} |" for k, v in t.items()]
     lines.append(
         f"| page faults of a fresh output (difference of the fills) | {faults * 1e9 / n:.2f} |"
-    )
-    lines.append(
-        f"| the same with huge-page advice | {(huge - t['fill_ (preallocated)']) * 1e9 / n:.2f} |"
     )
     return [
         f"### Where the time goes: numba forward, soft, {tuple(shape)}, "

@@ -56,7 +56,7 @@ from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.config import ConfigError, VAEConfig, describe_temperature
 from gumbel_softmax.lab.data import DATASETS, load_dataset
 from gumbel_softmax.lab.records import cpu_model, eval_curve, git_revision, write_atomic
-from gumbel_softmax.lab.runner import RunDirectory
+from gumbel_softmax.lab.runner import RunDirectory, exit_with_parent
 
 HERE = Path(__file__).resolve().parent
 PROG = "all_estimators.py"
@@ -169,6 +169,7 @@ def _splits(dataset: str, data_dir: str) -> Any:
 def _init_worker() -> None:
     # Parallel runs share the cores: one thread each, so they do not oversubscribe them.
     torch.set_num_threads(1)
+    exit_with_parent()  # a killed sweep takes its workers with it
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:

@@ -164,3 +164,35 @@ def test_numba_prepares_every_compute_dtype():
         assert kernels._prepared[dtype] is None  # type: ignore[attr-defined]
     with pytest.raises(KeyError):
         kernels.prepare(torch.int64)
+
+
+def test_numba_kernels_ask_for_512_bit_vectors():
+    """The kernel functions carry the ``prefer-vector-width`` attribute, so that on Intel CPUs
+    with AVX-512, where LLVM's tuning would pick 256-bit vectors, their loops are vectorised 512
+    bits wide (``zmm`` registers). Compiled afresh: functions loaded from numba's disk cache show
+    no IR."""
+    require("numba")
+    import llvmlite.binding as llvm
+    import numba
+    import numpy as np
+
+    from gumbel_softmax.backends import _numba_math, _numba_noise, _numba_rows
+
+    def fresh(kernel, *args):
+        copy = numba.njit(fastmath=_numba_math._FASTMATH, error_model="numpy")(kernel.py_func)
+        copy(*args)
+        ((_, ir),) = copy.inspect_llvm().items()
+        ((_, asm),) = copy.inspect_asm().items()
+        return ir, asm
+
+    x, out, soft = (np.zeros(600, np.float32) for _ in range(3))
+    tau, seed = np.ones(1, np.float32), np.uint64(3)
+    compiled = {
+        "forward": fresh(_numba_rows._forward, 0, 2, x, tau, seed, out, soft, 300, False, False),
+        "backward": fresh(_numba_rows._backward, 0, 2, x, out, tau, soft, tau, 300, False),
+        "noise": fresh(_numba_noise._fill_noise32, out, seed, 0),
+    }
+    for name, (ir, _) in compiled.items():
+        assert _numba_math._PREFER_512 in ir, name
+    if "+avx512f" in llvm.get_host_cpu_features().flatten().split(","):
+        assert "zmm" in compiled["noise"][1]

@@ -262,6 +262,55 @@ def test_a_ray_sweep_gives_the_local_results(local_sweep, tmp_path):
     assert result.final_done == 3 and _finals(ray_spec, 2) == _finals(spec, 2)  # phase 2 too
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie nobody has reaped yet does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_killed_sweep_takes_its_workers_with_it(tmp_path):
+    """``kill -9`` of the sweep ends the worker that is training its point within a second or
+    two (runner.exit_with_parent); before, the worker trained on alone and a sweep started again
+    found the run busy. The worker's pid is the one its run directory's lock names."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fields = {**TINY, "max_steps": 100_000, "eval_every": 100_000, "checkpoint_every": 100_000}
+    body = "[base]\n" + "".join(f"{k} = {json.dumps(v).lower()}\n" for k, v in fields.items())
+    path = _spec(tmp_path, 'experiment = "vae"\n' + body + '[[grid]]\nestimator = "gs"\n')
+    lock = Path(sweep.load_spec(path).points[0].config["run_dir"]) / ".lock"
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "gumbel_softmax.lab.cli", "sweep", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (lock.exists() and lock.read_text().strip()):  # the worker is training
+            assert parent.poll() is None and time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        worker = int(lock.read_text())
+        assert worker != parent.pid and _alive(worker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10  # 20 polls of the parent; the run itself needs hours
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker), "the worker outlived its killed sweep"
+    finally:
+        parent.kill()
+        if "worker" in locals() and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
 def test_every_registered_experiment_can_be_swept(tmp_path):
     for name, exp in EXPERIMENTS.items():
         spec = sweep.parse_spec({"experiment": name}, path=tmp_path / "x.toml")

@@ -25,10 +25,9 @@ backend with ``noise=`` is an error). A fused backend that cannot be imported (l
 :func:`available_backends`) or compiled (numba compiles per dtype at its first use, then caches
 the machine code on disk) is skipped by the automatic choice with no error.
 
-Experimental, numba only: running on torch's own OpenMP threads (:mod:`._parallel`) and asking
-Linux for huge pages under large outputs (:mod:`._memory`). ``GUMBEL_SOFTMAX_EXPERIMENTAL=0``,
-set before the first call, turns both off (a pool of Python threads, ordinary pages); results do
-not depend on either.
+Experimental, numba only: running on torch's own OpenMP threads (:mod:`._parallel`).
+``GUMBEL_SOFTMAX_EXPERIMENTAL=0``, set before the first call, turns it off (a pool of Python
+threads); results do not depend on it.
 
 The fused backward is once-differentiable: under ``create_graph=True`` the gradient it returns
 is a constant; use the reference for higher-order gradients.

@@ -1,8 +1,8 @@
-"""The switch for the experimental parts of the numba backend: running on torch's own OpenMP
-threads (:mod:`._parallel`) and huge pages under large outputs (:mod:`._memory`).
+"""The switch for the experimental part of the numba backend: running on torch's own OpenMP
+threads (:mod:`._parallel`).
 
-``GUMBEL_SOFTMAX_EXPERIMENTAL=0``, set before the first call (each part probes once), turns both
-off; the results do not depend on them, only the speed.
+``GUMBEL_SOFTMAX_EXPERIMENTAL=0``, set before the first call (it is probed once), turns it off;
+the results do not depend on it, only the speed.
 """
 
 from __future__ import annotations

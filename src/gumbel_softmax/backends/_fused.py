@@ -57,7 +57,6 @@ from .._numerics import (
     upcast,
     validation_enabled,
 )
-from ._memory import empty_like
 
 # Cephes' float32 logf (Moshier, Cephes Math Library): for x = 2^e (1 + f), f + 1 in
 # [sqrt(1/2), sqrt(2)), log x = f - f^2/2 + f^3 P(f) + e ln 2, with P's coefficients below
@@ -188,8 +187,8 @@ def _sample(
     """The sample in ``logits``' layout and dtype; (``want_grad``) the relaxed sample in the
     kernels' ``(rows, K)`` layout, for the backward; the shape with the class axis moved last."""
     x, moved = _to_rows(logits, d, compute_dtype(logits.dtype))
-    out = empty_like(x)
-    soft = empty_like(x) if hard and want_grad else None
+    out = torch.empty_like(x)
+    soft = torch.empty_like(x) if hard and want_grad else None
     found.extend(kernels.forward(x, inv_tau, seed, out, soft, hard))
     y = _from_rows(out, moved, d)
     if y.dtype != logits.dtype:
@@ -231,7 +230,7 @@ class FusedGumbelSoftmax(torch.autograd.Function):
         y, tau = ctx.saved_tensors
         d, moved, dtype = ctx.layout
         # hard: y is ours alone, so the gradient may take its memory once the graph is let go
-        grad = y if ctx.hard and not _graph_kept() else empty_like(y)
+        grad = y if ctx.hard and not _graph_kept() else torch.empty_like(y)
         grad_tau = torch.empty_like(tau) if ctx.needs_input_grad[1] else None
         g, _ = _to_rows(g, d, y.dtype)
         ctx.kernels.backward(y, g, tau.reciprocal(), grad, grad_tau)

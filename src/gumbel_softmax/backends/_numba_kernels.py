@@ -25,6 +25,8 @@ How it is made fast, on a machine without a vectorised math library (no SVML):
 * ``log`` and ``exp`` are written as polynomials on the float's bit pattern (Cephes' ``logf`` and
   ``expf``, relative error below 1e-7), so LLVM vectorises them with the loop; float64 keeps
   libm's ``log``/``exp``.
+* Every kernel function asks LLVM for 512-bit vectors (``_numba_math._wide_vectors``): on Intel
+  CPUs with AVX-512 its tuning would pick 256-bit ones, and these loops are compute-bound.
 * One 64-bit SplitMix64 hash gives two float32 elements their 24 bits each (its multiplies are
   the generator's cost); see :mod:`gumbel_softmax.backends._fused` for the stream.
 * The row maximum is a maximum over integer keys (the float's bits made monotone), since numba's

@@ -10,7 +10,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._fused import GAMMA, MIX1, MIX2
-from ._numba_math import _F32, _TINY32, _TINY64, _helper, _logf
+from ._numba_math import _F32, _TINY32, _TINY64, _helper, _logf, _wide_vectors
 
 _U64 = np.uint64
 _GAMMA = _U64(GAMMA)
@@ -52,6 +52,7 @@ def _half(seed, i):  # type: ignore[no-untyped-def]
 @_helper
 def _fill_noise32(v, seed, base):  # type: ignore[no-untyped-def]
     """v[i] = G_{base+i} for float32 (the stream of _fused), two elements per hash."""
+    _wide_vectors()
     n = v.size
     i0 = 0
     if base & 1 and n > 0:  # an odd start: the low half of the hash it shares with base - 1
@@ -71,6 +72,7 @@ def _fill_noise32(v, seed, base):  # type: ignore[no-untyped-def]
 @_helper
 def _fill_noise64(v, seed, base):  # type: ignore[no-untyped-def]
     """v[i] = G_{base+i} for float64: 53 bits of hash number base + i, U = k 2^-53 >= tiny."""
+    _wide_vectors()
     for i in range(v.size):
         r = _mix(seed + (np.uint64(base + i) + _U64(1)) * _GAMMA)
         u = np.float64(np.int64(r >> _S11)) * 2.0**-53

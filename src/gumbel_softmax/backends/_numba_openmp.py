@@ -13,7 +13,7 @@ from numba import carray, cfunc, types
 from numba.extending import intrinsic, overload
 
 from . import _parallel as _slot
-from ._numba_math import _F32, _helper
+from ._numba_math import _F32, _helper, _wide_vectors
 from ._numba_noise import _U64
 from ._numba_rows import _backward, _forward, _noise
 from ._parallel import ARRAY, SCALAR, slot_layout
@@ -131,6 +131,7 @@ def _ordered(layout: tuple[tuple[str, int], ...], **args: Any) -> tuple[Any, ...
 
 @_helper
 def _forward_blocks(s, zero):  # type: ignore[no-untyped-def]
+    _wide_vectors()  # as the kernels it calls, so that inlining them changes nothing
     x, inv_tau = _at(s, _F_X, zero), _at(s, _F_TAU, zero)
     out, soft = _at(s, _F_OUT, zero), _at(s, _F_SOFT, zero)
     results = carray(_i64_at(s[_RESULTS]), 2 * s[_BLOCKS])
@@ -146,6 +147,7 @@ def _forward_blocks(s, zero):  # type: ignore[no-untyped-def]
 
 @_helper
 def _backward_blocks(s, zero):  # type: ignore[no-untyped-def]
+    _wide_vectors()  # as the kernels it calls, so that inlining them changes nothing
     y, g, inv_tau = _at(s, _B_Y, zero), _at(s, _B_G, zero), _at(s, _B_TAU, zero)
     grad, grad_tau = _at(s, _B_GRAD, zero), _at(s, _B_GRAD_TAU, zero)
     while True:
@@ -157,6 +159,7 @@ def _backward_blocks(s, zero):  # type: ignore[no-untyped-def]
 
 @_helper
 def _noise_blocks(s, zero):  # type: ignore[no-untyped-def]
+    _wide_vectors()  # as the kernels it calls, so that inlining them changes nothing
     out = _at(s, _N_OUT, zero)
     while True:
         b, c0, c1 = _claim_blocks(s)
@@ -168,6 +171,7 @@ def _noise_blocks(s, zero):  # type: ignore[no-untyped-def]
 @_helper
 def _blocks(s, zero):  # type: ignore[no-untyped-def]
     """Run the kernel the WHICH slot names (its index in _KERNELS) in ``zero``'s dtype."""
+    _wide_vectors()
     if s[_WHICH] == 0:
         _forward_blocks(s, zero)
     elif s[_WHICH] == 1:
@@ -178,6 +182,7 @@ def _blocks(s, zero):  # type: ignore[no-untyped-def]
 
 def _blocks_worker(data):  # type: ignore[no-untyped-def]
     """The C callback: ``data`` points at the slots, whose float width picks the variant."""
+    _wide_vectors()
     s = carray(_i64_at(data), carray(_i64_at(data), _slot.HEAD)[_COUNT])
     if s[_WIDTH] == 32:
         _blocks(s, _F32(0))

@@ -16,6 +16,7 @@ from ._numba_math import (
     _scalar,
     _tiny,
     _unkey,
+    _wide_vectors,
 )
 from ._numba_noise import _fill_noise
 
@@ -40,6 +41,7 @@ def _tau_at(inv_tau, r):  # type: ignore[no-untyped-def]
 @_helper
 def _add_logits(x, v):  # type: ignore[no-untyped-def]
     """v += x; returns the key of max v and how many x are NaN or +inf (validation, no extra pass)."""
+    _wide_vectors()
     mk = _lowest_key(x)
     nans = 0
     for i in range(x.size):
@@ -54,6 +56,7 @@ def _add_logits(x, v):  # type: ignore[no-untyped-def]
 @_helper
 def _perturb(x, v, seed, base):  # type: ignore[no-untyped-def]
     """v = x + G_{base..}, in blocks that stay in L1; returns (key of max v, NaN or +inf count)."""
+    _wide_vectors()
     mk = _lowest_key(x)
     nans = 0
     for b0 in range(0, x.size, _BLOCK):
@@ -68,6 +71,7 @@ def _perturb(x, v, seed, base):  # type: ignore[no-untyped-def]
 @_helper
 def _softmax_in_place(y, m, t):  # type: ignore[no-untyped-def]
     """y <- softmax((y - m) t), given m = max y."""
+    _wide_vectors()
     s = _scalar(0.0, y)
     for k in range(y.size):
         e = _exp((y[k] - m) * t)
@@ -83,6 +87,7 @@ def _first_argmax(v, m):  # type: ignore[no-untyped-def]
     """The first k with v[k] == m, given m = max v; as torch.argmax, a NaN counts as the
     maximum (unvalidated NaN logits), and the index is always in range. Min-reductions over
     indices, so that they vectorise."""
+    _wide_vectors()
     n = v.size
     first_max = n
     first_nan = n
@@ -96,6 +101,7 @@ def _first_argmax(v, m):  # type: ignore[no-untyped-def]
 @_helper
 def _one_hot(out, idx, nan):  # type: ignore[no-untyped-def]
     """The one-hot of ``idx``, or NaN throughout if ``nan`` (as the reference gives for NaN)."""
+    _wide_vectors()
     for k in range(out.size):
         out[k] = np.nan if nan else 0.0
     if not nan:
@@ -125,9 +131,13 @@ def _long_row(x, t, seed, base, v, out, hard, want_soft):  # type: ignore[no-unt
 @_helper
 def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """A chunk of rows of K < _ROW_MIN classes (buffers as _long_row); returns (NaN count,
-    all-masked rows). Vectors run across rows: the noise, the addition and the exp as flat
-    passes over the chunk, and each per-row reduction as K passes over all rows (loop over k
-    outside, rows inside, strided), so that a row of ten classes never runs alone."""
+    all-masked rows). Vectors run across rows, never along a row of ten classes only: the
+    noise and the addition as flat passes over the chunk; then the chunk is transposed once
+    into ``c`` (``c[k * rows + r] = v[r * K + k]``), so that every per-row reduction is K
+    contiguous passes over all rows (in the order k = 0, 1, ...), and the result is written
+    back once. Strided access, which vectorises as gathers and scatters, is thus one read and
+    one write per element instead of one per pass."""
+    _wide_vectors()
     _fill_noise(v, seed, base)
     nans = 0
     for i in range(v.size):
@@ -135,11 +145,17 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
         v[i] += xi
         nans += not (xi < np.inf)  # NaN or +inf, both refused by validate_args
     rows = x.size // k_size
-    mk = np.full(rows, _lowest_key(x))
+    c = np.empty(v.size, x.dtype)
     for k in range(k_size):
         w = v[k:]
+        ck = c[k * rows : (k + 1) * rows]
         for r in range(rows):
-            mk[r] = max(mk[r], _key(w[r * k_size]))
+            ck[r] = w[r * k_size]
+    mk = np.full(rows, _lowest_key(x))
+    for k in range(k_size):
+        ck = c[k * rows : (k + 1) * rows]
+        for r in range(rows):
+            mk[r] = max(mk[r], _key(ck[r]))
     m = np.empty(rows, x.dtype)
     masked = 0
     for r in range(rows):
@@ -148,40 +164,42 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
     if hard:  # the first maximum; a NaN counts as the maximum, as in torch.argmax
         idx = np.full(rows, k_size)
         for k in range(k_size):
-            w = v[k:]
+            ck = c[k * rows : (k + 1) * rows]
             for r in range(rows):
-                wk = w[r * k_size]
-                idx[r] = min(idx[r], k if (wk == m[r] or wk != wk) else k_size)
+                ck_r = ck[r]
+                idx[r] = min(idx[r], k if (ck_r == m[r] or ck_r != ck_r) else k_size)
+        for i in range(out.size):  # without want_soft, v is out: only c is read from here
+            out[i] = 0.0
         for r in range(rows):
             a = r * k_size
-            i = a + idx[r]
-            nan = True if idx[r] >= k_size else v[i] != v[i]
-            for k in range(a, a + k_size):  # without want_soft, v is out: v is used up here
-                out[k] = np.nan if nan else 0.0
-            if not nan:
-                out[i] = 1.0
+            if idx[r] >= k_size or c[idx[r] * rows + r] != c[idx[r] * rows + r]:
+                for k in range(a, a + k_size):
+                    out[k] = np.nan
+            else:
+                out[a + idx[r]] = 1.0
         if not want_soft:
             return nans, masked
     t = np.empty(rows, x.dtype)
     for r in range(rows):
         t[r] = _tau_at(inv_tau, r0 + r)
     for k in range(k_size):
-        w = v[k:]
+        ck = c[k * rows : (k + 1) * rows]
         for r in range(rows):
-            w[r * k_size] = (w[r * k_size] - m[r]) * t[r]
-    for i in range(v.size):
-        v[i] = _exp(v[i])
+            ck[r] = (ck[r] - m[r]) * t[r]
+    for i in range(c.size):
+        c[i] = _exp(c[i])
     s = np.zeros(rows, x.dtype)
     for k in range(k_size):
-        w = v[k:]
+        ck = c[k * rows : (k + 1) * rows]
         for r in range(rows):
-            s[r] += w[r * k_size]
+            s[r] += ck[r]
     for r in range(rows):
         s[r] = _scalar(1.0, v) / s[r]
     for k in range(k_size):
         w = v[k:]
+        ck = c[k * rows : (k + 1) * rows]
         for r in range(rows):
-            w[r * k_size] *= s[r]
+            w[r * k_size] = ck[r] * s[r]
     return nans, masked
 
 
@@ -221,6 +239,7 @@ def _tasks(rows: int, k_size: int) -> int:
 def _forward(c0, c1, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # type: ignore[no-untyped-def]
     """Tasks c0 .. c1 - 1 of a forward; returns how many logits are NaN and how many rows have
     every class masked (the checks of ``validate_args``, made in passing)."""
+    _wide_vectors()
     nans = 0
     masked = 0
     for c in range(c0, c1):
@@ -234,6 +253,7 @@ def _forward(c0, c1, x, inv_tau, seed, out, soft, k_size, hard, want_soft):  # t
 def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
     """grad = a t, with a = y (g - <g, y>) and t = 1/tau; returns -t sum_k a_k log y_k if
     ``want_tau`` (the temperature's gradient), else 0."""
+    _wide_vectors()
     dot = _scalar(0.0, y)
     for k in range(y.size):
         dot += g[k] * y[k]
@@ -253,6 +273,7 @@ def _backward_row(y, g, t, grad, want_tau):  # type: ignore[no-untyped-def]
 def _backward_short_rows(y, g, inv_tau, r0, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
     """_backward_row for a chunk of rows of K < _ROW_MIN classes, vectors running across rows
     (each per-row sum as K strided passes over all rows, in the order k = 0, 1, ...)."""
+    _wide_vectors()
     rows = y.size // k_size
     dot = np.zeros(rows, y.dtype)
     for k in range(k_size):
@@ -298,6 +319,7 @@ def _backward_task(c, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type:
 @_entry
 def _backward(c0, c1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type: ignore[no-untyped-def]
     """Tasks c0 .. c1 - 1 of a backward (rows, or chunks of short rows: see _tasks)."""
+    _wide_vectors()
     for c in range(c0, c1):
         _backward_task(c, y, g, inv_tau, grad, grad_tau, k_size, want_tau)
 
@@ -305,6 +327,7 @@ def _backward(c0, c1, y, g, inv_tau, grad, grad_tau, k_size, want_tau):  # type:
 @_entry
 def _noise(c0, c1, seed, out):  # type: ignore[no-untyped-def]
     """Chunks c0 .. c1 - 1 (of _CHUNK elements) of the noise stream."""
+    _wide_vectors()
     lo = c0 * _CHUNK
     _fill_noise(out[lo : min(out.size, c1 * _CHUNK)], seed, lo)
 

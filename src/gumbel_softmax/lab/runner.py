@@ -69,6 +69,7 @@ __all__ = [
     "TrainResult",
     "Training",
     "branch",
+    "exit_with_parent",
     "load_data",
     "load_splits",
     "minibatches",
@@ -173,6 +174,34 @@ def sampler_backend(device: torch.device) -> str:
 
 
 # --------------------------------------------------------------------------- the run directory
+# How often a worker looks whether its parent is still alive (see exit_with_parent).
+_PARENT_POLL_S = 0.5
+
+
+def exit_with_parent() -> None:
+    """Make this worker process stop when the process that started it ends: a pool initializer.
+
+    A process pool's workers outlive a parent that is killed (``kill -9``, an out-of-memory
+    kill, a closed terminal) and go on training their runs, so a sweep started again would find
+    those runs busy (:meth:`RunDirectory.lock`) and two sweeps' worth of processes would share
+    the cores. A daemon thread compares ``os.getppid()`` with the parent's pid every
+    ``_PARENT_POLL_S`` seconds (a process whose parent ends is re-parented, on every POSIX
+    system) and, once it differs, ends this process at once (``os._exit``, status 1): its run
+    is then where a killed run is, resumable from its last checkpoint. Where the parent is
+    already gone when this is called, the process ends at the first poll.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class RunDirectory:
     """The files of one run (see the module docstring for the layout).
 

@@ -68,7 +68,9 @@ evaluated in the next session.
 Engines: ``local`` runs ``--jobs`` worker processes with ``cores // jobs`` torch threads each (so
 they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` submits each point as a Ray task of that many CPUs
 to the cluster at ``--address`` (default: a local instance of ``--jobs`` CPUs; the ``ray`` extra).
-A run's result is a function of its config, machine and thread count, not of the engine.
+A run's result is a function of its config, machine and thread count, not of the engine. A local
+sweep that is killed takes its workers with it within a second (:func:`.runner.exit_with_parent`):
+their runs stop where a killed run stops, and the sweep started again resumes them.
 """
 
 from __future__ import annotations
@@ -711,11 +713,15 @@ class _Engine:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+        from .runner import exit_with_parent
+
         if self.pool is None:
             # spawn: a fresh interpreter per worker (forking a process that has started torch's
             # thread pools can hang).
             context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=context, initializer=exit_with_parent
+            )
         pending = {self.pool.submit(_run_point, *args): p for p, args in tasks}
         while pending:
             ready, _ = wait(pending, return_when=FIRST_COMPLETED)
