@@ -246,6 +246,34 @@ def test_the_command_again_skips_finished_runs_resumes_the_rest_and_exits_1_on_f
     assert _finals(spec, 2) == before2 and "2 of 2 selected points evaluated (2 already" in out
 
 
+def test_render_writes_the_table_from_the_runs_on_disk_and_runs_nothing(local_sweep, capsys):
+    """``--render`` rebuilds both tables from the run directories alone (the table of a sweep
+    stopped part way, or run from another spec sharing ``root``): the same groups and points,
+    both phases, and no run starts."""
+    spec, _, _ = local_sweep
+    json_path = spec.results.with_suffix(".json")
+    before = json.loads(json_path.read_text())
+    json_path.unlink()
+    spec.results.with_suffix(".md").unlink()
+    runs = {p.name: sorted(Path(p.config["run_dir"]).rglob("*")) for p in spec.points[:2]}
+    assert cli.main(["sweep", str(spec.path), "--render"]) == 0
+    out = capsys.readouterr().out
+    assert "the table of 2 of 3 finished points and 2 phase-2 evaluation(s), nothing run" in out
+    after = json.loads(json_path.read_text())
+    assert after["groups"][:2] == before["groups"][:2]  # the third: the failed point's group
+    for old, new in zip(before["points"][:2], after["points"][:2], strict=True):
+        assert (new["status"], new["metrics"], new["phase2"]["metrics"]) == (
+            old["status"],
+            old["metrics"],
+            old["phase2"]["metrics"],
+        )
+    assert after["points"][2]["status"] == "pending"  # its error was this session's, not on disk
+    assert {p.name: sorted(Path(p.config["run_dir"]).rglob("*")) for p in spec.points[:2]} == runs
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sweep", str(spec.path), "--render", "--dry-run"])
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
 def test_a_ray_sweep_gives_the_local_results(local_sweep, tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (make test installs it)")
     spec, _, _ = local_sweep

@@ -182,7 +182,12 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     with _warnings_as_messages():
         try:
             result = run_sweep(
-                spec, jobs=args.jobs, engine=args.engine, address=args.address, dry_run=args.dry_run
+                spec,
+                jobs=args.jobs,
+                engine=args.engine,
+                address=args.address,
+                dry_run=args.dry_run,
+                render=args.render,
             )
         except (ConfigError, SweepError) as err:
             parser.error(str(err))

@@ -426,10 +426,17 @@ class SweepResult:
     tables: tuple[Path, Path] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
+    rendered: bool = False
 
     def summary(self) -> str:
         n = len(self.spec.points)
         ran = self.done + self.failed
+        if self.rendered:
+            return (
+                f"sweep {self.spec.title!r}: the table of {self.skipped} of {n} finished points"
+                + (f" and {self.final_skipped} phase-2 evaluation(s)" if self.spec.final else "")
+                + f", nothing run\ntable: {self.tables[1] if self.tables else '-'}"
+            )
         lines = [
             f"sweep {self.spec.title!r}: {self.done + self.skipped} of {n} points finished "
             f"({self.skipped} already, {self.done} now), {self.failed} failed",
@@ -468,6 +475,7 @@ def run_sweep(
     engine: str = "local",
     address: str | None = None,
     dry_run: bool = False,
+    render: bool = False,
     stream: TextIO | None = None,
 ) -> SweepResult:
     """Run every point of ``spec`` not finished yet on ``engine`` and write the table; with a
@@ -478,6 +486,8 @@ def run_sweep(
         engine: ``"local"`` (a process pool) or ``"ray"``.
         address: a Ray cluster to join (default: start a local instance).
         dry_run: list the points of both phases and what would run; run nothing, write nothing.
+        render: write the table from the runs on disk (both phases) and run nothing: e.g. for
+            a sweep stopped part way, or run from another copy of the spec that shares ``root``.
         stream: the progress lines (default ``sys.stderr``).
 
     Raises:
@@ -515,6 +525,12 @@ def run_sweep(
         file=out,
         flush=True,
     )
+    if render and not dry_run:
+        result.tables = write_tables(spec, finals, {}, previous, evaluated=evaluated)
+        result.rows = _rows(spec, finals, {}, previous, evaluated)
+        result.final_skipped = len(evaluated)
+        result.rendered = True
+        return result
     if dry_run:
         for point in spec.points:
             state = "finished" if point.name in finals else "to run"
@@ -1087,8 +1103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a base config field for every point (repeatable), e.g. --set "
         "max_steps=1000 --set data_dir=/data",
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--dry-run",
         action="store_true",
         help="list the points and which are finished; run nothing, write nothing",
+    )
+    mode.add_argument(
+        "--render",
+        action="store_true",
+        help="write the table from the finished runs on disk; run nothing",
     )
