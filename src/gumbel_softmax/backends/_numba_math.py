@@ -49,7 +49,7 @@ _EXP_MIN = _F32(-87.33654)  # log(tiny): below it the result would be subnormal;
 
 # LLVM's tuning for Intel CPUs with AVX-512 (Skylake-X to Emerald Rapids) prefers 256-bit vectors
 # ("prefer-256-bit": wide instructions once cost clock speed). These loops are compute-bound and
-# run faster with 512-bit ones (measured: benchmarks/kernels/results.md, before and after), so
+# run faster with 512-bit ones (measured: docs/backends.md, "Vector width"), so
 # every kernel function with a loop asks for them with the function attribute clang's
 # -mprefer-vector-width=512 sets. Where AVX-512 is absent the widest legal vector is used instead.
 _PREFER_512 = '"prefer-vector-width"="512"'

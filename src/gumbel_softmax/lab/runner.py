@@ -173,7 +173,7 @@ def sampler_backend(device: torch.device) -> str:
     return "reference" if kernels is None else kernels.name
 
 
-# --------------------------------------------------------------------------- the run directory
+# ---------------------------------------------------------------------------- worker processes
 # How often a worker looks whether its parent is still alive (see exit_with_parent).
 _PARENT_POLL_S = 0.5
 
@@ -187,12 +187,15 @@ def exit_with_parent() -> None:
     the cores. A daemon thread compares ``os.getppid()`` with the parent's pid every
     ``_PARENT_POLL_S`` seconds (a process whose parent ends is re-parented, on every POSIX
     system) and, once it differs, ends this process at once (``os._exit``, status 1): its run
-    is then where a killed run is, resumable from its last checkpoint. Where the parent is
-    already gone when this is called, the process ends at the first poll.
+    is then where a killed run is, resumable from its last checkpoint. The parent is the one
+    multiprocessing names, so a parent already gone when this is called ends the process at
+    the first poll too.
     """
+    import multiprocessing
     import threading
 
-    parent = os.getppid()
+    known = multiprocessing.parent_process()
+    parent = known.pid if known is not None and known.pid is not None else os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -202,6 +205,7 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+# --------------------------------------------------------------------------- the run directory
 class RunDirectory:
     """The files of one run (see the module docstring for the layout).
 
