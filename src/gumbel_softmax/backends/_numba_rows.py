@@ -171,12 +171,12 @@ def _short_rows(x, inv_tau, r0, seed, base, v, out, k_size, hard, want_soft):  #
         for i in range(out.size):  # without want_soft, v is out: only c is read from here
             out[i] = 0.0
         for r in range(rows):
-            a = r * k_size
-            if idx[r] >= k_size or c[idx[r] * rows + r] != c[idx[r] * rows + r]:
+            a, j = r * k_size, idx[r]
+            if j >= k_size or c[j * rows + r] != c[j * rows + r]:  # NaN: the row is NaN
                 for k in range(a, a + k_size):
                     out[k] = np.nan
             else:
-                out[a + idx[r]] = 1.0
+                out[a + j] = 1.0
         if not want_soft:
             return nans, masked
     t = np.empty(rows, x.dtype)
