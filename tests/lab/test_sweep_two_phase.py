@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -141,6 +143,53 @@ def test_a_sweep_killed_in_phase_2_resumes_there(two_phase, capsys, monkeypatch)
     }
     assert cli.main(["sweep", str(spec.path), "--dry-run"]) == 0
     assert f"final/{selected.name}: finished" in capsys.readouterr().err
+
+
+def _events(log: str) -> list[str]:
+    """The sweep's progress lines as events: ``"1"`` a phase-1 run ended, ``"2"`` a phase-2 one."""
+    return [
+        "2" if line.startswith("gumbel-softmax: sweep: phase 2: ") else "1"
+        for line in log.splitlines()
+        if re.match(r"gumbel-softmax: sweep: (phase 2: )?\d+/\d+ done", line)
+    ]
+
+
+def test_a_group_s_phase_2_runs_as_soon_as_its_own_points_have_run(tmp_path, monkeypatch):
+    """Two groups, one job: the first group's evaluation goes ahead of the second group's
+    points; a group whose points finished in an earlier session is evaluated first of all."""
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'experiment = "vae"\ngroup_by = ["estimator"]\n'
+        + _base()
+        + "[final]\neval_samples = 5\ntest_images = 40\n"
+        + '[[grid]]\nestimator = ["gs", "st"]\nlr = [1e-3, 3e-4]\n'
+    )
+    spec = sweep.load_spec(path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = io.StringIO()
+    result = sweep.run_sweep(spec, stream=out)
+    log = out.getvalue()
+    assert (result.done, result.final_done) == (4, 2)
+    assert _events(log) == ["1", "1", "2", "1", "1", "2"]
+    assert "phase 2: 1/1 done, 1 running, 0 failed; 1 group(s) still in phase 1" in log
+    assert "phase 2: 2/2 done, 0 running, 0 failed\n" in log
+    # the next session: gs's evaluation lost, one st point to train again
+    doc = _read(spec.results.with_suffix(".json"))
+    gs, st = doc["groups"]
+    gs_final = _phase2_dir(spec, next(p for p in spec.points if p.name == gs["runs"][0]))
+    before = _read(gs_final / "final.json")
+    (gs_final / "final.json").unlink()
+    (unselected,) = (p for p in spec.points[2:] if p.name not in st["runs"])
+    for f in ("final.json", "checkpoints"):
+        target = Path(unselected.config["run_dir"]) / f
+        target.unlink() if target.is_file() else shutil.rmtree(target)
+    out = io.StringIO()
+    result = sweep.run_sweep(spec, stream=out)
+    log = out.getvalue()
+    assert "phase 2: 1 selected point(s) of finished groups to evaluate again" in log
+    assert _events(log) == ["2", "1"]  # gs's evaluation first; st's selection still evaluated
+    assert (result.done, result.skipped, result.final_done, result.final_skipped) == (1, 3, 1, 1)
+    assert _read(gs_final / "final.json") == before
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))

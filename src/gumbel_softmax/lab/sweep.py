@@ -51,12 +51,14 @@ its seed) with the lowest mean ``select`` over its seeds among the settings whos
 finished, its ``report`` metrics (means over the seeds), and how many of the group's points ran.
 
 Two phases. With a ``[final]`` table, phase 1 runs every point as above and selects per group
-on its ``select`` metric; phase 2 then evaluates each selected point (every seed of the selected
-setting) again with the ``[final]`` fields, on its trained weights: its run directory
-``<root>/final/<name>`` is branched from the point's (:func:`.runner.branch`: its last
-checkpoint, no training step) and the experiment's ``main`` runs the final evaluation alone, so
-the record equals the point run with the ``[final]`` settings from the start, bit for bit.
-``[final]`` takes only the experiment's declared final-evaluation fields
+on its ``select`` metric; phase 2 evaluates each selected point (every seed of the selected
+setting) again with the ``[final]`` fields, on its trained weights. A group's phase 2 starts as
+soon as its own points have all run (finished or failed) and goes ahead of the points still
+waiting, so a long sweep completes its table cell by cell and one stopped part way leaves whole
+cells. Its run directory ``<root>/final/<name>`` is branched from the point's
+(:func:`.runner.branch`: its last checkpoint, no training step) and the experiment's ``main``
+runs the final evaluation alone, so the record equals the point run with the ``[final]``
+settings from the start, bit for bit. ``[final]`` takes only the experiment's declared final-evaluation fields
 (:attr:`.experiments.Experiment.final_fields`, e.g. the VAE's ``eval_samples``,
 ``eval_images``, ``test_images``); any other key would change the training and is a
 :class:`~gumbel_softmax.lab.config.ConfigError` naming it. The table then reports phase 2's
@@ -66,8 +68,9 @@ whose selection changes later (a failed point that runs and wins) has its new se
 evaluated in the next session.
 
 Engines: ``local`` runs ``--jobs`` worker processes with ``cores // jobs`` torch threads each (so
-they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` submits each point as a Ray task of that many CPUs
-to the cluster at ``--address`` (default: a local instance of ``--jobs`` CPUs; the ``ray`` extra).
+they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` runs each
+point as a Ray task of that many CPUs on the cluster at ``--address`` (default: a local instance
+of ``--jobs`` jobs' CPUs; the ``ray`` extra), as many at once as the cluster has CPUs for.
 A run's result is a function of its config, machine and thread count, not of the engine. A local
 sweep that is killed takes its workers with it within a second (:func:`.runner.exit_with_parent`):
 their runs stop where a killed run stops, and the sweep started again resumes them.
@@ -83,10 +86,11 @@ import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from .config import ConfigError, load_toml
 from .experiments import Experiment, get
@@ -410,7 +414,10 @@ def _finished(
 @dataclass
 class SweepResult:
     """What a sweep did this session and where its table is: ``done``/``skipped``/``failed``
-    count phase 1's points, ``final_*`` phase 2's selected points (a spec with ``[final]``)."""
+    count phase 1's points, ``final_*`` phase 2's selected points (a spec with ``[final]``);
+    ``wall_s`` is the whole session's wall time, ``runs_wall_s``/``final_runs_wall_s`` the sum
+    of each phase's runs' own times, ``final_wall_s`` the wall time during which at least one
+    phase-2 evaluation ran (the phases interleave: see :func:`run_sweep`)."""
 
     spec: SweepSpec
     done: int = 0
@@ -443,7 +450,7 @@ class SweepResult:
         ]
         if ran:
             lines.append(
-                f"wall {self.wall_s - self.final_wall_s:.1f} s; the runs' own time "
+                f"wall {self.wall_s:.1f} s in all; the runs' own time "
                 f"{self.runs_wall_s:.1f} s ({ran} run(s))"
             )
         if self.spec.final and not self.dry_run:
@@ -453,8 +460,8 @@ class SweepResult:
                 f" of {selected} selected points evaluated ({self.final_skipped} already, "
                 f"{self.final_done} now), {self.final_failed} failed"
                 + (
-                    f"; wall {self.final_wall_s:.1f} s, the runs' own time "
-                    f"{self.final_runs_wall_s:.1f} s"
+                    f"; the runs' own time {self.final_runs_wall_s:.1f} s, "
+                    f"{self.final_wall_s:.1f} s of wall time with one running"
                     if self.final_done + self.final_failed
                     else ""
                 )
@@ -479,7 +486,9 @@ def run_sweep(
     stream: TextIO | None = None,
 ) -> SweepResult:
     """Run every point of ``spec`` not finished yet on ``engine`` and write the table; with a
-    ``[final]`` table, then evaluate the selected points again with it (phase 2).
+    ``[final]`` table, also evaluate each group's selected points again with it (phase 2), as
+    soon as that group's own points have all finished or failed: its evaluations go ahead of
+    the phase-1 runs still waiting, and those of groups finished in earlier sessions go first.
 
     Args:
         jobs: runs at once (worker processes, or the CPUs of a local Ray instance).
@@ -540,12 +549,47 @@ def run_sweep(
         return result
     walls: dict[str, float] = {}
     errors: dict[str, str] = {}
-    t0 = time.perf_counter()
+    walls2: dict[str, float] = {}
+    queue = _Queue()
+    groups = _groups(spec)
+    settled: set[tuple[Any, ...]] = set()
+    todo2: list[Point] = []
 
     def tables(session: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
         return write_tables(
             spec, finals, errors, {**previous, **walls}, evaluated=evaluated, session=session
         )
+
+    def settle() -> None:
+        """Queue phase 2 for every group whose points have all finished or failed and that
+        has not been queued yet: a cell of the table completes as soon as its own points ran,
+        not after the whole grid, and a sweep stopped part way leaves whole cells behind."""
+        if not spec.final:
+            return
+        ready = [
+            (key, names)
+            for key, names in groups.items()
+            if key not in settled and all(n in finals or n in errors for n in names)
+        ]
+        if not ready:
+            return
+        selected = {p.name for p in _selected(spec, finals, errors)}
+        on_disk = _evaluated(spec, finals, previous_final)  # phase 1 may have run some again
+        for key, names in ready:
+            settled.add(key)
+            for name in names:
+                evaluated.pop(name, None)
+                if name in on_disk:
+                    evaluated[name] = on_disk[name]
+                if name in selected:
+                    if name in evaluated:
+                        result.final_skipped += 1
+                    else:
+                        point = by_name[name]
+                        todo2.append(point)
+                        args = (spec.experiment.name, dict(point.final or {}), threads,
+                                point.config["run_dir"])  # fmt: skip
+                        queue.first.append(_Task(point, args, 2))
 
     def finish(point: Point, outcome: dict[str, Any], running: int) -> None:
         walls[point.name] = outcome["wall_s"]
@@ -566,64 +610,7 @@ def run_sweep(
             file=out,
             flush=True,
         )
-
-    runs = _Engine(engine, jobs, threads, address)
-    try:
-        runs.run([(p, (spec.experiment.name, dict(p.config), threads)) for p in todo], finish)
-        t1 = time.perf_counter()
-        if spec.final:
-            _phase2(spec, result, runs, finals, errors, evaluated, previous_final, tables, out)
-    finally:
-        runs.close()
-    result.wall_s = time.perf_counter() - t0
-    result.runs_wall_s = sum(walls.values())
-    session: dict[str, Any] = {
-        "engine": engine,
-        "jobs": jobs,
-        "threads": threads,
-        "runs": len(walls),
-        "wall_s": round(result.wall_s, 2),
-        "runs_wall_s": round(result.runs_wall_s, 2),
-    }
-    if spec.final:
-        session.update(
-            phase1_wall_s=round(t1 - t0, 2),
-            phase2_wall_s=round(result.final_wall_s, 2),
-            phase2_runs=result.final_done + result.final_failed,
-            phase2_runs_wall_s=round(result.final_runs_wall_s, 2),
-        )
-    result.tables = tables(session)
-    result.rows = _rows(spec, finals, errors, {**previous, **walls}, evaluated)
-    return result
-
-
-def _phase2(
-    spec: SweepSpec,
-    result: SweepResult,
-    runs: _Engine,
-    finals: Mapping[str, Mapping[str, Any]],
-    errors: Mapping[str, str],
-    evaluated: dict[str, dict[str, Any]],
-    previous_walls: Mapping[str, float],
-    tables: Any,
-    out: TextIO,
-) -> None:
-    """Evaluate each group's selected points again with ``[final]`` (branched from their
-    phase-1 run directories), those not evaluated yet; ``evaluated`` gets the outcomes."""
-    t0 = time.perf_counter()
-    selected = _selected(spec, finals, errors)
-    evaluated.clear()  # phase 1 may have run some points again
-    evaluated.update(_evaluated(spec, finals, previous_walls))
-    todo2 = [p for p in selected if p.name not in evaluated]
-    result.final_skipped = len(selected) - len(todo2)
-    print(
-        f"gumbel-softmax: sweep: phase 2: the {len(selected)} selected point(s) evaluated "
-        f"again with [final] {_overrides(spec)} on their trained weights: "
-        f"{result.final_skipped} finished already, {len(todo2)} to run",
-        file=out,
-        flush=True,
-    )
-    walls2: dict[str, float] = {}
+        settle()
 
     def finish2(point: Point, outcome: dict[str, Any], running: int) -> None:
         walls2[point.name] = outcome["wall_s"]
@@ -637,24 +624,115 @@ def _phase2(
         else:
             result.final_done += 1
         result.tables = tables()
-        done = result.final_done + result.final_failed
-        left = len(todo2) - done
-        eta = _duration(sum(walls2.values()) / done * left / runs.jobs) if left else "0 s"
+        waiting = len(groups) - len(settled)
         print(
             f"gumbel-softmax: sweep: phase 2: {result.final_done + result.final_skipped}/"
-            f"{len(selected)} done, {running} running, {result.final_failed} failed; "
-            f"ETA {eta}",
+            f"{result.final_skipped + len(todo2)} done, {running} running, "
+            f"{result.final_failed} failed"
+            + (f"; {waiting} group(s) still in phase 1" if waiting else ""),
             file=out,
             flush=True,
         )
 
-    tasks2 = [
-        (p, (spec.experiment.name, dict(p.final or {}), runs.threads, p.config["run_dir"]))
-        for p in todo2
-    ]
-    runs.run(tasks2, finish2)
+    by_name = {p.name: p for p in spec.points}
+    t0 = time.perf_counter()
+    settle()  # the groups finished in earlier sessions: their phase 2 first
+    if spec.final and queue.first:
+        print(
+            f"gumbel-softmax: sweep: phase 2: {len(queue.first)} selected point(s) of finished "
+            f"groups to evaluate again with [final] {_overrides(spec)} on their trained weights",
+            file=out,
+            flush=True,
+        )
+    queue.rest.extend(_Task(p, (spec.experiment.name, dict(p.config), threads), 1) for p in todo)
+
+    def ended(task: _Task, outcome: dict[str, Any], running: int) -> None:
+        queue.clock.stop(task.phase)
+        (finish if task.phase == 1 else finish2)(task.point, outcome, running)
+
+    runs = _Engine(engine, jobs, threads, address)
+    try:
+        runs.run(queue, ended)
+    finally:
+        runs.close()
+    result.wall_s = time.perf_counter() - t0
+    result.runs_wall_s = sum(walls.values())
     result.final_runs_wall_s = sum(walls2.values())
-    result.final_wall_s = time.perf_counter() - t0
+    result.final_wall_s = queue.clock.spent[2]
+    session: dict[str, Any] = {
+        "engine": engine,
+        "jobs": jobs,
+        "threads": threads,
+        "runs": len(walls),
+        "wall_s": round(result.wall_s, 2),
+        "runs_wall_s": round(result.runs_wall_s, 2),
+    }
+    if spec.final:
+        session.update(
+            phase1_wall_s=round(queue.clock.spent[1], 2),
+            phase2_wall_s=round(queue.clock.spent[2], 2),
+            phase2_runs=result.final_done + result.final_failed,
+            phase2_runs_wall_s=round(result.final_runs_wall_s, 2),
+        )
+    result.tables = tables(session)
+    result.rows = _rows(spec, finals, errors, {**previous, **walls}, evaluated)
+    return result
+
+
+def _groups(spec: SweepSpec) -> dict[tuple[Any, ...], list[str]]:
+    """The names of each group's points (grouped as :func:`table` groups them), in order."""
+    out: dict[tuple[Any, ...], list[str]] = {}
+    for p in spec.points:
+        key = tuple(p.settings.get(k, p.config[k]) for k in spec.group_by)
+        out.setdefault(key, []).append(p.name)
+    return out
+
+
+class _Task(NamedTuple):
+    """A run for the engine: ``_run_point(*args)`` for ``point`` in ``phase`` 1 or 2."""
+
+    point: Point
+    args: tuple[Any, ...]
+    phase: int
+
+
+@dataclass
+class _Queue:
+    """The tasks not yet handed to the engine: phase 2's first (short, and each completes a cell
+    of the table), then phase 1's in the spec's order. A task leaves it when a worker is free to
+    run it, so ``clock`` sees each task's run from its start to its end."""
+
+    first: deque[_Task] = field(default_factory=deque)
+    rest: deque[_Task] = field(default_factory=deque)
+    clock: _PhaseClock = field(default_factory=lambda: _PhaseClock())
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.rest)
+
+    def pop(self) -> _Task:
+        task = (self.first or self.rest).popleft()
+        self.clock.start(task.phase)
+        return task
+
+
+class _PhaseClock:
+    """The wall time during which at least one task of each phase ran (tasks are handed out
+    only as workers free up, so a task runs from its start here to its end)."""
+
+    def __init__(self) -> None:
+        self.spent = {1: 0.0, 2: 0.0}
+        self._running = {1: 0, 2: 0}
+        self._since = {1: 0.0, 2: 0.0}
+
+    def start(self, phase: int) -> None:
+        if self._running[phase] == 0:
+            self._since[phase] = time.perf_counter()
+        self._running[phase] += 1
+
+    def stop(self, phase: int) -> None:
+        self._running[phase] -= 1
+        if self._running[phase] == 0:
+            self.spent[phase] += time.perf_counter() - self._since[phase]
 
 
 def _evaluated(
@@ -693,7 +771,10 @@ def _print_phase2(
         group = ", ".join(f"{k}={_show(v)}" for k, v in g["group"].items()) or "all points"
         left = g["points"] - g["done"]
         if left:
-            print(f"  {_FINAL_DIR}/ ({group}): after phase 1 ({left} point(s) to run)", file=out)
+            print(
+                f"  {_FINAL_DIR}/ ({group}): once its own points have run ({left} to run)",
+                file=out,
+            )
             continue
         for name in g.get("runs", []):
             state = "finished" if name in evaluated else "to run"
@@ -701,9 +782,9 @@ def _print_phase2(
 
 
 class _Engine:
-    """Runs ``_run_point(*args)`` for batches of ``(point, args)``, calling ``finish(point,
-    outcome, running)`` as each ends; the process pool or the Ray instance starts at the
-    first batch and serves both phases."""
+    """Runs the tasks of a :class:`_Queue`, handing one out whenever a worker is free (so a
+    phase-2 task queued while phase 1 runs goes next) and calling ``finish(task, outcome,
+    running)`` as each ends. The process pool or the Ray instance starts with the first task."""
 
     def __init__(self, engine: str, jobs: int, threads: int, address: str | None) -> None:
         self.engine, self.jobs, self.threads, self.address = engine, jobs, threads, address
@@ -711,13 +792,20 @@ class _Engine:
         self.ray: Any = None
         self.ray_started = False
 
-    def run(self, tasks: list[tuple[Point, tuple[Any, ...]]], finish: Any) -> None:
-        if not tasks:
+    def run(self, queue: _Queue, finish: Any) -> None:
+        if not queue:
             return
-        if self.engine == "local":
-            self._run_local(tasks, finish)
-        else:
-            self._run_ray(tasks, finish)
+        submit, ready, slots = self._local() if self.engine == "local" else self._ray()
+        pending: dict[Any, _Task] = {}
+        while True:
+            while queue and len(pending) < slots:
+                task = queue.pop()
+                pending[submit(task.args)] = task
+            if not pending:
+                return
+            for handle, outcome in ready(pending):
+                task = pending.pop(handle)
+                finish(task, outcome, min(slots, len(pending) + len(queue)))
 
     def close(self) -> None:
         if self.pool is not None:
@@ -725,7 +813,7 @@ class _Engine:
         if self.ray_started:
             self.ray.shutdown()
 
-    def _run_local(self, tasks: list[tuple[Point, tuple[Any, ...]]], finish: Any) -> None:
+    def _local(self) -> tuple[Any, Any, int]:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -738,24 +826,26 @@ class _Engine:
             self.pool = ProcessPoolExecutor(
                 max_workers=self.jobs, mp_context=context, initializer=exit_with_parent
             )
-        pending = {self.pool.submit(_run_point, *args): p for p, args in tasks}
-        while pending:
-            ready, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in ready:
-                point = pending.pop(future)
-                finish(point, future.result(), min(self.jobs, len(pending)))
 
-    def _run_ray(self, tasks: list[tuple[Point, tuple[Any, ...]]], finish: Any) -> None:
+        def ready(pending: Mapping[Any, _Task]) -> list[tuple[Any, Any]]:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            return [(f, f.result()) for f in done]
+
+        return (lambda args: self.pool.submit(_run_point, *args)), ready, self.jobs
+
+    def _ray(self) -> tuple[Any, Any, int]:
         if self.ray is None:
             self._start_ray()
         ray = self.ray
-        task = ray.remote(num_cpus=self.threads)(_run_point)
-        pending = {task.remote(*args): p for p, args in tasks}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                point = pending.pop(ref)
-                finish(point, ray.get(ref), min(self.jobs, len(pending)))
+        remote = ray.remote(num_cpus=self.threads)(_run_point)
+
+        def ready(pending: Mapping[Any, _Task]) -> list[tuple[Any, Any]]:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            return [(ref, ray.get(ref)) for ref in done]
+
+        # As many at once as the cluster has room for (a local instance: --jobs).
+        cpus = int(ray.cluster_resources().get("CPU", self.jobs * self.threads))
+        return (lambda args: remote.remote(*args)), ready, max(1, cpus // self.threads)
 
     def _start_ray(self) -> None:
         try:
