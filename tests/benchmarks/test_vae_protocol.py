@@ -56,7 +56,7 @@ def test_each_cell_shows_its_selected_setting_step_and_points_run(bench, tmp_pat
     assert row == (
         "| categorical | darn | 139.50 | 130.50 | 128.8 | lr=0.001 | 1000 | 140.00 | 2/6 |"
     )
-    assert "2 of 324 grid points run." in " ".join(lines)
-    (empty,) = [line for line in lines if line.startswith("| categorical | sf |")]
+    assert "2 of 330 grid points run." in " ".join(lines)
+    (empty,) = [line for line in lines if line.startswith("| categorical | sf-ema |")]
     assert "| — | — | 110.6 | — |" in empty and empty.endswith("| 0/6 |")
     assert bench.protocol_section(tmp_path / "nothing") == []

@@ -355,13 +355,13 @@ def test_every_registered_experiment_can_be_swept(tmp_path):
     [
         (
             "benchmarks/vae/protocol.toml",
-            324,
+            330,
             "latent=categorical,estimator=darn,normalize=true,lr=0.003",
         ),
         (
             "benchmarks/sbn/protocol.toml",
             144,
-            "latent=bernoulli,estimator=sf,normalize=true,lr=0.003",
+            "latent=bernoulli,estimator=sf-ema,normalize=true,lr=0.003",
         ),
     ],
 )
@@ -372,7 +372,8 @@ def test_the_committed_protocols_are_valid_specs(path, points, first):
     assert lrs == {3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3}  # the paper's grid
     assert {p.config["optimizer"] for p in spec.points} == {"sgd"}
     for p in spec.points:  # variance normalisation exactly for the score-function families
-        assert p.config["normalize"] == (p.config["estimator"] in ("sf", "darn", "muprop"))
+        normalized = ("sf", "sf-ema", "darn", "muprop")
+        assert p.config["normalize"] == (p.config["estimator"] in normalized)
     # m = 1000 on the whole test split for the selected points only (phase 2)
     assert spec.final == {"eval_samples": 1000, "test_images": 0}
     assert {p.config["eval_samples"] for p in spec.points} <= {10, 100}
