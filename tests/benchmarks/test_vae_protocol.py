@@ -46,7 +46,7 @@ def test_each_cell_shows_its_selected_setting_step_and_points_run(bench, tmp_pat
     (row,) = [line for line in lines if line.startswith("| categorical | darn |")]
     # the lower validation -ELBO (lr 1e-3) is selected; its test values come from phase 2
     # (m = 1000 on the whole test split), not yet run: none shown; the paper's 128.8
-    assert row == "| categorical | darn | — | — | 128.8 | lr=0.001 | 1000 | 140.00 | 2/6 |"
+    assert row == "| categorical | darn | — | — | 128.8 | lr=0.001 | 1000 | 140.00 | 2/12 |"
     evaluated = {
         darn[1].name: {"final": {**final(140.0), "test": {"neg_elbo": 139.5, "iw_bound": 130.5}}}
     }
@@ -54,9 +54,9 @@ def test_each_cell_shows_its_selected_setting_step_and_points_run(bench, tmp_pat
     lines = bench.protocol_section(tmp_path)
     (row,) = [line for line in lines if line.startswith("| categorical | darn |")]
     assert row == (
-        "| categorical | darn | 139.50 | 130.50 | 128.8 | lr=0.001 | 1000 | 140.00 | 2/6 |"
+        "| categorical | darn | 139.50 | 130.50 | 128.8 | lr=0.001 | 1000 | 140.00 | 2/12 |"
     )
-    assert "2 of 330 grid points run." in " ".join(lines)
+    assert "2 of 336 grid points run." in " ".join(lines)
     (empty,) = [line for line in lines if line.startswith("| categorical | sf-ema |")]
     assert "| — | — | 110.6 | — |" in empty and empty.endswith("| 0/6 |")
     assert bench.protocol_section(tmp_path / "nothing") == []

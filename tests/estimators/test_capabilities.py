@@ -442,3 +442,35 @@ def test_learning_signal_is_declared_exactly_where_f_enters_by_its_values_affine
     )
     holds = one_hot and values_only and affine
     assert holds == estimator_class(name).learning_signal, (one_hot, values_only, affine)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reports_signal_is_declared_exactly_where_the_result_carries_the_score_weight(
+    name: str,
+) -> None:
+    # ``signal`` is what NVIL's variance normalisation divides by, so it must be the weight of
+    # grad log q(z) in the logits' estimate: checked against the estimate itself, on an f whose
+    # gradient in z the score-function estimators never see (and the Taylor baselines of darn
+    # and muprop do: their signal is f less b(z), zero for a linear f).
+    from gumbel_softmax.estimators._score import log_prob
+
+    cls = estimator_class(name)
+    k = 2 if cls.binary_only else 3
+    options = {"temperature": 1.0} if cls.temperature_kind is not None else {}
+    est = build(name, event_shape=(3, k), **options)
+    x = _logits(k).requires_grad_(True)
+    r = est(x, _f, generator=torch.Generator().manual_seed(0))
+    assert (r.signal is not None) == cls.reports_signal
+    if r.signal is None:
+        return
+    assert r.signal.shape == r.surrogate.shape and not r.signal.requires_grad
+    if name == "muprop":  # the correction term adds a pathwise part: check the linear case
+        w = torch.linspace(-1.0, 1.0, 3 * k, dtype=x.dtype)
+        linear = est(x, lambda z: z.flatten(-2) @ w, generator=torch.Generator().manual_seed(0))
+        assert linear.signal is not None
+        torch.testing.assert_close(linear.signal, torch.zeros_like(linear.signal))
+        return
+    (g,) = torch.autograd.grad(r.surrogate.sum(), x)
+    score = r.logits_scale * r.signal * log_prob(x, r.sample)
+    (expected,) = torch.autograd.grad(score.sum(), x)
+    torch.testing.assert_close(g, expected, rtol=1e-10, atol=1e-12)

@@ -355,7 +355,7 @@ def test_every_registered_experiment_can_be_swept(tmp_path):
     [
         (
             "benchmarks/vae/protocol.toml",
-            330,
+            336,
             "latent=categorical,estimator=darn,normalize=true,lr=0.003",
         ),
         (

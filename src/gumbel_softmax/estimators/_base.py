@@ -58,6 +58,10 @@ class attributes, and read without building it (``estimator_class(name).binary_o
                               estimate of :math:`f(z)` given :math:`z` may stand in for
                               :math:`f(z)` and the estimate stays unbiased: the lab's sequence GAN
                               gives these SeqGAN's per-token rollout reward
+``reports_signal``            the result carries ``signal``: the per-example learning signal
+                              :math:`f(z) - b` that multiplies :math:`\nabla\log q(z)` in its
+                              one score-function term (for the variance normalisation of NVIL,
+                              which divides that signal by its running standard deviation)
 ============================  =======================================================================
 
 ``unbiased`` means unbiased for the gradient of the estimator's objective: :math:`\mathbb E f(z)`,
@@ -182,6 +186,13 @@ class EstimatorResult:
             the plain mean of ``value`` is not one (the q-weighted sum of ``exact`` and
             ``unordered-set``, the bound of ``vimco``); None for the others, whose objective
             estimate is ``value`` averaged over its samples (see :meth:`objective`).
+        signal: ``(*batch)``, detached, from estimators that declare ``reports_signal``: the
+            learning signal :math:`f(z) - b` by which their score-function term multiplies
+            :math:`\\nabla\\log q(z)`, before any scaling (``sf``: :math:`f`; ``sf-ema``:
+            :math:`f` less the running mean; ``darn``, ``muprop``: :math:`f` less the Taylor
+            baseline :math:`b(z)`; ``nvil``: :math:`f - b_\\psi(x) - c`); None for the others.
+            Its spread, not that of :math:`f`, is what NVIL's variance normalisation divides by:
+            a good baseline leaves a signal far narrower than :math:`f`.
     """
 
     surrogate: Tensor
@@ -189,6 +200,7 @@ class EstimatorResult:
     sample: Tensor
     logits_scale: float = 1.0
     estimate: Tensor | None = None
+    signal: Tensor | None = None
 
     def objective(self) -> Tensor:
         """``(*batch)``: the estimate of the objective, for logging: ``estimate`` when the
@@ -227,6 +239,7 @@ class Estimator(nn.Module):
     differentiates_twice: ClassVar[bool] = False
     single_evaluation: ClassVar[bool] = False
     learning_signal: ClassVar[bool] = False
+    reports_signal: ClassVar[bool] = False
 
     @classmethod
     def check_temperature(cls, value: object) -> float:

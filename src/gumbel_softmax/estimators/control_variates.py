@@ -61,6 +61,7 @@ class _TaylorBaseline(Estimator):
 
     correct: bool
     evaluates_relaxed = True
+    reports_signal = True
 
     def expansion_point(self, logits: Tensor) -> Tensor:
         raise NotImplementedError
@@ -74,10 +75,11 @@ class _TaylorBaseline(Estimator):
         name = str(getattr(self, "registry_name", type(self).__name__))
         loss, f_bar, slope = _taylor(f, z, point, name)
         baseline = f_bar + (slope * (z - point.detach())).sum((-1, -2))
-        surrogate = loss + (loss - baseline).detach() * log_prob(x, z)
+        signal = (loss - baseline).detach()
+        surrogate = loss + signal * log_prob(x, z)
         if self.correct:
             surrogate = surrogate + inject_gradient(point, slope, (-1, -2))
-        return EstimatorResult(surrogate, loss.detach(), z)
+        return EstimatorResult(surrogate, loss.detach(), z, signal=signal)
 
 
 @register("darn")

@@ -63,6 +63,7 @@ class ScoreFunction(Estimator):
 
     unbiased = True
     learning_signal = True
+    reports_signal = True
     single_evaluation = True
 
     def forward(  # type: ignore[override]
@@ -71,7 +72,7 @@ class ScoreFunction(Estimator):
         x = check_categorical(logits, f)
         z = one_hot_sample(x, generator)
         loss = call_f(f, z, x.shape[:-2])
-        return EstimatorResult(_reinforce(x, z, loss, loss), loss.detach(), z)
+        return EstimatorResult(_reinforce(x, z, loss, loss), loss.detach(), z, signal=loss.detach())
 
 
 @register("sf-ema", "reinforce-ema")
@@ -97,6 +98,7 @@ class EMABaseline(Estimator):
 
     unbiased = True
     learning_signal = True
+    reports_signal = True
     single_evaluation = True
     running_mean: Tensor
     num_updates: Tensor
@@ -122,13 +124,14 @@ class EMABaseline(Estimator):
         # nested) would otherwise update the average with this very sample first.
         baseline = self.baseline
         loss = call_f(f, z, x.shape[:-2])
-        surrogate = _reinforce(x, z, loss, loss.detach() - baseline)
+        signal = loss.detach() - baseline
+        surrogate = _reinforce(x, z, loss, signal)
         if self.training and loss.numel() > 0:
             with torch.no_grad():
                 mean = loss.detach().mean().to(self.running_mean.dtype)
                 self.running_mean.mul_(self.decay).add_((1 - self.decay) * mean)
                 self.num_updates.add_(1)
-        return EstimatorResult(surrogate, loss.detach(), z)
+        return EstimatorResult(surrogate, loss.detach(), z, signal=signal)
 
 
 @register("rloo", "reinforce-loo", "loo")
@@ -235,6 +238,7 @@ class NVIL(Estimator):
 
     unbiased = True
     learning_signal = True
+    reports_signal = True
     single_evaluation = True
     needs_event_shape = True
     takes_context = True
@@ -327,4 +331,6 @@ class NVIL(Estimator):
                     self.signal_mean.mul_(a).add_((1 - a) * centred.mean())
                 if centred.numel() > 1:
                     self.signal_var.mul_(a).add_((1 - a) * centred.var())
-        return EstimatorResult(surrogate, loss.detach(), z, logits_scale=scale)
+        return EstimatorResult(
+            surrogate, loss.detach(), z, logits_scale=scale, signal=residual.detach()
+        )

@@ -46,7 +46,13 @@ HELP: dict[str, str] = {
     "the paper's 512,256)",
     "estimator": "gradient estimator name from gumbel_softmax.estimators.available()",
     "normalize": "variance normalisation: divide the gradient reaching the encoder's logits by "
-    "max(1, running std of the reconstruction cost) (the paper's choice for sf, darn and muprop)",
+    "max(1, running std of the quantity normalize_by names) (the paper's choice for sf, darn "
+    "and muprop)",
+    "normalize_by": "what normalize divides by the running std of: 'cost' (the reconstruction "
+    "cost f) or 'signal' (the estimator's own learning signal f - b, NVIL's definition; needs "
+    "an estimator that declares reports_signal). The same for sf and sf-ema; "
+    "for darn and muprop, whose Taylor baselines leave a signal far narrower than f, 'cost' "
+    "shrinks the encoder's steps by that ratio",
     "prior": "'uniform' categorical prior, or 'learned' factorised categorical prior",
     "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist, "
     "mnist, fashion-mnist (grey-scale sets are dynamically binarized each batch)",
@@ -135,6 +141,7 @@ class VAEConfig(_Config):
     hidden: str = "512,256"
     estimator: str = "st-gs"
     normalize: bool = False
+    normalize_by: str = "cost"
     prior: str = "uniform"
     dataset: str = "binarized-mnist-subset"
     data_dir: str = ""
@@ -186,6 +193,7 @@ class VAEConfig(_Config):
         )
         _choice("prior", self.prior, ("uniform", "learned"))
         _choice("temperature", self.temperature, ("constant", "anneal", "learned"))
+        _choice("normalize_by", self.normalize_by, ("cost", "signal"))
         _anneal_rate(self)
         if not (0 < self.lr_decay <= 1):
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
@@ -224,6 +232,16 @@ class VAEConfig(_Config):
         enumerating estimator's ``max_states``, a schedule below the estimator's smallest
         temperature) fails here, before any work."""
         cls = estimator_for(self.estimator, n_classes=self.n_classes, n_latent=self.n_latent)
+        if self.normalize_by == "signal":
+            if not self.normalize:
+                raise ConfigError("normalize_by='signal' needs normalize=true, got normalize=false")
+            if not cls.reports_signal:
+                raise ConfigError(
+                    f"normalize_by='signal' needs an estimator that reports its learning signal "
+                    f"(declares reports_signal); {self.estimator!r} does not (use one of "
+                    + estimators_declaring(reports_signal=True)
+                    + ", or normalize_by='cost')"
+                )
         kind = cls.temperature_kind
         if self.temperature == "learned" and not (cls.learnable_temperature or kind == "learned"):
             raise ConfigError(

@@ -290,7 +290,11 @@ def main(config: VAEConfig, *, splits: Splits | None = None) -> RunResult:
         total = value if estimator.multi_sample_bound else value + kl  # the bound holds the KL
         stats = {"loss": float(total.mean()), "kl": float(kl.mean())}
         if config.normalize:
-            normalizer.update(value.detach())  # the learning signal: the reconstruction cost
+            # The spread of what the scale divides: the cost f, or the estimator's own learning
+            # signal f - b (declared reports_signal, checked by the config).
+            signal = result.signal if config.normalize_by == "signal" else value
+            assert signal is not None
+            normalizer.update(signal.detach())
             stats["scale"] = scale
         return StepOutput(loss, stats)
 

@@ -389,17 +389,21 @@ def _run_point(
 
 
 def _finished(
-    config: Mapping[str, Any], final_fields: Sequence[str], *, step: int | None = None
+    config: Mapping[str, Any], experiment: Experiment, *, step: int | None = None
 ) -> dict[str, Any] | None:
     """The final record of the run directory of ``config`` if it finished under the same config
     (its final-evaluation fields compared with those its ``final.json`` was computed under, as
-    the runner does) and, when given, at ``step``."""
+    the runner does) and, when given, at ``step``. A key the stored config lacks (an option
+    added since the run) has its default, which is the behaviour the run had, as the runner
+    reads it."""
     run = Path(config["run_dir"])
+    final_fields = experiment.final_fields
     try:
         stored = json.loads((run / "config.json").read_text())
         final: dict[str, Any] = json.loads((run / "final.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    stored = {**experiment.config().to_dict(), **stored}
     ignored = {*_NOT_RESULTS, *final_fields}
     same = {k: v for k, v in stored.items() if k not in ignored} == {
         k: v for k, v in config.items() if k not in ignored
@@ -511,11 +515,10 @@ def run_sweep(
         raise ConfigError(f"address={address!r} needs engine='ray', got engine={engine!r}")
     out = stream if stream is not None else sys.stderr
     result = SweepResult(spec=spec, dry_run=dry_run)
-    fields = spec.experiment.final_fields
     finals: dict[str, dict[str, Any]] = {}
     todo: list[Point] = []
     for point in spec.points:
-        final = _finished(point.config, fields)
+        final = _finished(point.config, spec.experiment)
         if final is None:
             todo.append(point)
         else:
@@ -746,7 +749,7 @@ def _evaluated(
         return out
     for p in spec.points:
         if p.name in finals and p.final is not None:
-            final = _finished(p.final, spec.experiment.final_fields, step=finals[p.name]["step"])
+            final = _finished(p.final, spec.experiment, step=finals[p.name]["step"])
             if final is not None:
                 out[p.name] = {"final": final, "wall_s": walls.get(p.name)}
     return out

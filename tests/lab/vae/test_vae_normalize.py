@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from gumbel_softmax.lab import experiment
 from gumbel_softmax.lab.checkpoint import load_checkpoint
-from gumbel_softmax.lab.config import VAEConfig
+from gumbel_softmax.lab.config import ConfigError, VAEConfig
 
 
 def _grads(scale: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -47,3 +48,34 @@ def test_a_normalized_run_logs_the_scale_and_resumes(tiny_config, fake_data):
     assert float(state["modules"]["normalizer"]["variance"]) > 0
     fresh = experiment.main(config.replace(run_dir=config.run_dir + "-fresh"))
     assert resumed.test == fresh.test
+
+
+def test_normalize_by_signal_divides_by_the_spread_of_the_estimators_own_signal(
+    tiny_config, fake_data
+):
+    """DARN's Taylor baseline leaves a signal f - b(z) much narrower than f: normalised by the
+    signal's running std (NVIL's definition) its encoder takes larger steps than normalised by
+    the cost's, and the running variance in the checkpoint is the smaller one."""
+
+    base = tiny_config.replace(
+        estimator="darn", normalize=True, max_steps=12, log_every=1, epochs=5
+    )
+    scales, variances = {}, {}
+    for by in ("cost", "signal"):
+        config = base.replace(normalize_by=by, run_dir=f"{tiny_config.run_dir}-{by}")
+        experiment.main(config)
+        rows = [json.loads(line) for line in open(f"{config.run_dir}/metrics.jsonl")]
+        scales[by] = [r["scale"] for r in rows if r["kind"] == "train"]  # one row per step
+        last = Path(config.run_dir) / "checkpoints" / f"checkpoint-{len(scales[by])}.pt"
+        state = load_checkpoint(last)
+        variances[by] = float(state["modules"]["normalizer"]["variance"])
+    assert scales["cost"][0] == scales["signal"][0] == 1.0  # nothing seen yet
+    assert 0 < variances["signal"] < variances["cost"]
+    assert any(s < t for s, t in zip(scales["cost"], scales["signal"], strict=True))
+    assert all(s <= t for s, t in zip(scales["cost"], scales["signal"], strict=True))
+    with pytest.raises(ConfigError, match="normalize_by='signal' needs an estimator"):
+        base.replace(estimator="gs", normalize_by="signal").validate()
+    with pytest.raises(ConfigError, match="needs normalize=true"):
+        base.replace(normalize=False, normalize_by="signal").validate()
+    with pytest.raises(ConfigError, match="normalize_by"):
+        base.replace(normalize_by="std").validate()
