@@ -11,6 +11,7 @@ one); ReinMax accepted a schedule below 1 until the step where it went there.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -394,12 +395,17 @@ def test_single_evaluation_is_declared_exactly_where_f_is_called_once_on_one_sam
 
 
 # --------------------------------------------------------------------------- learning signal
-def _signal_grad(name: str, f, seed: int = 0) -> Tensor:
-    """The logits' gradient of a fresh ``name`` for ``f`` (the same draws for every ``f``)."""
+def _fresh(name: str) -> tuple[Any, int]:
+    """A fresh ``name`` for three variables of K classes (2 if binary only, else 3), and K."""
     cls = estimator_class(name)
     k = 2 if cls.binary_only else 3
     options = {"temperature": 1.0} if cls.temperature_kind is not None else {}
-    est = build(name, event_shape=(3, k), **options)
+    return build(name, event_shape=(3, k), **options), k
+
+
+def _signal_grad(name: str, f, seed: int = 0) -> Tensor:
+    """The logits' gradient of a fresh ``name`` for ``f`` (the same draws for every ``f``)."""
+    est, k = _fresh(name)
     x = _logits(k).requires_grad_(True)
     r = est(x, f, generator=torch.Generator().manual_seed(seed))
     (g,) = torch.autograd.grad(r.surrogate.sum(), x)
@@ -454,13 +460,10 @@ def test_reports_signal_is_declared_exactly_where_the_result_carries_the_score_w
     # and muprop do: their signal is f less b(z), zero for a linear f).
     from gumbel_softmax.estimators._score import log_prob
 
-    cls = estimator_class(name)
-    k = 2 if cls.binary_only else 3
-    options = {"temperature": 1.0} if cls.temperature_kind is not None else {}
-    est = build(name, event_shape=(3, k), **options)
+    est, k = _fresh(name)
     x = _logits(k).requires_grad_(True)
     r = est(x, _f, generator=torch.Generator().manual_seed(0))
-    assert (r.signal is not None) == cls.reports_signal
+    assert (r.signal is not None) == estimator_class(name).reports_signal
     if r.signal is None:
         return
     assert r.signal.shape == r.surrogate.shape and not r.signal.requires_grad
