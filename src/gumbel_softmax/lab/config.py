@@ -51,7 +51,7 @@ HELP: dict[str, str] = {
     "normalize_by": "what normalize divides by the running std of: 'cost' (the reconstruction "
     "cost f) or 'signal' (the estimator's own learning signal f - b, NVIL's definition; needs "
     "an estimator that declares reports_signal). The same for sf and sf-ema; "
-    "for darn and muprop, whose Taylor baselines leave a signal far narrower than f, 'cost' "
+    "where a baseline leaves a signal far narrower than f (darn's Taylor baseline), 'cost' "
     "shrinks the encoder's steps by that ratio",
     "prior": "'uniform' categorical prior, or 'learned' factorised categorical prior",
     "dataset": "dataset name: binarized-mnist-subset (shipped, offline), binarized-mnist, "

@@ -58,9 +58,9 @@ waiting, so a long sweep completes its table cell by cell and one stopped part w
 cells. Its run directory ``<root>/final/<name>`` is branched from the point's
 (:func:`.runner.branch`: its last checkpoint, no training step) and the experiment's ``main``
 runs the final evaluation alone, so the record equals the point run with the ``[final]``
-settings from the start, bit for bit. ``[final]`` takes only the experiment's declared final-evaluation fields
-(:attr:`.experiments.Experiment.final_fields`, e.g. the VAE's ``eval_samples``,
-``eval_images``, ``test_images``); any other key would change the training and is a
+settings from the start, bit for bit. ``[final]`` takes only the experiment's declared
+final-evaluation fields (:attr:`.experiments.Experiment.final_fields`, e.g. the VAE's
+``eval_samples``, ``eval_images``, ``test_images``); any other key would change the training and is a
 :class:`~gumbel_softmax.lab.config.ConfigError` naming it. The table then reports phase 2's
 ``report`` metrics (phase 1's under ``phase1``), selection stays on phase 1's ``select``.
 Phase 2 resumes like phase 1 (an evaluated point whose record matches is skipped); a group
@@ -70,7 +70,8 @@ evaluated in the next session.
 Engines: ``local`` runs ``--jobs`` worker processes with ``cores // jobs`` torch threads each (so
 they do not oversubscribe the cores; ``OMP_NUM_THREADS``, when set, caps it); ``ray`` runs each
 point as a Ray task of that many CPUs on the cluster at ``--address`` (default: a local instance
-of ``--jobs`` jobs' CPUs; the ``ray`` extra), as many at once as the cluster has CPUs for.
+with the CPUs of ``--jobs`` such tasks; the ``ray`` extra), as many at once as the cluster has
+CPUs for.
 A run's result is a function of its config, machine and thread count, not of the engine. A local
 sweep that is killed takes its workers with it within a second (:func:`.runner.exit_with_parent`):
 their runs stop where a killed run stops, and the sweep started again resumes them.
@@ -699,25 +700,6 @@ class _Task(NamedTuple):
     phase: int
 
 
-@dataclass
-class _Queue:
-    """The tasks not yet handed to the engine: phase 2's first (short, and each completes a cell
-    of the table), then phase 1's in the spec's order. A task leaves it when a worker is free to
-    run it, so ``clock`` sees each task's run from its start to its end."""
-
-    first: deque[_Task] = field(default_factory=deque)
-    rest: deque[_Task] = field(default_factory=deque)
-    clock: _PhaseClock = field(default_factory=lambda: _PhaseClock())
-
-    def __len__(self) -> int:
-        return len(self.first) + len(self.rest)
-
-    def pop(self) -> _Task:
-        task = (self.first or self.rest).popleft()
-        self.clock.start(task.phase)
-        return task
-
-
 class _PhaseClock:
     """The wall time during which at least one task of each phase ran (tasks are handed out
     only as workers free up, so a task runs from its start here to its end)."""
@@ -736,6 +718,25 @@ class _PhaseClock:
         self._running[phase] -= 1
         if self._running[phase] == 0:
             self.spent[phase] += time.perf_counter() - self._since[phase]
+
+
+@dataclass
+class _Queue:
+    """The tasks not yet handed to the engine: phase 2's first (short, and each completes a cell
+    of the table), then phase 1's in the spec's order. A task leaves it when a worker is free to
+    run it, so ``clock`` sees each task's run from its start to its end."""
+
+    first: deque[_Task] = field(default_factory=deque)
+    rest: deque[_Task] = field(default_factory=deque)
+    clock: _PhaseClock = field(default_factory=_PhaseClock)
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.rest)
+
+    def pop(self) -> _Task:
+        task = (self.first or self.rest).popleft()
+        self.clock.start(task.phase)
+        return task
 
 
 def _evaluated(
